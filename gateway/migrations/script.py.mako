@@ -1,0 +1,1 @@
+../../services/registry/migrations/script.py.mako

@@ -1,0 +1,81 @@
+"""The skeleton every service app shares: lifespan, middleware, problems, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+
+from services.common.asgi import RequestContextMiddleware
+from services.common.audit import AuditLog
+from services.common.auth import TokenVerifier, load_jwks
+from services.common.client import ServiceClient
+from services.common.db import make_engine, make_sessionmaker
+from services.common.health import router as health_router
+from services.common.jobs import create_job_pool
+from services.common.logging import configure_logging
+from services.common.problems import install_problem_handlers
+from services.common.settings import ServiceSettings
+
+Hook = Callable[[FastAPI], Any]
+
+
+def load_verifier(settings: ServiceSettings) -> TokenVerifier:
+    if not settings.jwks_path.exists():
+        raise RuntimeError(
+            f"The gateway's public key set {settings.jwks_path} is missing: "
+            "run `make keys` (or set JWKS_PATH)."
+        )
+    return TokenVerifier(
+        load_jwks(settings.jwks_path), issuer=settings.token_issuer, audience=settings.token_audience
+    )
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter],
+    audit: AuditLog,
+    version: str = "1.0.0",
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(name, settings.log_level)
+        app.state.settings = settings
+        app.state.audit = audit
+        app.state.verifier = load_verifier(settings)
+        app.state.engine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        app.state.jobs = await create_job_pool(settings.redis_url)
+        app.state.services = ServiceClient(settings)
+        try:
+            yield
+        finally:
+            await app.state.services.aclose()
+            await app.state.jobs.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"/api/v1/{name}/openapi.json",
+    )
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,162 @@
+"""The append-only, hash-chained audit log every service keeps.
+
+Each entry's hash covers its content and the previous entry's hash, so any
+edit, deletion or reordering breaks the chain at that point. Appends take a
+transaction-scoped advisory lock, which makes ids, hashes and commits follow
+one order. The table itself refuses UPDATE and DELETE (a trigger created by
+each service's migration with :func:`append_only_trigger_sql`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.auth import Principal
+from services.common.context import current_request_id
+from services.common.db import utcnow
+
+GENESIS_HASH = "0" * 64
+_LOCK_KEY = 0x6175646974  # "audit": one advisory lock key per database
+
+
+def audit_table(metadata: MetaData) -> Table:
+    return Table(
+        "audit_entry",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("at", DateTime(timezone=True), nullable=False),
+        Column("actor", String(64), nullable=False),
+        Column("actor_kind", String(16), nullable=False),
+        Column("request_id", String(128)),
+        Column("action", String(64), nullable=False),
+        Column("entity", String(64), nullable=False),
+        Column("entity_id", String(64), nullable=False),
+        Column("data", JSONB, nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False, unique=True),
+    )
+
+
+def append_only_trigger_sql(table: str = "audit_entry") -> tuple[str, str]:
+    """(upgrade, downgrade) SQL making the audit table refuse UPDATE and DELETE."""
+    upgrade = f"""
+    CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'the audit log is append-only';
+    END $$;
+    CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only();
+    """
+    downgrade = f"""
+    DROP TRIGGER IF EXISTS {table}_append_only ON {table};
+    DROP FUNCTION IF EXISTS {table}_append_only();
+    """
+    return upgrade, downgrade
+
+
+def _digest(prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data: Any) -> str:
+    payload = orjson.dumps(
+        [prev_hash, at.isoformat(), actor, action, entity, entity_id, data],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    async def record(
+        self,
+        session: AsyncSession,
+        principal: Principal | None,
+        action: str,
+        entity: str,
+        entity_id: Any,
+        data: dict[str, Any],
+    ) -> str:
+        """Append one entry in the caller's transaction; returns its hash."""
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        prev = (
+            await session.execute(select(self.table.c.hash).order_by(self.table.c.id.desc()).limit(1))
+        ).scalar()
+        prev_hash = prev or GENESIS_HASH
+        # Round-trip through JSON so what is hashed is exactly what JSONB stores.
+        data = orjson.loads(orjson.dumps(data, default=str))
+        at = utcnow()
+        actor = principal.account_id if principal else "system"
+        kind = principal.kind.value if principal else "system"
+        entity_id = str(entity_id)
+        digest = _digest(prev_hash, at, actor, action, entity, entity_id, data)
+        await session.execute(
+            self.table.insert().values(
+                at=at,
+                actor=actor,
+                actor_kind=kind,
+                request_id=current_request_id(),
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                data=data,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
+        )
+        return digest
+
+    async def verify(self, session: AsyncSession, batch: int = 5000) -> ChainReport:
+        """Recompute the chain from the first entry; report the first break."""
+        t = self.table
+        expected_prev = GENESIS_HASH
+        count = 0
+        last_id = 0
+        while True:
+            rows = (
+                await session.execute(
+                    select(t).where(t.c.id > last_id).order_by(t.c.id).limit(batch)
+                )
+            ).all()
+            if not rows:
+                break
+            for row in rows:
+                digest = _digest(
+                    row.prev_hash, row.at, row.actor, row.action, row.entity, row.entity_id, row.data
+                )
+                if row.prev_hash != expected_prev or digest != row.hash:
+                    return ChainReport(valid=False, entries=count, broken_at=row.id)
+                expected_prev = row.hash
+                count += 1
+                last_id = row.id
+        return ChainReport(valid=True, entries=count, broken_at=None, head=expected_prev)
+
+    async def count(self, session: AsyncSession) -> int:
+        return (await session.execute(select(func.count()).select_from(self.table))).scalar_one()
+
+
+@dataclass
+class ChainReport:
+    valid: bool
+    entries: int
+    broken_at: int | None
+    head: str | None = None
+
+

@@ -1,0 +1,78 @@
+"""arq plumbing shared by every worker: JSON job payloads and common settings.
+
+Jobs may run more than once (arq delivers at least once), so every job here
+is idempotent, and enqueuers pass a deterministic ``_job_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from services.common.audit import AuditLog
+from services.common.db import make_engine, make_sessionmaker
+from services.common.logging import configure_logging
+from services.common.settings import ServiceSettings
+
+log = logging.getLogger("platform.jobs")
+
+
+def serialize_job(data: dict[str, Any]) -> bytes:
+    # ``repr`` for what JSON cannot carry (a failed job's exception, say).
+    return orjson.dumps(data, default=repr)
+
+
+def deserialize_job(raw: bytes) -> dict[str, Any]:
+    return orjson.loads(raw)
+
+
+async def create_job_pool(redis_url: str) -> ArqRedis:
+    return await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+    )
+
+
+async def check_audit_chain(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Verify this service's audit chain and log the outcome (read-only, so idempotent)."""
+    async with ctx["sessionmaker"]() as session:
+        report = await ctx["audit"].verify(session)
+    level = logging.INFO if report.valid else logging.ERROR
+    log.log(level, "audit chain checked", extra={"valid": report.valid, "entries": report.entries,
+                                                 "broken_at": report.broken_at})
+    return {"valid": report.valid, "entries": report.entries, "broken_at": report.broken_at}
+
+
+def worker_settings(
+    service: str, settings: ServiceSettings, audit: AuditLog, **overrides: Any
+) -> dict[str, Any]:
+    """The attributes every service's ``WorkerSettings`` shares."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        configure_logging(f"{service}-worker", settings.log_level)
+        engine = make_engine(settings.database_url, pool_size=5, max_overflow=5)
+        ctx["engine"] = engine
+        ctx["sessionmaker"] = make_sessionmaker(engine)
+        ctx["audit"] = audit
+        ctx["settings"] = settings
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["engine"].dispose()
+
+    return {
+        "queue_name": f"arq:{service}",
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "job_serializer": serialize_job,
+        "job_deserializer": deserialize_job,
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "poll_delay": settings.worker_poll_delay,
+        "job_completion_wait": 30,
+        "health_check_interval": 30,
+        "keep_result": 3600,
+        **overrides,
+    }

@@ -1,0 +1,65 @@
+"""Keyset (cursor) pagination: lists stay fast at millions of rows.
+
+A cursor is the opaque, URL-safe encoding of the sort key of the last row
+returned; the next page is the rows strictly after it. Offsets are never used.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+
+from services.common.problems import UnprocessableEntity
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(key)).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        key = None
+    if not isinstance(key, list) or len(key) != arity:
+        raise UnprocessableEntity(
+            "The cursor is not one this list issued.",
+            errors=[{"loc": "query.cursor", "message": "invalid cursor", "type": "cursor"}],
+        )
+    return key
+
+
+class PageParams(BaseModel):
+    cursor: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+
+def page_params(
+    cursor: Annotated[str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> PageParams:
+    return PageParams(cursor=cursor, limit=limit)
+
+
+def make_page(rows: list[Any], limit: int, key_of) -> tuple[list[Any], str | None]:
+    """Split the ``limit + 1`` rows a query fetched into a page and the next cursor."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(key_of(rows[-1]))
+    return rows, None

@@ -1,0 +1,223 @@
+"""RFC 9457 problem responses for every error a service or the gateway answers.
+
+Domain code raises the typed exceptions below; one set of handlers renders
+them, FastAPI's validation errors, Starlette's HTTP errors and anything
+unexpected as ``application/problem+json``. A stack trace never leaves the
+process: unknown errors are logged with the request id and answered with a
+generic 500 that carries that id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from services.common.context import current_request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "/problems/"
+
+log = logging.getLogger("platform.problems")
+
+
+class FieldError(BaseModel):
+    loc: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+class ProblemError(Exception):
+    """Base of the typed errors; subclasses fix status, slug and title."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        if slug:
+            self.slug = slug
+        if title:
+            self.title = title
+        self.headers = headers
+        self.extra = extra
+
+    def to_response(self) -> Response:
+        return problem_response(
+            self.status, self.slug, self.title, self.detail, headers=self.headers, **self.extra
+        )
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Not allowed for this principal"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    """A business rule is broken; ``slug`` names the rule."""
+
+    status, slug, title = 409, "conflict", "Conflict with the current state"
+
+
+class InvalidTransition(Conflict):
+    slug, title = "invalid-transition", "Transition not allowed from the current state"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug, title = 412, "precondition-failed", "The resource changed since it was read"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnprocessableEntity(ProblemError):
+    status, slug, title = 422, "validation-error", "The request is not valid"
+
+
+class PreconditionRequired(ProblemError):
+    status, slug, title = 428, "precondition-required", "If-Match is required for this update"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "service-unavailable", "A service this request needs is unavailable"
+
+
+class GatewayTimeout(ProblemError):
+    status, slug, title = 504, "upstream-timeout", "A service did not answer in time"
+
+
+# What an endpoint may answer besides its success, for its OpenAPI `responses`.
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Bad request",
+        401: "Missing, invalid or expired token",
+        403: "The principal's role does not allow this",
+        404: "Not found, or outside the principal's scope",
+        409: "A business rule is broken (the `type` names it)",
+        412: "The resource changed since it was read (If-Match)",
+        413: "Request body too large",
+        422: "Malformed payload, with the field errors",
+        428: "If-Match is required",
+        503: "A service is unavailable",
+        504: "A service did not answer in time",
+    }
+    return {
+        s: {"model": Problem, "description": descriptions[s], "content": {PROBLEM_MEDIA_TYPE: {}}}
+        for s in (401, 422, *statuses)
+    }
+
+
+def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"loc": _loc(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+
+
+async def _problem_error(_: Request, exc: ProblemError) -> Response:
+    return exc.to_response()
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    errors = field_errors(list(exc.errors()))
+    detail = "; ".join(f"{e['loc']}: {e['message']}" for e in errors[:5])
+    return problem_response(422, "validation-error", "The request is not valid", detail, errors=errors)
+
+
+_HTTP_SLUGS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    401: ("unauthorized", "Authentication required"),
+    413: ("payload-too-large", "Request body too large"),
+}
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(
+        500, "internal-error", "Internal error", "The error was logged under this request id."
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)

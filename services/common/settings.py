@@ -1,0 +1,66 @@
+"""Settings every service shares, read from the environment by pydantic-settings.
+
+Each service subclasses :class:`ServiceSettings` with its own env prefix
+(``REGISTRY_``, ``ENFORCEMENT_``…); values common to the whole platform
+(``PLATFORM_ENV``, the Redis URL, the token issuer and audience) are read
+without a prefix so one environment file serves every process.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VAR_DIR = REPO_ROOT / "var"
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder that refuses to start outside development
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def shared(name: str, default):
+    """A field read from an unprefixed platform-wide variable (e.g. ``REDIS_URL``)."""
+    return Field(default, validation_alias=AliasChoices(name, name.lower()))
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    environment: Environment = shared("PLATFORM_ENV", Environment.DEVELOPMENT)
+    redis_url: str = shared("REDIS_URL", "redis://127.0.0.1:6379/0")
+    token_issuer: str = shared("TOKEN_ISSUER", "cert-platform-gateway")
+    token_audience: str = shared("TOKEN_AUDIENCE", "cert-platform")
+    jwks_path: Path = shared("JWKS_PATH", VAR_DIR / "keys" / "jwks.json")
+    gateway_url: str = shared("GATEWAY_URL", "http://127.0.0.1:8000")
+    log_level: str = shared("LOG_LEVEL", "INFO")
+    # Bodies above this size are refused with 413 before they are read in full.
+    max_body_bytes: int = shared("MAX_BODY_BYTES", 50 * 1024 * 1024)
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_service"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    host: str = "127.0.0.1"
+    port: int = 8001
+    # Client credentials this service uses to call the others through the gateway.
+    client_id: str = ""
+    client_secret: str = PLACEHOLDER_SECRET
+    # arq: a short poll keeps a worker well above 200 jobs/s.
+    worker_poll_delay: float = 0.05
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self):
+        if self.environment == Environment.PRODUCTION:
+            for name, value in self.secret_fields().items():
+                if not value or value == PLACEHOLDER_SECRET:
+                    raise ValueError(f"{name} is left at its placeholder; set it before starting in production")
+        return self
+
+    def secret_fields(self) -> dict[str, str]:
+        return {"client_secret": self.client_secret}

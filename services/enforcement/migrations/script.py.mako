@@ -1,0 +1,1 @@
+../../registry/migrations/script.py.mako

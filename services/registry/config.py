@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class RegistrySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_registry"
+    port: int = 8001
+    client_id: str = "svc-registry"
+    # GB/T 2260 revision the bureau network is drawn on (any year the gb2260 package carries).
+    division_revision: int = 2008
+
+
+def get_settings() -> RegistrySettings:
+    return RegistrySettings()
