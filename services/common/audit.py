@@ -10,11 +10,12 @@ each service's migration with :func:`append_only_trigger_sql`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -30,9 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.auth import Principal
+from services.common.auth import Principal, Role
 from services.common.context import current_request_id
 from services.common.db import utcnow
+from services.common.deps import SessionDep, require_roles
+from services.common.problems import problem_responses
 
 GENESIS_HASH = "0" * 64
 _LOCK_KEY = 0x6175646974  # "audit": one advisory lock key per database
@@ -56,21 +59,27 @@ def audit_table(metadata: MetaData) -> Table:
     )
 
 
-def append_only_trigger_sql(table: str = "audit_entry") -> tuple[str, str]:
-    """(upgrade, downgrade) SQL making the audit table refuse UPDATE and DELETE."""
-    upgrade = f"""
-    CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        RAISE EXCEPTION 'the audit log is append-only';
-    END $$;
-    CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
-        FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only();
-    """
-    downgrade = f"""
-    DROP TRIGGER IF EXISTS {table}_append_only ON {table};
-    DROP FUNCTION IF EXISTS {table}_append_only();
-    """
+def append_only_trigger_sql(table: str = "audit_entry") -> tuple[list[str], list[str]]:
+    """(upgrade, downgrade) statements making the audit table refuse UPDATE and DELETE."""
+    upgrade = [
+        f"""CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'the audit log is append-only';
+        END $$""",
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()""",
+    ]
+    downgrade = [
+        f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+        f"DROP FUNCTION IF EXISTS {table}_append_only()",
+    ]
     return upgrade, downgrade
+
+
+def apply_statements(op, statements: list[str]) -> None:
+    """Run each statement on its own (asyncpg refuses several in one prepared statement)."""
+    for statement in statements:
+        op.execute(statement)
 
 
 def _digest(prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data: Any) -> str:
@@ -152,11 +161,29 @@ class AuditLog:
         return (await session.execute(select(func.count()).select_from(self.table))).scalar_one()
 
 
-@dataclass
-class ChainReport:
+class ChainReport(BaseModel):
+    """The outcome of recomputing an audit chain."""
+
     valid: bool
-    entries: int
-    broken_at: int | None
-    head: str | None = None
+    entries: int = Field(description="Entries verified before the first break (all, when valid)")
+    broken_at: int | None = Field(default=None, description="Id of the first entry that does not match")
+    head: str | None = Field(default=None, description="Hash of the last entry, when valid")
 
 
+
+
+def audit_router(service: str) -> APIRouter:
+    """``GET /api/v1/<service>/audit/verify``: recompute the chain (administrators)."""
+    router = APIRouter(prefix=f"/api/v1/{service}/audit", tags=["audit"])
+
+    @router.get(
+        "/verify",
+        response_model=ChainReport,
+        summary="Verify the hash chain of this service's audit log",
+        dependencies=[require_roles(Role.ADMIN)],
+        responses=problem_responses(403),
+    )
+    async def verify_audit_chain(request: Request, session: SessionDep) -> ChainReport:
+        return await request.app.state.audit.verify(session)
+
+    return router

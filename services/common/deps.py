@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal
-from services.common.problems import Forbidden
+from services.common.problems import Forbidden, problem_responses
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -34,3 +35,29 @@ def require_roles(*roles: str):
         return principal
 
     return Depends(check)
+
+
+class PrincipalRead(BaseModel):
+    account_id: str
+    kind: str
+    bureau_id: int
+    bureau_path: str
+    roles: list[str]
+    body: str | None
+    officer_id: int | None
+
+
+def principal_router(service: str) -> APIRouter:
+    """``GET /api/v1/<service>/me``: the principal this service sees in the caller's token."""
+    router = APIRouter(prefix=f"/api/v1/{service}", tags=["principal"])
+
+    @router.get("/me", response_model=PrincipalRead, summary="The principal of the presented token",
+                responses=problem_responses())
+    async def me(principal: PrincipalDep) -> PrincipalRead:
+        return PrincipalRead(
+            account_id=principal.account_id, kind=principal.kind, bureau_id=principal.bureau_id,
+            bureau_path=principal.bureau_path, roles=sorted(principal.roles), body=principal.body,
+            officer_id=principal.officer_id,
+        )
+
+    return router

@@ -13,7 +13,8 @@ from services.common.metrics import render_metrics
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
-router = APIRouter(tags=["operations"])
+# Kept out of the services' API documents; the gateway documents its own.
+router = APIRouter(tags=["operations"], include_in_schema=False)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

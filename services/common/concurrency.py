@@ -1,0 +1,23 @@
+"""Optimistic concurrency with ETag / If-Match: a stale write fails with 412."""
+
+from __future__ import annotations
+
+from services.common.problems import PreconditionFailed, PreconditionRequired
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, current_version: int) -> None:
+    """Refuse an update that does not name the version it was based on, or names an old one."""
+    if not if_match:
+        raise PreconditionRequired("Send the ETag you read in an If-Match header.")
+    if if_match.strip() == "*":
+        return
+    accepted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if etag(current_version) not in accepted:
+        raise PreconditionFailed(
+            f"The resource is at version {current_version}; read it again and reapply the change.",
+            current_etag=etag(current_version),
+        )

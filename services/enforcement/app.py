@@ -1,0 +1,27 @@
+"""The enforcement service (dedicated enforcement body, 专职执法机构): leads, cases and decisions."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common.app import create_service_app
+from services.common.audit import AuditLog, audit_router
+from services.common.deps import principal_router
+from services.enforcement.config import EnforcementSettings, get_settings
+from services.enforcement.models import AuditEntry
+
+AUDIT = AuditLog(AuditEntry)
+
+
+def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
+    return create_service_app(
+        name="enforcement",
+        title="Enforcement service",
+        description=(
+            "Administrative penalty cases carried by the dedicated enforcement body (专职执法机构): "
+            "leads, cases, case officers, evidence, decisions, service and execution."
+        ),
+        settings=settings or get_settings(),
+        routers=[principal_router("enforcement"), audit_router("enforcement")],
+        audit=AUDIT,
+    )

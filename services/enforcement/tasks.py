@@ -1,0 +1,21 @@
+"""arq jobs of the enforcement service and its WorkerSettings (`arq services.enforcement.tasks.WorkerSettings`)."""
+
+from __future__ import annotations
+
+from arq import cron
+
+from services.common.jobs import check_audit_chain, worker_settings
+from services.enforcement.app import AUDIT
+from services.enforcement.config import get_settings
+
+WorkerSettings = type(
+    "WorkerSettings",
+    (),
+    worker_settings(
+        "enforcement",
+        get_settings(),
+        AUDIT,
+        functions=[check_audit_chain],
+        cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
+    ),
+)

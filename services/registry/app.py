@@ -1,0 +1,29 @@
+"""The registry service (supervision body, 认证监管机构): the bureau network and, later, the certification chain."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common.app import create_service_app
+from services.common.audit import AuditLog, audit_router
+from services.common.deps import principal_router
+from services.registry.config import RegistrySettings, get_settings
+from services.registry.models import AuditEntry
+from services.registry.routes import router
+
+AUDIT = AuditLog(AuditEntry)
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    return create_service_app(
+        name="registry",
+        title="Registry service",
+        description=(
+            "The registry kept by the certification supervision body (认证监管机构): GB/T 2260 "
+            "divisions, the bureau network (national → provincial → city / branch → county), "
+            "the bodies of each bureau, posts and officers."
+        ),
+        settings=settings or get_settings(),
+        routers=[router, principal_router("registry"), audit_router("registry")],
+        audit=AUDIT,
+    )

@@ -1,0 +1,173 @@
+"""Every SQL statement of the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, text, update
+from sqlalchemy import select as core_select
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registry.models import Bureau, BureauBody, Division, Officer, Post
+
+_bureau = Bureau.__table__  # type: ignore[attr-defined]
+_division = Division.__table__  # type: ignore[attr-defined]
+_officer = Officer.__table__  # type: ignore[attr-defined]
+
+# Bureau columns plus the division's name: the shape of BureauRead.
+_BUREAU_READ = core_select(_bureau, _division.c.name.label("division_name")).select_from(
+    _bureau.outerjoin(_division, _division.c.code == _bureau.c.division_code)
+)
+
+
+# --- divisions -------------------------------------------------------------
+
+
+async def get_division(session: AsyncSession, code: str) -> Division | None:
+    return await session.get(Division, code)
+
+
+async def list_divisions(
+    session: AsyncSession, *, parent_code: str | None, level: str | None, after: str | None, limit: int
+) -> list[Division]:
+    query = select(Division).order_by(Division.code).limit(limit)
+    if parent_code is not None:
+        query = query.where(Division.parent_code == parent_code)
+    if level is not None:
+        query = query.where(Division.level == level)
+    if after is not None:
+        query = query.where(Division.code > after)
+    return list((await session.exec(query)).all())
+
+
+async def count_divisions(session: AsyncSession) -> int:
+    return (await session.exec(select(func.count()).select_from(Division))).one()
+
+
+# --- bureaus ---------------------------------------------------------------
+
+
+async def bureau_row(session: AsyncSession, bureau_id: int) -> dict[str, Any] | None:
+    """The hot read path: one Core statement, no ORM object."""
+    result = await session.execute(_BUREAU_READ.where(_bureau.c.id == bureau_id))
+    row = result.mappings().first()
+    return dict(row) if row else None
+
+
+async def list_bureau_rows(
+    session: AsyncSession,
+    *,
+    within_path: str,
+    filters: dict[str, Any],
+    after_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = (
+        _BUREAU_READ.where(_bureau.c.path.startswith(within_path, autoescape=True))
+        .order_by(_bureau.c.id)
+        .limit(limit)
+    )
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(_bureau.c[column] == value)
+    if after_id is not None:
+        query = query.where(_bureau.c.id > after_id)
+    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def get_bureau(session: AsyncSession, bureau_id: int, *, for_update: bool = False) -> Bureau | None:
+    return await session.get(Bureau, bureau_id, with_for_update=for_update)
+
+
+async def find_bureau(session: AsyncSession, parent_id: int | None, name: str) -> Bureau | None:
+    query = select(Bureau).where(Bureau.name == name)
+    query = query.where(Bureau.parent_id.is_(None) if parent_id is None else Bureau.parent_id == parent_id)  # type: ignore[union-attr]
+    return (await session.exec(query)).first()
+
+
+async def next_bureau_id(session: AsyncSession) -> int:
+    return (await session.execute(text("SELECT nextval(pg_get_serial_sequence('bureau', 'id'))"))).scalar_one()
+
+
+async def add(session: AsyncSession, obj: Any) -> Any:
+    session.add(obj)
+    await session.flush()
+    return obj
+
+
+async def bump_bureau(session: AsyncSession, bureau_id: int, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(_bureau)
+        .where(_bureau.c.id == bureau_id)
+        .values(**values, version=_bureau.c.version + 1, updated_at=func.now())
+    )
+
+
+async def list_bodies(session: AsyncSession, bureau_id: int) -> list[BureauBody]:
+    query = select(BureauBody).where(BureauBody.bureau_id == bureau_id).order_by(BureauBody.id)
+    return list((await session.exec(query)).all())
+
+
+# --- posts -----------------------------------------------------------------
+
+
+async def get_post(session: AsyncSession, post_id: int) -> Post | None:
+    return await session.get(Post, post_id)
+
+
+async def list_posts(session: AsyncSession, bureau_id: int, *, after_id: int | None, limit: int) -> list[Post]:
+    query = select(Post).where(Post.bureau_id == bureau_id).order_by(Post.id).limit(limit)
+    if after_id is not None:
+        query = query.where(Post.id > after_id)
+    return list((await session.exec(query)).all())
+
+
+async def find_post(session: AsyncSession, bureau_id: int, name: str) -> Post | None:
+    query = select(Post).where(Post.bureau_id == bureau_id, Post.name == name)
+    return (await session.exec(query)).first()
+
+
+# --- officers --------------------------------------------------------------
+
+_OFFICER_READ = core_select(_officer, _bureau.c.path.label("bureau_path")).select_from(
+    _officer.join(_bureau, _bureau.c.id == _officer.c.bureau_id)
+)
+
+
+async def officer_row(session: AsyncSession, officer_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(_OFFICER_READ.where(_officer.c.id == officer_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def list_officer_rows(
+    session: AsyncSession,
+    *,
+    within_path: str,
+    filters: dict[str, Any],
+    name: str | None,
+    after_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = (
+        _OFFICER_READ.where(_bureau.c.path.startswith(within_path, autoescape=True))
+        .order_by(_officer.c.id)
+        .limit(limit)
+    )
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(_officer.c[column] == value)
+    if name is not None:
+        query = query.where(_officer.c.name == name)
+    if after_id is not None:
+        query = query.where(_officer.c.id > after_id)
+    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def get_officer(session: AsyncSession, officer_id: int, *, for_update: bool = False) -> Officer | None:
+    return await session.get(Officer, officer_id, with_for_update=for_update)
+
+
+async def find_officer_by_credential(session: AsyncSession, credential_number: str) -> Officer | None:
+    query = select(Officer).where(Officer.credential_number == credential_number)
+    return (await session.exec(query)).first()

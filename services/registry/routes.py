@@ -1,0 +1,266 @@
+"""Registry HTTP API: thin handlers that parse, authorize, call the service, respond."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from services.common.concurrency import etag
+from services.common.pagination import Page, PageParams, page_params
+from services.common.problems import problem_responses
+from services.registry import service
+from services.registry.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep
+from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
+from services.registry.schemas import (
+    BodyRead,
+    BureauCreate,
+    BureauRead,
+    BureauUpdate,
+    DivisionRead,
+    OfficerCreate,
+    OfficerRead,
+    OfficerUpdate,
+    PostCreate,
+    PostRead,
+)
+
+PREFIX = "/api/v1/registry"
+router = APIRouter(prefix=PREFIX)
+PageDep = Annotated[PageParams, Depends(page_params)]
+BureauId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+OfficerId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+# --- divisions -------------------------------------------------------------
+
+
+@router.get(
+    "/divisions",
+    response_model=Page[DivisionRead],
+    tags=["divisions"],
+    summary="List administrative divisions (行政区划, GB/T 2260)",
+    responses=problem_responses(),
+)
+async def list_divisions(
+    session: SessionDep,
+    _: PrincipalDep,
+    page: PageDep,
+    parent_code: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    level: DivisionLevel | None = None,
+) -> Page[DivisionRead]:
+    items, next_cursor = await service.list_divisions(session, parent_code, level, page.cursor, page.limit)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/divisions/{code}",
+    response_model=DivisionRead,
+    tags=["divisions"],
+    summary="Read one division",
+    responses=problem_responses(404),
+)
+async def get_division(
+    session: SessionDep, _: PrincipalDep, code: Annotated[str, Path(pattern=r"^\d{6}$")]
+) -> DivisionRead:
+    return DivisionRead.model_validate(await service.get_division(session, code), from_attributes=True)
+
+
+# --- bureaus ---------------------------------------------------------------
+
+
+@router.get(
+    "/bureaus",
+    response_model=Page[BureauRead],
+    tags=["bureaus"],
+    summary="List the bureaus of the principal's subtree",
+    responses=problem_responses(),
+)
+async def list_bureaus(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    parent_id: Annotated[int | None, Query(ge=1)] = None,
+    level: BureauLevel | None = None,
+    system: BureauSystem | None = None,
+    pilot: PilotRole | None = None,
+) -> Page[BureauRead]:
+    filters = {"parent_id": parent_id, "level": level, "system": system, "pilot": pilot}
+    items, next_cursor = await service.list_bureaus(session, principal, filters, page.cursor, page.limit)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/bureaus/{bureau_id}",
+    response_model=BureauRead,
+    tags=["bureaus"],
+    summary="Read one bureau",
+    responses=problem_responses(404),
+)
+async def get_bureau(
+    session: SessionDep, principal: PrincipalDep, bureau_id: BureauId, response: Response
+) -> BureauRead:
+    bureau = await service.read_bureau(session, principal, bureau_id)
+    response.headers["ETag"] = etag(bureau.version)
+    return bureau
+
+
+@router.post(
+    "/bureaus",
+    response_model=BureauRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["bureaus"],
+    summary="Create a city, branch or county bureau (or a provincial unit) under a bureau in scope",
+    responses=problem_responses(403, 404, 409),
+)
+async def create_bureau(
+    session: SessionDep, audit: AuditDep, principal: PrincipalDep, data: BureauCreate, response: Response
+) -> BureauRead:
+    bureau = await service.create_bureau(session, audit, principal, data)
+    await session.commit()
+    response.headers["Location"] = f"{PREFIX}/bureaus/{bureau.id}"
+    response.headers["ETag"] = etag(bureau.version)
+    return bureau
+
+
+@router.patch(
+    "/bureaus/{bureau_id}",
+    response_model=BureauRead,
+    tags=["bureaus"],
+    summary="Rename a bureau or change its pilot designation (If-Match required)",
+    responses=problem_responses(403, 404, 409, 412, 428),
+)
+async def update_bureau(
+    session: SessionDep,
+    audit: AuditDep,
+    principal: PrincipalDep,
+    bureau_id: BureauId,
+    data: BureauUpdate,
+    response: Response,
+    if_match: IfMatchDep = None,
+) -> BureauRead:
+    bureau = await service.update_bureau(session, audit, principal, bureau_id, data, if_match)
+    await session.commit()
+    response.headers["ETag"] = etag(bureau.version)
+    return bureau
+
+
+@router.get(
+    "/bureaus/{bureau_id}/bodies",
+    response_model=list[BodyRead],
+    tags=["bureaus"],
+    summary="The three bodies of a bureau (supervision, enforcement, legal affairs)",
+    responses=problem_responses(404),
+)
+async def list_bodies(session: SessionDep, principal: PrincipalDep, bureau_id: BureauId) -> list[BodyRead]:
+    bodies = await service.list_bodies(session, principal, bureau_id)
+    return [BodyRead.model_validate(b, from_attributes=True) for b in bodies]
+
+
+@router.get(
+    "/bureaus/{bureau_id}/posts",
+    response_model=Page[PostRead],
+    tags=["posts"],
+    summary="List the posts (岗位) of a bureau",
+    responses=problem_responses(404),
+)
+async def list_posts(
+    session: SessionDep, principal: PrincipalDep, bureau_id: BureauId, page: PageDep
+) -> Page[PostRead]:
+    items, next_cursor = await service.list_posts(session, principal, bureau_id, page.cursor, page.limit)
+    return Page(items=[PostRead.model_validate(p, from_attributes=True) for p in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/bureaus/{bureau_id}/posts",
+    response_model=PostRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["posts"],
+    summary="Create a post with its duties",
+    responses=problem_responses(403, 404, 409),
+)
+async def create_post(
+    session: SessionDep, audit: AuditDep, principal: PrincipalDep, bureau_id: BureauId, data: PostCreate
+) -> PostRead:
+    post = await service.create_post(session, audit, principal, bureau_id, data)
+    await session.commit()
+    return PostRead.model_validate(post, from_attributes=True)
+
+
+# --- officers --------------------------------------------------------------
+
+
+@router.get(
+    "/officers",
+    response_model=Page[OfficerRead],
+    tags=["officers"],
+    summary="List the officers of the principal's subtree",
+    responses=problem_responses(),
+)
+async def list_officers(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    bureau_id: Annotated[int | None, Query(ge=1)] = None,
+    body: BodyKind | None = None,
+    active: bool | None = None,
+    name: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[OfficerRead]:
+    filters = {"bureau_id": bureau_id, "body": body, "active": active}
+    items, next_cursor = await service.list_officers(session, principal, filters, name, page.cursor, page.limit)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/officers/{officer_id}",
+    response_model=OfficerRead,
+    tags=["officers"],
+    summary="Read one officer",
+    responses=problem_responses(404),
+)
+async def get_officer(
+    session: SessionDep, principal: PrincipalDep, officer_id: OfficerId, response: Response
+) -> OfficerRead:
+    officer = await service.read_officer(session, principal, officer_id)
+    response.headers["ETag"] = etag(officer.version)
+    return officer
+
+
+@router.post(
+    "/officers",
+    response_model=OfficerRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["officers"],
+    summary="Register an officer of a bureau in scope",
+    responses=problem_responses(403, 404, 409),
+)
+async def create_officer(
+    session: SessionDep, audit: AuditDep, principal: PrincipalDep, data: OfficerCreate, response: Response
+) -> OfficerRead:
+    officer = await service.create_officer(session, audit, principal, data)
+    await session.commit()
+    response.headers["Location"] = f"{PREFIX}/officers/{officer.id}"
+    response.headers["ETag"] = etag(officer.version)
+    return officer
+
+
+@router.patch(
+    "/officers/{officer_id}",
+    response_model=OfficerRead,
+    tags=["officers"],
+    summary="Change an officer's post, credential or active flag (If-Match required)",
+    responses=problem_responses(403, 404, 409, 412, 428),
+)
+async def update_officer(
+    session: SessionDep,
+    audit: AuditDep,
+    principal: PrincipalDep,
+    officer_id: OfficerId,
+    data: OfficerUpdate,
+    response: Response,
+    if_match: IfMatchDep = None,
+) -> OfficerRead:
+    officer = await service.update_officer(session, audit, principal, officer_id, data, if_match)
+    await session.commit()
+    response.headers["ETag"] = etag(officer.version)
+    return officer

@@ -1,0 +1,121 @@
+"""Request and response models of the registry API (inputs forbid unknown fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=128)]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=64)]
+DivisionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+# Enforcement credential numbers (执法证号) vary by issuer; no whitespace, bounded length.
+CredentialNumber = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\S{4,32}$")]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DivisionRead(BaseModel):
+    code: str
+    name: str
+    level: DivisionLevel
+    parent_code: str | None
+    revision: int
+
+
+class BureauCreate(Input):
+    parent_id: int = Field(description="The bureau the new one reports to")
+    name: Name
+    level: BureauLevel
+    division_code: DivisionCode = Field(description="GB/T 2260 code of the bureau's jurisdiction")
+    system: BureauSystem | None = Field(
+        default=None, description="Required under the national regulator; otherwise inherited"
+    )
+    pilot: PilotRole = PilotRole.NONE
+
+
+class BureauUpdate(Input):
+    name: Name | None = None
+    pilot: PilotRole | None = None
+
+
+class BureauRead(BaseModel):
+    id: int
+    parent_id: int | None
+    path: str = Field(description="Materialized path of ids from the national regulator down")
+    name: str
+    level: BureauLevel
+    system: BureauSystem
+    division_code: str | None
+    division_name: str | None = None
+    pilot: PilotRole
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class BodyRead(BaseModel):
+    id: int
+    bureau_id: int
+    kind: BodyKind
+    name: str
+
+
+class PostCreate(Input):
+    body: BodyKind
+    name: Name
+    duties: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class PostRead(BaseModel):
+    id: int
+    bureau_id: int
+    body: BodyKind
+    name: str
+    duties: str
+    created_at: datetime
+
+
+class OfficerCreate(Input):
+    bureau_id: int
+    body: BodyKind
+    name: PersonName
+    post_id: int | None = None
+    credential_number: CredentialNumber | None = Field(
+        default=None, description="Enforcement credential number (执法证号), unique"
+    )
+
+
+class OfficerUpdate(Input):
+    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them."""
+
+    name: PersonName | None = None
+    post_id: int | None = None
+    credential_number: CredentialNumber | None = None
+    active: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_not_null(self):
+        for field in ("name", "active"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class OfficerRead(BaseModel):
+    id: int
+    bureau_id: int
+    bureau_path: str
+    body: BodyKind
+    post_id: int | None
+    name: str
+    credential_number: str | None
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,382 @@
+"""Registry rules: the bureau network, its bodies, posts and officers.
+
+Scope follows the bureau tree (a principal acts in its bureau's subtree);
+anything outside it answers 404 so its existence does not leak. Functions
+here never commit: the route commits once, after the audit entry is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.audit import AuditLog
+from services.common.auth import Principal, Role
+from services.common.concurrency import check_if_match
+from services.common.db import utcnow
+from services.common.pagination import decode_cursor, make_page
+from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
+from services.registry import repository as repo
+from services.registry.models import (
+    BodyKind,
+    Bureau,
+    BureauBody,
+    BureauLevel,
+    BureauSystem,
+    Division,
+    DivisionLevel,
+    Officer,
+    Post,
+)
+from services.registry.schemas import (
+    BureauCreate,
+    BureauRead,
+    BureauUpdate,
+    DivisionRead,
+    OfficerCreate,
+    OfficerRead,
+    OfficerUpdate,
+    PostCreate,
+)
+
+# Which levels a bureau may have under it, by its level and system.
+CHILD_LEVELS: dict[tuple[BureauLevel, BureauSystem], frozenset[BureauLevel]] = {
+    (BureauLevel.NATIONAL, BureauSystem.NATIONAL): frozenset({BureauLevel.PROVINCIAL}),
+    (BureauLevel.PROVINCIAL, BureauSystem.ENTRY_EXIT): frozenset({BureauLevel.BRANCH}),
+    (BureauLevel.PROVINCIAL, BureauSystem.QUALITY_SUPERVISION): frozenset(
+        {BureauLevel.CITY, BureauLevel.COUNTY}
+    ),
+    (BureauLevel.CITY, BureauSystem.QUALITY_SUPERVISION): frozenset({BureauLevel.COUNTY}),
+}
+
+# Which division levels a bureau's jurisdiction may be, by bureau level.
+JURISDICTION_LEVELS: dict[BureauLevel, frozenset[DivisionLevel]] = {
+    # A directly-under entry-exit bureau (Ningbo) is provincial with a city's jurisdiction.
+    BureauLevel.PROVINCIAL: frozenset({DivisionLevel.PROVINCE, DivisionLevel.CITY}),
+    BureauLevel.CITY: frozenset({DivisionLevel.CITY}),
+    BureauLevel.BRANCH: frozenset({DivisionLevel.CITY, DivisionLevel.COUNTY}),
+    BureauLevel.COUNTY: frozenset({DivisionLevel.COUNTY}),
+}
+
+BODY_NAMES = {
+    BodyKind.SUPERVISION: "认证监管机构",
+    BodyKind.ENFORCEMENT: "专职执法机构",
+    BodyKind.LEGAL: "法制工作机构",
+}
+
+
+def division_level(code: str) -> DivisionLevel:
+    if code.endswith("0000"):
+        return DivisionLevel.PROVINCE
+    if code.endswith("00"):
+        return DivisionLevel.CITY
+    return DivisionLevel.COUNTY
+
+
+def division_parent(code: str) -> str | None:
+    level = division_level(code)
+    if level is DivisionLevel.PROVINCE:
+        return None
+    if level is DivisionLevel.CITY:
+        return code[:2] + "0000"
+    return code[:4] + "00"
+
+
+def within_jurisdiction(parent_code: str, child_code: str) -> bool:
+    """True when ``child_code`` is the parent's division or lies inside it."""
+    prefix = {DivisionLevel.PROVINCE: 2, DivisionLevel.CITY: 4, DivisionLevel.COUNTY: 6}
+    n = prefix[division_level(parent_code)]
+    return child_code[:n] == parent_code[:n]
+
+
+def _field_error(loc: str, message: str, kind: str) -> UnprocessableEntity:
+    return UnprocessableEntity(message, errors=[{"loc": loc, "message": message, "type": kind}])
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.has_role(Role.ADMIN):
+        raise Forbidden("Only an administrator of the bureau network may do this.", slug="role-required")
+
+
+# --- divisions -------------------------------------------------------------
+
+
+async def get_division(session: AsyncSession, code: str) -> Division:
+    division = await repo.get_division(session, code)
+    if division is None:
+        raise NotFound(f"No division {code} in the registry's GB/T 2260 revision.")
+    return division
+
+
+async def list_divisions(
+    session: AsyncSession, parent_code: str | None, level: str | None, cursor: str | None, limit: int
+) -> tuple[list[DivisionRead], str | None]:
+    after = decode_cursor(cursor, 1)
+    rows = await repo.list_divisions(
+        session, parent_code=parent_code, level=level, after=str(after[0]) if after else None, limit=limit + 1
+    )
+    page, next_cursor = make_page(rows, limit, lambda d: [d.code])
+    return [DivisionRead.model_validate(d, from_attributes=True) for d in page], next_cursor
+
+
+# --- bureaus ---------------------------------------------------------------
+
+
+async def read_bureau(session: AsyncSession, principal: Principal, bureau_id: int) -> BureauRead:
+    row = await repo.bureau_row(session, bureau_id)
+    if row is None or not principal.in_scope(row["path"]):
+        raise NotFound(f"Bureau {bureau_id} not found.")
+    return BureauRead.model_validate(row)
+
+
+async def list_bureaus(
+    session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
+) -> tuple[list[BureauRead], str | None]:
+    after = decode_cursor(cursor, 1)
+    rows = await repo.list_bureau_rows(
+        session,
+        within_path=principal.bureau_path,
+        filters=filters,
+        after_id=int(after[0]) if after else None,
+        limit=limit + 1,
+    )
+    page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
+    return [BureauRead.model_validate(r) for r in page], next_cursor
+
+
+async def _bureau_in_scope(session: AsyncSession, principal: Principal, bureau_id: int, *, lock: bool = False) -> Bureau:
+    bureau = await repo.get_bureau(session, bureau_id, for_update=lock)
+    if bureau is None or not principal.in_scope(bureau.path):
+        raise NotFound(f"Bureau {bureau_id} not found.")
+    return bureau
+
+
+async def insert_bureau(
+    session: AsyncSession,
+    parent: Bureau | None,
+    *,
+    name: str,
+    level: BureauLevel,
+    system: BureauSystem,
+    division_code: str | None,
+    pilot: str,
+    bureau_id: int | None = None,
+) -> Bureau:
+    """Insert a bureau with its three bodies; the caller has checked the rules."""
+    new_id = bureau_id or await repo.next_bureau_id(session)
+    path = f"{parent.path if parent else ''}{new_id}."
+    bureau = Bureau(
+        id=new_id,
+        parent_id=parent.id if parent else None,
+        path=path,
+        name=name,
+        level=level,
+        system=system,
+        division_code=division_code,
+        pilot=pilot,
+    )
+    await repo.add(session, bureau)
+    for kind, body_name in BODY_NAMES.items():
+        session.add(BureauBody(bureau_id=new_id, kind=kind, name=body_name))
+    await session.flush()
+    return bureau
+
+
+async def create_bureau(
+    session: AsyncSession, audit: AuditLog, principal: Principal, data: BureauCreate
+) -> BureauRead:
+    require_admin(principal)
+    parent = await _bureau_in_scope(session, principal, data.parent_id)
+    allowed = CHILD_LEVELS.get((BureauLevel(parent.level), BureauSystem(parent.system)), frozenset())
+    if data.level not in allowed:
+        raise Conflict(
+            f"A {parent.level} bureau of the {parent.system} system may have "
+            f"{', '.join(sorted(allowed)) or 'no'} bureaus under it, not {data.level}.",
+            slug="bureau-level-not-allowed",
+        )
+    system = BureauSystem(parent.system)
+    if parent.level == BureauLevel.NATIONAL:
+        if data.system in (None, BureauSystem.NATIONAL):
+            raise _field_error("body.system", "A provincial unit must name its system.", "missing")
+        system = data.system
+    elif data.system is not None and data.system != system:
+        raise Conflict(
+            f"A bureau belongs to its parent's system ({system}).", slug="bureau-system-mismatch"
+        )
+    division = await repo.get_division(session, data.division_code)
+    if division is None:
+        raise _field_error(
+            "body.division_code",
+            f"{data.division_code} is not a division of the registry's GB/T 2260 revision.",
+            "division_code",
+        )
+    if division.level not in JURISDICTION_LEVELS[data.level]:
+        raise Conflict(
+            f"A {data.level} bureau's jurisdiction cannot be a {division.level} division.",
+            slug="jurisdiction-level-mismatch",
+        )
+    if parent.division_code and not within_jurisdiction(parent.division_code, data.division_code):
+        raise Conflict(
+            f"{data.division_code} lies outside the parent's jurisdiction ({parent.division_code}).",
+            slug="jurisdiction-outside-parent",
+        )
+    if await repo.find_bureau(session, parent.id, data.name):
+        raise Conflict(f"The parent already has a bureau named {data.name}.", slug="bureau-name-taken")
+    bureau = await insert_bureau(
+        session,
+        parent,
+        name=data.name,
+        level=data.level,
+        system=system,
+        division_code=data.division_code,
+        pilot=data.pilot,
+    )
+    await audit.record(session, principal, "bureau.created", "bureau", bureau.id, data.model_dump(mode="json"))
+    return await read_bureau(session, principal, bureau.id)  # type: ignore[arg-type]
+
+
+async def update_bureau(
+    session: AsyncSession,
+    audit: AuditLog,
+    principal: Principal,
+    bureau_id: int,
+    data: BureauUpdate,
+    if_match: str | None,
+) -> BureauRead:
+    require_admin(principal)
+    bureau = await _bureau_in_scope(session, principal, bureau_id, lock=True)
+    check_if_match(if_match, bureau.version)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    if not changes:
+        raise _field_error("body", "Name at least one field to change.", "empty_update")
+    if "name" in changes and changes["name"] != bureau.name:
+        if await repo.find_bureau(session, bureau.parent_id, changes["name"]):
+            raise Conflict(f"A sibling is already named {changes['name']}.", slug="bureau-name-taken")
+    await repo.bump_bureau(session, bureau_id, changes)
+    await audit.record(session, principal, "bureau.updated", "bureau", bureau_id, changes)
+    session.expire_all()
+    return await read_bureau(session, principal, bureau_id)
+
+
+async def list_bodies(session: AsyncSession, principal: Principal, bureau_id: int) -> list[BureauBody]:
+    await _bureau_in_scope(session, principal, bureau_id)
+    return await repo.list_bodies(session, bureau_id)
+
+
+# --- posts -----------------------------------------------------------------
+
+
+async def list_posts(
+    session: AsyncSession, principal: Principal, bureau_id: int, cursor: str | None, limit: int
+) -> tuple[list[Post], str | None]:
+    await _bureau_in_scope(session, principal, bureau_id)
+    after = decode_cursor(cursor, 1)
+    rows = await repo.list_posts(session, bureau_id, after_id=int(after[0]) if after else None, limit=limit + 1)
+    return make_page(rows, limit, lambda p: [p.id])
+
+
+async def create_post(
+    session: AsyncSession, audit: AuditLog, principal: Principal, bureau_id: int, data: PostCreate
+) -> Post:
+    require_admin(principal)
+    await _bureau_in_scope(session, principal, bureau_id)
+    if await repo.find_post(session, bureau_id, data.name):
+        raise Conflict(f"The bureau already has a post named {data.name}.", slug="post-name-taken")
+    post = await repo.add(session, Post(bureau_id=bureau_id, **data.model_dump()))
+    await audit.record(session, principal, "post.created", "post", post.id, {"bureau_id": bureau_id, **data.model_dump(mode="json")})
+    return post
+
+
+# --- officers --------------------------------------------------------------
+
+
+async def read_officer(session: AsyncSession, principal: Principal, officer_id: int) -> OfficerRead:
+    row = await repo.officer_row(session, officer_id)
+    if row is None or not principal.in_scope(row["bureau_path"]):
+        raise NotFound(f"Officer {officer_id} not found.")
+    return OfficerRead.model_validate(row)
+
+
+async def list_officers(
+    session: AsyncSession,
+    principal: Principal,
+    filters: dict[str, Any],
+    name: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[OfficerRead], str | None]:
+    after = decode_cursor(cursor, 1)
+    rows = await repo.list_officer_rows(
+        session,
+        within_path=principal.bureau_path,
+        filters=filters,
+        name=name,
+        after_id=int(after[0]) if after else None,
+        limit=limit + 1,
+    )
+    page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
+    return [OfficerRead.model_validate(r) for r in page], next_cursor
+
+
+async def _check_post(session: AsyncSession, post_id: int | None, bureau_id: int, body: str) -> None:
+    if post_id is None:
+        return
+    post = await repo.get_post(session, post_id)
+    if post is None or post.bureau_id != bureau_id:
+        raise _field_error("body.post_id", f"Post {post_id} is not a post of bureau {bureau_id}.", "post_id")
+    if post.body != body:
+        raise Conflict(f"Post {post_id} belongs to the {post.body} body, not {body}.", slug="post-body-mismatch")
+
+
+async def _check_credential(session: AsyncSession, credential: str | None, officer_id: int | None) -> None:
+    if credential is None:
+        return
+    holder = await repo.find_officer_by_credential(session, credential)
+    if holder is not None and holder.id != officer_id:
+        raise Conflict(
+            f"Enforcement credential {credential} is already held by another officer.",
+            slug="credential-taken",
+        )
+
+
+async def create_officer(
+    session: AsyncSession, audit: AuditLog, principal: Principal, data: OfficerCreate
+) -> OfficerRead:
+    require_admin(principal)
+    await _bureau_in_scope(session, principal, data.bureau_id)
+    await _check_post(session, data.post_id, data.bureau_id, data.body)
+    await _check_credential(session, data.credential_number, None)
+    officer = await repo.add(session, Officer(**data.model_dump()))
+    await audit.record(session, principal, "officer.created", "officer", officer.id, data.model_dump(mode="json"))
+    return await read_officer(session, principal, officer.id)
+
+
+async def update_officer(
+    session: AsyncSession,
+    audit: AuditLog,
+    principal: Principal,
+    officer_id: int,
+    data: OfficerUpdate,
+    if_match: str | None,
+) -> OfficerRead:
+    require_admin(principal)
+    officer = await repo.get_officer(session, officer_id, for_update=True)
+    if officer is None:
+        raise NotFound(f"Officer {officer_id} not found.")
+    await _bureau_in_scope(session, principal, officer.bureau_id)
+    check_if_match(if_match, officer.version)
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    if not changes:
+        raise _field_error("body", "Name at least one field to change.", "empty_update")
+    if "post_id" in changes:
+        await _check_post(session, changes["post_id"], officer.bureau_id, officer.body)
+    if "credential_number" in changes:
+        await _check_credential(session, changes["credential_number"], officer.id)
+    for key, value in changes.items():
+        setattr(officer, key, value)
+    officer.version += 1
+    officer.updated_at = utcnow()
+    await session.flush()
+    await audit.record(session, principal, "officer.updated", "officer", officer_id, changes)
+    return await read_officer(session, principal, officer_id)

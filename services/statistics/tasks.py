@@ -1,0 +1,21 @@
+"""arq jobs of the statistics service and its WorkerSettings (`arq services.statistics.tasks.WorkerSettings`)."""
+
+from __future__ import annotations
+
+from arq import cron
+
+from services.common.jobs import check_audit_chain, worker_settings
+from services.statistics.app import AUDIT
+from services.statistics.config import get_settings
+
+WorkerSettings = type(
+    "WorkerSettings",
+    (),
+    worker_settings(
+        "statistics",
+        get_settings(),
+        AUDIT,
+        functions=[check_audit_chain],
+        cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
+    ),
+)
