@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Principal, Role
 from services.common.context import current_request_id
-from services.common.db import utcnow
+from services.common.db import NAMING_CONVENTION, utcnow
 from services.common.deps import SessionDep, require_roles
 from services.common.problems import problem_responses
 
@@ -76,10 +76,17 @@ def append_only_trigger_sql(table: str = "audit_entry") -> tuple[list[str], list
     return upgrade, downgrade
 
 
-def apply_statements(op, statements: list[str]) -> None:
-    """Run each statement on its own (asyncpg refuses several in one prepared statement)."""
-    for statement in statements:
+def create_audit_log(op) -> None:
+    """Migration step: create the audit table and make it append-only."""
+    audit_table(MetaData(naming_convention=NAMING_CONVENTION)).create(op.get_bind())
+    for statement in append_only_trigger_sql()[0]:
+        op.execute(statement)  # one at a time: asyncpg refuses several in one statement
+
+
+def drop_audit_log(op) -> None:
+    for statement in append_only_trigger_sql()[1]:
         op.execute(statement)
+    op.drop_table("audit_entry")
 
 
 def _digest(prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data: Any) -> str:

@@ -1,0 +1,179 @@
+"""The gateway: tokens, accounts, forwarding to the services, the merged API docs.
+
+``create_app()`` returns a plain ASGI app: requests under a service's prefix go
+straight to the proxy; everything else (tokens, accounts, docs, health) to a
+FastAPI app. Both sit under the same request-id / metrics / body-limit layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway import accounts
+from gateway.config import SERVICES, GatewaySettings, get_settings
+from gateway.models import AuditEntry
+from gateway.openapi import MergedOpenAPI, install_docs
+from gateway.proxy import Proxy
+from gateway.routes import router
+from services.common.app import load_verifier
+from services.common.asgi import RequestContextMiddleware
+from services.common.audit import AuditLog, audit_router
+from services.common.auth import Principal, TokenSigner
+from services.common.client import pooled_client
+from services.common.db import make_engine, make_sessionmaker
+from services.common.health import router as health_router
+from services.common.jobs import create_job_pool
+from services.common.logging import configure_logging
+from services.common.problems import Unauthorized, install_problem_handlers
+
+AUDIT = AuditLog(AuditEntry)
+TITLE = "Certification enforcement supervision platform"
+log = logging.getLogger("gateway")
+
+
+class Revocations:
+    """Accounts disabled recently: their unexpired tokens are refused here at once.
+
+    Services, which check tokens on their own, stop accepting them when they
+    expire (one token lifetime at most).
+    """
+
+    def __init__(self) -> None:
+        self.disabled: set[str] = set()
+
+    def note(self, account_id: str, active: bool) -> None:
+        if active:
+            self.disabled.discard(account_id)
+        else:
+            self.disabled.add(account_id)
+
+    async def watch(self, maker, interval: float) -> None:
+        while True:
+            try:
+                async with maker() as session:  # type: AsyncSession
+                    self.disabled = await accounts.disabled_account_ids(session)
+            except Exception:  # keep the last known set; the next round tries again
+                log.exception("could not refresh disabled accounts")
+            await asyncio.sleep(interval)
+
+
+def build_api(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("gateway", settings.log_level)
+        if not settings.private_key_path.exists():
+            raise RuntimeError(f"The signing key {settings.private_key_path} is missing: run `make keys`.")
+        app.state.settings = settings
+        app.state.audit = AUDIT
+        app.state.signer = TokenSigner(
+            settings.private_key_path.read_bytes(),
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            lifetime_seconds=settings.token_lifetime_seconds,
+        )
+        app.state.jwks_bytes = settings.jwks_path.read_bytes()
+        verifier = load_verifier(settings)
+        revocations = Revocations()
+
+        def authorize(header: str | None) -> Principal:
+            principal = verifier.verify_authorization(header)
+            if principal.account_id in revocations.disabled:
+                raise Unauthorized("The account of this token is disabled.")
+            return principal
+
+        app.state.verifier = verifier
+        app.state.revocations = revocations
+        app.state.authorize = authorize
+        app.state.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                                       max_overflow=settings.db_max_overflow)
+        app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        app.state.jobs = await create_job_pool(settings.redis_url)
+        timeout = httpx.Timeout(
+            connect=settings.upstream_connect_timeout,
+            read=settings.upstream_read_timeout,
+            write=settings.upstream_read_timeout,
+            pool=settings.upstream_pool_timeout,
+        )
+        app.state.upstream_timeout = timeout
+        app.state.upstreams = {
+            name: pooled_client(url, timeout=timeout, max_connections=settings.upstream_max_connections)
+            for name, url in settings.upstreams().items()
+        }
+        app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
+        watcher = asyncio.create_task(revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            for client in app.state.upstreams.values():
+                await client.aclose()
+            await app.state.jobs.aclose()
+            await app.state.engine.dispose()
+
+    api = FastAPI(
+        title=TITLE,
+        version="1.0.0",
+        description=(
+            "REST API of the certification enforcement supervision platform (认证执法监督平台). "
+            "Obtain a token at `POST /api/v1/auth/token`, then call the registry, enforcement and "
+            "statistics services under `/api/v1/registry`, `/api/v1/enforcement` and "
+            "`/api/v1/statistics` with `Authorization: Bearer <token>`. Errors are RFC 9457 "
+            "problem documents. Lists are keyset-paginated: pass `next_cursor` back as `cursor`."
+        ),
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_problem_handlers(api)
+    api.include_router(health_router)
+    api.include_router(router)
+    api.include_router(audit_router("auth"))
+    install_docs(api, TITLE)
+    return api
+
+
+class GatewayApp:
+    """Sends service paths to the proxy and the rest to the gateway's own API."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+        self.prefixes = {f"/api/v1/{name}/": name for name in SERVICES}
+        self._proxy: Proxy | None = None
+
+    def proxy(self) -> Proxy:
+        if self._proxy is None:
+            state = self.api.state
+            self._proxy = Proxy(lambda: state.upstreams, state.upstream_timeout, state.authorize)
+        return self._proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/api/v1/"):
+                service = self.prefixes.get(path[: path.find("/", 8) + 1])
+                if service is not None:
+                    await self.proxy()(scope, receive, send, service)
+                    return
+        await self.api(scope, receive, send)
+
+
+def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
+    settings = settings or get_settings()
+    api = build_api(settings)
+    app = RequestContextMiddleware(GatewayApp(api), max_body_bytes=settings.max_body_bytes)
+    app.api = api  # type: ignore[attr-defined]  # tests and tools reach the FastAPI app here
+    return app

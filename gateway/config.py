@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import VAR_DIR, ServiceSettings
+
+SERVICES = ("registry", "enforcement", "statistics")
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_gateway"
+    port: int = 8000
+    private_key_path: Path = VAR_DIR / "keys" / "signing-key.pem"
+    token_lifetime_seconds: int = 900
+    # How often the gateway re-reads which accounts are disabled (their tokens stop at once here).
+    revocation_refresh_seconds: float = 5.0
+    registry_url: str = "http://127.0.0.1:8001"
+    enforcement_url: str = "http://127.0.0.1:8002"
+    statistics_url: str = "http://127.0.0.1:8003"
+    upstream_connect_timeout: float = 2.0
+    upstream_read_timeout: float = 30.0
+    upstream_pool_timeout: float = 2.0
+    upstream_max_connections: int = 200
+
+    def upstreams(self) -> dict[str, str]:
+        return {name: getattr(self, f"{name}_url").rstrip("/") for name in SERVICES}
+
+    def secret_fields(self) -> dict[str, str]:
+        return {}
+
+
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()

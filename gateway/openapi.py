@@ -1,0 +1,123 @@
+"""One OpenAPI document for the whole platform, and the docs pages, served offline.
+
+The document is the gateway's own paths plus each service's, fetched from the
+services and cached briefly. A service that is down is listed under
+``x-unavailable-services`` instead of failing the whole document. Swagger UI
+and ReDoc load their scripts from the gateway itself, never from a CDN.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.common.client import TOKEN_PATH
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+ASSETS_URL = "/docs-assets"
+CACHE_SECONDS = 30.0
+
+
+def _rename_schemas(doc: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    if not renames:
+        return doc
+    text = json.dumps(doc)
+    for old, new in renames.items():
+        text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    doc = json.loads(text)
+    schemas = doc.get("components", {}).get("schemas", {})
+    for old, new in renames.items():
+        if old in schemas:
+            schemas[new] = schemas.pop(old)
+    return doc
+
+
+def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Union of paths and components; a clashing schema name is prefixed with its service."""
+    merged = json.loads(json.dumps(base))
+    schemas = merged.setdefault("components", {}).setdefault("schemas", {})
+    tags = {t["name"]: t for t in merged.get("tags", [])}
+    for service, doc in parts.items():
+        theirs = doc.get("components", {}).get("schemas", {})
+        renames = {name: f"{service.capitalize()}{name}" for name, schema in theirs.items()
+                   if name in schemas and schemas[name] != schema}
+        doc = _rename_schemas(doc, renames)
+        schemas.update(doc.get("components", {}).get("schemas", {}))
+        for path, item in doc.get("paths", {}).items():
+            for operation in item.values():
+                if isinstance(operation, dict):
+                    operation["tags"] = [f"{service}: {t}" for t in operation.get("tags", [service])]
+            merged["paths"][path] = item
+        for tag in doc.get("tags", []):
+            tags.setdefault(f"{service}: {tag['name']}", {**tag, "name": f"{service}: {tag['name']}"})
+    if tags:
+        merged["tags"] = list(tags.values())
+    merged["components"].setdefault("securitySchemes", {})["OAuth2PasswordBearer"] = {
+        "type": "oauth2",
+        "flows": {"password": {"tokenUrl": TOKEN_PATH, "scopes": {}}},
+    }
+    return merged
+
+
+class MergedOpenAPI:
+    def __init__(self, app: FastAPI, clients: dict[str, httpx.AsyncClient]) -> None:
+        self.app = app
+        self.clients = clients
+        self._cached: dict[str, Any] | None = None
+        self._cached_at = 0.0
+
+    async def document(self) -> dict[str, Any]:
+        if self._cached is not None and time.monotonic() - self._cached_at < CACHE_SECONDS:
+            return self._cached
+        parts: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for service, client in self.clients.items():
+            try:
+                response = await client.get(f"/api/v1/{service}/openapi.json", timeout=5.0)
+                response.raise_for_status()
+                parts[service] = response.json()
+            except (httpx.HTTPError, ValueError):
+                missing.append(service)
+        doc = merge_documents(self.app.openapi(), parts)
+        if missing:
+            doc["x-unavailable-services"] = missing
+        else:  # cache only a complete document
+            self._cached, self._cached_at = doc, time.monotonic()
+        return doc
+
+
+def install_docs(app: FastAPI, title: str) -> None:
+    app.mount(ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> Any:
+        return await app.state.openapi.document()
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title} — Swagger UI",
+            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{title} — ReDoc",
+            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )

@@ -1,0 +1,169 @@
+"""Forwarding of ``/api/v1/<service>/…`` to the services.
+
+Plain ASGI, outside FastAPI's routing, so the gateway's own work per request
+stays a few tenths of a millisecond. The request goes to the service with the
+same path (no rewriting), bodies stream both ways, and headers are cleaned:
+hop-by-hop headers and anything a client could use to claim an identity or a
+network origin are dropped; the gateway sets the request id and the
+``X-Forwarded-*`` headers itself. A service that cannot be reached answers
+503; one that does not answer in time, 504.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from services.common.auth import Principal
+from services.common.context import REQUEST_ID_HEADER, current_request_id
+from services.common.problems import GatewayTimeout, ProblemError, ServiceUnavailable
+
+log = logging.getLogger("gateway.proxy")
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+    }
+)
+# Headers only the gateway may set: client-sent copies are dropped.
+GATEWAY_OWNED = frozenset({b"forwarded", b"x-real-ip", REQUEST_ID_HEADER.encode()})
+GATEWAY_OWNED_PREFIXES = (b"x-forwarded-", b"x-principal", b"x-user", b"x-account", b"x-bureau",
+                          b"x-officer", b"x-roles", b"x-auth")
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """Headers named in ``Connection`` are hop-by-hop too (RFC 9110 §7.6.1)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Headers to send upstream, and whether the request carries a body."""
+    raw = scope["headers"]
+    named = _connection_tokens(raw)
+    out: list[tuple[bytes, bytes]] = []
+    has_body = False
+    host = b""
+    for name, value in raw:
+        if name == b"host":
+            host = value
+        if name == b"content-length":
+            has_body = value != b"0"
+        elif name == b"transfer-encoding":
+            has_body = True
+        if name in HOP_BY_HOP or name in GATEWAY_OWNED or name in named or name.startswith(GATEWAY_OWNED_PREFIXES):
+            continue
+        out.append((name, value))
+    client = scope.get("client")
+    if client:
+        out.append((b"x-forwarded-for", client[0].encode()))
+    out.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    if host:
+        out.append((b"x-forwarded-host", host))
+    out.append((REQUEST_ID_HEADER.encode(), (current_request_id() or "").encode()))
+    return out, has_body
+
+
+def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    named = _connection_tokens(raw)
+    return [
+        (name.lower(), value)
+        for name, value in raw
+        if name.lower() not in HOP_BY_HOP and name.lower() not in named and name.lower() != b"x-request-id"
+    ]
+
+
+async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+class Proxy:
+    def __init__(
+        self,
+        clients: Callable[[], dict[str, httpx.AsyncClient]],
+        timeout: httpx.Timeout,
+        authorize: Callable[[str | None], Principal],
+    ) -> None:
+        self._clients = clients
+        self._timeout = timeout.as_dict()
+        self._authorize = authorize
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
+        scope["route_label"] = f"proxy:{service}"
+        try:
+            await self._forward(scope, receive, send, service)
+        except ProblemError as exc:
+            await exc.to_response()(scope, receive, send)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
+        headers, has_body = request_headers(scope)
+        if not scope["path"].endswith("/openapi.json"):
+            authorization = next((v for n, v in headers if n == b"authorization"), None)
+            self._authorize(authorization.decode("latin-1") if authorization is not None else None)
+        client = self._clients()[service]
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        url = client.base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
+        request = httpx.Request(
+            scope["method"],
+            url,
+            headers=headers,
+            content=_request_body(receive) if has_body and scope["method"] not in _BODYLESS else None,
+            extensions={"timeout": self._timeout},
+        )
+        try:
+            upstream = await client.send(request, stream=True)
+        except ClientDisconnected:
+            return
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+            log.warning("upstream timed out", extra={"service": service})
+            raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
+        except httpx.TransportError as exc:  # connect error, connect or pool timeout, reset
+            log.warning("upstream unavailable", extra={"service": service, "error": type(exc).__name__})
+            raise ServiceUnavailable(f"The {service} service is unavailable.",
+                                     headers={"Retry-After": "5"}) from exc
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": upstream.status_code,
+                    "headers": response_headers(upstream.headers.raw),
+                }
+            )
+            async for chunk in upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except httpx.TransportError:
+            # The response has started: nothing to do but end it; the client sees a cut body.
+            log.warning("upstream failed mid-response", extra={"service": service})
+        finally:
+            await upstream.aclose()  # always, or the pool drains when clients go away

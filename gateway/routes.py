@@ -1,0 +1,209 @@
+"""The gateway's own API: the OAuth2 token endpoint, the key set, account administration."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Header, Path, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from gateway import accounts
+from gateway.accounts import OAuthError
+from gateway.models import AccountKind
+from gateway.schemas import (
+    AccountRead,
+    AccountUpdate,
+    OfficerAccountCreate,
+    SystemAccountCreate,
+    SystemAccountCreated,
+    TokenResponse,
+)
+from services.common.audit import AuditLog
+from services.common.auth import Principal, TokenSigner
+from services.common.concurrency import etag
+from services.common.deps import SessionDep
+from services.common.pagination import Page, PageParams, page_params
+from services.common.problems import PROBLEM_MEDIA_TYPE, Problem, problem_responses
+
+router = APIRouter()
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def get_principal(request: Request) -> Principal:
+    return request.app.state.authorize(request.headers.get("authorization"))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_audit(request: Request) -> AuditLog:
+    return request.app.state.audit
+
+
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+
+_TOKEN_ERRORS = {
+    400: {"model": Problem, "description": "invalid_request, invalid_grant or unsupported_grant_type",
+          "content": {PROBLEM_MEDIA_TYPE: {}}},
+    401: {"model": Problem, "description": "invalid_client", "content": {PROBLEM_MEDIA_TYPE: {}}},
+}
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "The Basic credentials are malformed.", status=401) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError("invalid_client", "The Basic credentials are malformed.", status=401)
+    return client_id, secret
+
+
+@router.post(
+    "/api/v1/auth/token",
+    response_model=TokenResponse,
+    tags=["auth"],
+    summary="Obtain an access token (OAuth2 password or client_credentials grant)",
+    description=(
+        "Form-encoded (RFC 6749). Officers use `grant_type=password` with `username` and "
+        "`password`; provincial systems and services use `grant_type=client_credentials` with "
+        "`client_id` and `client_secret` (or HTTP Basic). Errors carry the OAuth `error` code "
+        "inside an RFC 9457 problem document."
+    ),
+    responses=_TOKEN_ERRORS,
+)
+async def issue_token(
+    request: Request,
+    session: SessionDep,
+    audit: AuditDep,
+    grant_type: Annotated[str | None, Form()] = None,
+    username: Annotated[str | None, Form(max_length=64)] = None,
+    password: Annotated[str | None, Form(max_length=128)] = None,
+    client_id: Annotated[str | None, Form(max_length=64)] = None,
+    client_secret: Annotated[str | None, Form(max_length=128)] = None,
+    scope: Annotated[str | None, Form(max_length=256)] = None,  # accepted, not used
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    if grant_type == "password":
+        if not username or not password:
+            raise OAuthError("invalid_request", "username and password are required.")
+        account = await accounts.authenticate(session, username, password, {AccountKind.OFFICER})
+    elif grant_type == "client_credentials":
+        basic = _basic_credentials(authorization)
+        if basic:
+            client_id, client_secret = basic
+        if not client_id or not client_secret:
+            raise OAuthError("invalid_request", "client_id and client_secret are required.")
+        account = await accounts.authenticate(
+            session, client_id, client_secret, {AccountKind.SYSTEM, AccountKind.SERVICE}
+        )
+    elif grant_type is None:
+        raise OAuthError("invalid_request", "grant_type is required.")
+    else:
+        raise OAuthError("unsupported_grant_type", "Use grant_type password or client_credentials.")
+    signer: TokenSigner = request.app.state.signer
+    token = signer.issue(accounts.principal_of(account))
+    await audit.record(session, None, "token.issued", "account", account.id,
+                       {"grant_type": grant_type, "username": account.username})
+    await session.commit()
+    # RFC 6749 §5.1: token responses must not be cached.
+    return JSONResponse(
+        TokenResponse(access_token=token, expires_in=signer.lifetime_seconds).model_dump(),
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], summary="The public keys tokens are signed with")
+async def jwks(request: Request) -> Response:
+    return Response(request.app.state.jwks_bytes, media_type="application/json",
+                    headers={"Cache-Control": "public, max-age=300"})
+
+
+# --- accounts --------------------------------------------------------------
+
+ACCOUNTS = "/api/v1/auth/accounts"
+AccountId = Annotated[uuid.UUID, Path()]
+
+
+def _read(account) -> AccountRead:
+    return AccountRead.model_validate(account, from_attributes=True)
+
+
+@router.get(ACCOUNTS, response_model=Page[AccountRead], tags=["accounts"],
+            summary="List the accounts of the administrator's subtree", responses=problem_responses(403))
+async def list_accounts(
+    session: SessionDep, principal: PrincipalDep, page: PageDep, kind: AccountKind | None = None
+) -> Page[AccountRead]:
+    accounts.require_admin(principal)
+    items, next_cursor = await accounts.list_accounts(session, principal, kind, page.cursor, page.limit)
+    return Page(items=[_read(a) for a in items], next_cursor=next_cursor)
+
+
+@router.get(f"{ACCOUNTS}/{{account_id}}", response_model=AccountRead, tags=["accounts"],
+            summary="Read one account", responses=problem_responses(403, 404))
+async def get_account(
+    session: SessionDep, principal: PrincipalDep, account_id: AccountId, response: Response
+) -> AccountRead:
+    accounts.require_admin(principal)
+    account = await accounts.account_in_scope(session, principal, account_id)
+    response.headers["ETag"] = etag(account.version)
+    return _read(account)
+
+
+@router.post(f"{ACCOUNTS}/officers", response_model=AccountRead, status_code=status.HTTP_201_CREATED,
+             tags=["accounts"], summary="Create the login of a registry officer in scope",
+             responses=problem_responses(403, 404, 409, 503, 504))
+async def create_officer_account(
+    request: Request, session: SessionDep, audit: AuditDep, principal: PrincipalDep,
+    data: OfficerAccountCreate, response: Response,
+) -> AccountRead:
+    accounts.require_admin(principal)
+    officer = await accounts.registry_get(
+        request.app.state.upstreams["registry"], f"/officers/{data.officer_id}",
+        request.headers["authorization"],
+    )
+    account = await accounts.create_officer_account(session, audit, principal, data, officer)
+    await session.commit()
+    response.headers["Location"] = f"{ACCOUNTS}/{account.id}"
+    response.headers["ETag"] = etag(account.version)
+    return _read(account)
+
+
+@router.post(f"{ACCOUNTS}/systems", response_model=SystemAccountCreated, status_code=status.HTTP_201_CREATED,
+             tags=["accounts"], summary="Create client credentials for a provincial information system",
+             responses=problem_responses(403, 404, 409, 503, 504))
+async def create_system_account(
+    request: Request, session: SessionDep, audit: AuditDep, principal: PrincipalDep,
+    data: SystemAccountCreate, response: Response,
+) -> SystemAccountCreated:
+    accounts.require_admin(principal)
+    bureau = await accounts.registry_get(
+        request.app.state.upstreams["registry"], f"/bureaus/{data.bureau_id}",
+        request.headers["authorization"],
+    )
+    account, secret = await accounts.create_system_account(session, audit, principal, data, bureau)
+    await session.commit()
+    response.headers["Location"] = f"{ACCOUNTS}/{account.id}"
+    response.headers["Cache-Control"] = "no-store"
+    return SystemAccountCreated(**_read(account).model_dump(), client_secret=secret)
+
+
+@router.patch(f"{ACCOUNTS}/{{account_id}}", response_model=AccountRead, tags=["accounts"],
+              summary="Disable or enable an account, change its roles or password (If-Match required)",
+              responses=problem_responses(400, 403, 404, 409, 412, 428))
+async def update_account(
+    request: Request, session: SessionDep, audit: AuditDep, principal: PrincipalDep,
+    account_id: AccountId, data: AccountUpdate, response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> AccountRead:
+    account = await accounts.update_account(session, audit, principal, account_id, data, if_match)
+    await session.commit()
+    request.app.state.revocations.note(str(account.id), account.active)
+    response.headers["ETag"] = etag(account.version)
+    return _read(account)

@@ -1,0 +1,72 @@
+"""Request and response models of the gateway's own API (tokens and accounts)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from gateway.models import AccountKind
+from services.common.auth import Role
+
+Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
+Password = Annotated[str, StringConstraints(min_length=12, max_length=128)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+
+# Roles an administrator may grant, by account kind; "service" is only seeded.
+OFFICER_ROLES = frozenset({Role.ADMIN, Role.HEAD, Role.SUPERVISION, Role.ENFORCEMENT, Role.LEGAL})
+SYSTEM_ROLES = frozenset({Role.SYSTEM})
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires")
+
+
+class OfficerAccountCreate(Input):
+    username: Username
+    password: Password
+    officer_id: int = Field(ge=1, description="The registry officer this login belongs to")
+    roles: list[Role] = Field(min_length=1)
+    display_name: DisplayName = ""
+
+
+class SystemAccountCreate(Input):
+    client_id: Username
+    bureau_id: int = Field(ge=1, description="The bureau whose subtree the system acts in")
+    display_name: DisplayName = ""
+
+
+class AccountUpdate(Input):
+    active: bool | None = None
+    roles: list[Role] | None = Field(default=None, min_length=1)
+    password: Password | None = None
+    display_name: DisplayName | None = None
+
+
+class AccountRead(BaseModel):
+    id: uuid.UUID
+    username: str
+    kind: AccountKind
+    display_name: str
+    officer_id: int | None
+    bureau_id: int
+    bureau_path: str
+    body: str | None
+    roles: list[str]
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+class SystemAccountCreated(AccountRead):
+    client_secret: str = Field(description="Shown once; store it in the provincial system's vault")
