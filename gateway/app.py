@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -133,7 +132,6 @@ def build_api(settings: GatewaySettings) -> FastAPI:
             "problem documents. Lists are keyset-paginated: pass `next_cursor` back as `cursor`."
         ),
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,

@@ -85,13 +85,18 @@ def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
     return out, has_body
 
 
+# The gateway's server adds its own Date and Server; the request id is set by our middleware.
+_NOT_RETURNED = HOP_BY_HOP | {b"date", b"server", REQUEST_ID_HEADER.encode()}
+
+
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     named = _connection_tokens(raw)
-    return [
-        (name.lower(), value)
-        for name, value in raw
-        if name.lower() not in HOP_BY_HOP and name.lower() not in named and name.lower() != b"x-request-id"
-    ]
+    out = []
+    for name, value in raw:
+        name = name.lower()
+        if name not in _NOT_RETURNED and name not in named:
+            out.append((name, value))
+    return out
 
 
 async def _request_body(receive: Receive) -> AsyncIterator[bytes]:

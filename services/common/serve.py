@@ -1,0 +1,66 @@
+"""Start one part of the platform with JSON logs from the first line.
+
+    python -m services.common.serve registry --port 8001
+    python -m services.common.serve registry --worker
+
+uvicorn and arq are run programmatically so that neither installs its own
+plain-text logging before ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+
+import uvicorn
+
+from services.common.logging import configure_logging
+
+APPS = {
+    "gateway": "gateway.app:create_app",
+    "registry": "services.registry.app:create_app",
+    "enforcement": "services.enforcement.app:create_app",
+    "statistics": "services.statistics.app:create_app",
+}
+
+
+def serve_http(part: str, host: str, port: int) -> None:
+    uvicorn.run(
+        APPS[part],
+        factory=True,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def serve_worker(part: str) -> None:
+    from arq.worker import run_worker
+
+    settings = importlib.import_module(f"services.{part}.tasks").WorkerSettings
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    run_worker(settings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=sorted(APPS))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--worker", action="store_true", help="run the part's arq worker instead")
+    args = parser.parse_args()
+    if args.worker:
+        configure_logging(f"{args.part}-worker")
+        serve_worker(args.part)
+    else:
+        configure_logging(args.part)
+        serve_http(args.part, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

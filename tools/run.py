@@ -1,0 +1,107 @@
+"""``make run``: bring the whole platform up on this machine, and stop it on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tools.platform import (
+    DEV_ENV,
+    Platform,
+    PreflightError,
+    check_postgres,
+    check_redis,
+    create_databases,
+    database_urls,
+    load_dev_env,
+    migrate,
+)
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run_module(module: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", module], check=True, env={**os.environ, **env})
+
+
+def main() -> None:
+    env = load_dev_env()
+    os.environ.update(env)
+    urls = database_urls(env)
+    try:
+        asyncio.run(check_postgres(urls["registry"]))
+        asyncio.run(check_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")))
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    step("databases")
+    created = asyncio.run(create_databases(urls))
+    print(f"    created: {', '.join(created) or 'none (all present)'}")
+    step("signing keys")
+    run_module("gateway.keys", env)
+    step("migrations")
+    migrate(urls)
+    step("reference data")
+    run_module("services.registry.seed", env)
+
+    platform = Platform(env=env)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        step("starting services and workers")
+        platform.start_services()
+        platform.wait_ready([platform.service_url(n) for n in platform.service_ports])
+        step("starting the gateway")
+        platform.start_gateway()
+        platform.wait_ready([platform.gateway_url])
+        step("accounts")
+        run_module("gateway.seed", env)
+        print_welcome(platform, env)
+        while not stopping:
+            platform.check_alive()
+            time.sleep(0.5)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    finally:
+        step("stopping")
+        platform.stop()
+    sys.exit(0 if stopping else 1)
+
+
+def print_welcome(platform: Platform, env: dict[str, str]) -> None:
+    url = platform.gateway_url
+    password = env["DEMO_ADMIN_PASSWORD"]
+    print(
+        f"""
+The platform is running. Ctrl-C stops all of it.
+
+  API docs       {url}/docs  (ReDoc: {url}/redoc, OpenAPI: {url}/openapi.json)
+  Demo logins    user "admin" (national regulator) and "admin-<division>-<ee|qs>" for each
+                 pilot unit (e.g. admin-330000-qs), password {password}
+                 (kept in {DEV_ENV}; set DEMO_ADMIN_PASSWORD before the first run to choose it)
+
+First request:
+
+  TOKEN=$(curl -s -X POST {url}/api/v1/auth/token \\
+      -d grant_type=password -d username=admin -d password='{password}' \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s -H "Authorization: Bearer $TOKEN" '{url}/api/v1/registry/bureaus?limit=5'
+""",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
