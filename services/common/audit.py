@@ -111,9 +111,9 @@ class AuditLog:
         data: dict[str, Any],
     ) -> str:
         """Append one entry in the caller's transaction; returns its hash."""
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        await session.exec(text("SELECT pg_advisory_xact_lock(:k)"), params={"k": _LOCK_KEY})
         prev = (
-            await session.execute(select(self.table.c.hash).order_by(self.table.c.id.desc()).limit(1))
+            await session.exec(select(self.table.c.hash).order_by(self.table.c.id.desc()).limit(1))
         ).scalar()
         prev_hash = prev or GENESIS_HASH
         # Round-trip through JSON so what is hashed is exactly what JSONB stores.
@@ -123,7 +123,7 @@ class AuditLog:
         kind = principal.kind.value if principal else "system"
         entity_id = str(entity_id)
         digest = _digest(prev_hash, at, actor, action, entity, entity_id, data)
-        await session.execute(
+        await session.exec(
             self.table.insert().values(
                 at=at,
                 actor=actor,
@@ -147,7 +147,7 @@ class AuditLog:
         last_id = 0
         while True:
             rows = (
-                await session.execute(
+                await session.exec(
                     select(t).where(t.c.id > last_id).order_by(t.c.id).limit(batch)
                 )
             ).all()
@@ -165,7 +165,7 @@ class AuditLog:
         return ChainReport(valid=True, entries=count, broken_at=None, head=expected_prev)
 
     async def count(self, session: AsyncSession) -> int:
-        return (await session.execute(select(func.count()).select_from(self.table))).scalar_one()
+        return (await session.exec(select(func.count()).select_from(self.table))).scalar_one()
 
 
 class ChainReport(BaseModel):

@@ -50,7 +50,7 @@ async def count_divisions(session: AsyncSession) -> int:
 
 async def bureau_row(session: AsyncSession, bureau_id: int) -> dict[str, Any] | None:
     """The hot read path: one Core statement, no ORM object."""
-    result = await session.execute(_BUREAU_READ.where(_bureau.c.id == bureau_id))
+    result = await session.exec(_BUREAU_READ.where(_bureau.c.id == bureau_id))
     row = result.mappings().first()
     return dict(row) if row else None
 
@@ -73,7 +73,7 @@ async def list_bureau_rows(
             query = query.where(_bureau.c[column] == value)
     if after_id is not None:
         query = query.where(_bureau.c.id > after_id)
-    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+    return [dict(r) for r in (await session.exec(query)).mappings().all()]
 
 
 async def get_bureau(session: AsyncSession, bureau_id: int, *, for_update: bool = False) -> Bureau | None:
@@ -87,7 +87,7 @@ async def find_bureau(session: AsyncSession, parent_id: int | None, name: str) -
 
 
 async def next_bureau_id(session: AsyncSession) -> int:
-    return (await session.execute(text("SELECT nextval(pg_get_serial_sequence('bureau', 'id'))"))).scalar_one()
+    return (await session.exec(text("SELECT nextval(pg_get_serial_sequence('bureau', 'id'))"))).scalar_one()
 
 
 async def add(session: AsyncSession, obj: Any) -> Any:
@@ -97,7 +97,7 @@ async def add(session: AsyncSession, obj: Any) -> Any:
 
 
 async def bump_bureau(session: AsyncSession, bureau_id: int, values: dict[str, Any]) -> None:
-    await session.execute(
+    await session.exec(
         update(_bureau)
         .where(_bureau.c.id == bureau_id)
         .values(**values, version=_bureau.c.version + 1, updated_at=func.now())
@@ -136,7 +136,7 @@ _OFFICER_READ = core_select(_officer, _bureau.c.path.label("bureau_path")).selec
 
 
 async def officer_row(session: AsyncSession, officer_id: int) -> dict[str, Any] | None:
-    row = (await session.execute(_OFFICER_READ.where(_officer.c.id == officer_id))).mappings().first()
+    row = (await session.exec(_OFFICER_READ.where(_officer.c.id == officer_id))).mappings().first()
     return dict(row) if row else None
 
 
@@ -161,7 +161,7 @@ async def list_officer_rows(
         query = query.where(_officer.c.name == name)
     if after_id is not None:
         query = query.where(_officer.c.id > after_id)
-    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+    return [dict(r) for r in (await session.exec(query)).mappings().all()]
 
 
 async def get_officer(session: AsyncSession, officer_id: int, *, for_update: bool = False) -> Officer | None:

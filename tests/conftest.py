@@ -1,0 +1,137 @@
+"""Test-run fixtures: per-run databases migrated with Alembic, signing keys,
+in-process apps driven through ASGI, and token factories.
+
+The environment is set at import time, before any settings object exists,
+so every part of the platform reads the test databases and keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.settings import VAR_DIR
+
+RUN_ID = f"t{os.getpid()}"
+RUN_DIR = VAR_DIR / "test-runs" / RUN_ID
+PARTS = ("registry", "enforcement", "statistics", "gateway")
+TEST_ENV = {
+    "PLATFORM_ENV": "test",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "JWKS_PATH": str(RUN_DIR / "keys" / "jwks.json"),
+    "GATEWAY_PRIVATE_KEY_PATH": str(RUN_DIR / "keys" / "signing-key.pem"),
+    "LOG_LEVEL": "WARNING",
+    **{f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_{p}" for p in PARTS},
+    **{f"{p.upper()}_CLIENT_SECRET": f"test-secret-{p}-{RUN_ID}" for p in PARTS if p != "gateway"},
+    "DEMO_ADMIN_PASSWORD": "demo-password-for-tests",
+}
+os.environ.update(TEST_ENV)
+
+# Imported after the environment is set.
+from gateway.config import GatewaySettings  # noqa: E402
+from gateway.keys import ensure_keys  # noqa: E402
+from services.common.auth import Principal, PrincipalKind, Role, TokenSigner  # noqa: E402
+from services.registry.models import NATIONAL_BUREAU_ID  # noqa: E402
+from tools.platform import create_databases, database_urls, drop_databases, migrate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def database_urls_for_run() -> dict[str, str]:
+    return database_urls(TEST_ENV)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def platform_databases(database_urls_for_run) -> AsyncIterator[dict[str, str]]:
+    """Fresh databases for this run, migrated and seeded once; dropped at the end."""
+    from services.registry.config import get_settings as registry_settings
+    from services.registry.seed import seed
+
+    ensure_keys(GatewaySettings())
+    await drop_databases(database_urls_for_run)
+    await create_databases(database_urls_for_run)
+    await asyncio.to_thread(migrate, database_urls_for_run)
+    await seed(registry_settings())
+    yield database_urls_for_run
+    await drop_databases(database_urls_for_run)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def signer() -> TokenSigner:
+    settings = GatewaySettings()
+    return TokenSigner(settings.private_key_path.read_bytes(), issuer=settings.token_issuer,
+                       audience=settings.token_audience, lifetime_seconds=300)
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def token_for(signer) -> TokenFactory:
+    """A token for a principal of a bureau: ``token_for(bureau, roles=("admin",))``."""
+
+    def make(bureau: dict | None = None, roles=(Role.ADMIN,), kind=PrincipalKind.OFFICER,
+             officer_id: int | None = None, body: str | None = None, **overrides) -> str:
+        bureau = bureau or {"id": NATIONAL_BUREAU_ID, "path": f"{NATIONAL_BUREAU_ID}."}
+        principal = Principal(
+            account_id=overrides.pop("account_id", str(uuid.uuid4())), kind=kind,
+            bureau_id=bureau["id"], bureau_path=bureau["path"], roles=frozenset(roles),
+            body=body, officer_id=officer_id,
+        )
+        return signer.issue(principal, **overrides)
+
+    return make
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _app_client(app, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    api = getattr(app, "api", app)
+    async with api.router.lifespan_context(api):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            client.app = api  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture(scope="session")
+async def registry() -> AsyncIterator[httpx.AsyncClient]:
+    from services.registry.app import create_app
+
+    async for client in _app_client(create_app(), "http://registry"):
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def enforcement() -> AsyncIterator[httpx.AsyncClient]:
+    from services.enforcement.app import create_app
+
+    async for client in _app_client(create_app(), "http://enforcement"):
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def gateway() -> AsyncIterator[httpx.AsyncClient]:
+    from gateway.app import create_app
+
+    async for client in _app_client(create_app(), "http://gateway"):
+        yield client
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def run_dir() -> Path:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    return RUN_DIR

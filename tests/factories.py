@@ -1,0 +1,44 @@
+"""Builders of valid domain objects through the public API, so tests read as the domain."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.conftest import auth
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def pilot_unit(client: httpx.AsyncClient, token: str, system: str, division_code: str) -> dict:
+    response = await client.get(
+        "/api/v1/registry/bureaus", params={"pilot": "provincial", "system": system, "limit": 100},
+        headers=auth(token),
+    )
+    assert response.status_code == 200, response.text
+    matches = [b for b in response.json()["items"] if b["division_code"] == division_code]
+    assert len(matches) == 1, f"no single pilot unit {system} {division_code}"
+    return matches[0]
+
+
+async def create_bureau(
+    client: httpx.AsyncClient, token: str, parent: dict, level: str, division_code: str, **extra
+) -> dict:
+    payload = {"parent_id": parent["id"], "name": unique(f"{level}局"), "level": level,
+               "division_code": division_code, **extra}
+    response = await client.post("/api/v1/registry/bureaus", json=payload, headers=auth(token))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def create_officer(client: httpx.AsyncClient, token: str, bureau: dict, body: str = "enforcement",
+                         credential: bool = True, **extra) -> dict:
+    payload = {"bureau_id": bureau["id"], "body": body, "name": unique("执法员")[:20], **extra}
+    if credential:
+        payload["credential_number"] = "ZJ" + uuid.uuid4().hex[:12].upper()
+    response = await client.post("/api/v1/registry/officers", json=payload, headers=auth(token))
+    assert response.status_code == 201, response.text
+    return response.json()
