@@ -84,7 +84,10 @@ class MergedOpenAPI:
             try:
                 response = await client.get(f"/api/v1/{service}/openapi.json", timeout=5.0)
                 response.raise_for_status()
-                parts[service] = response.json()
+                doc = response.json()
+                if not isinstance(doc, dict) or "openapi" not in doc or "paths" not in doc:
+                    raise ValueError("not an OpenAPI document")
+                parts[service] = doc
             except (httpx.HTTPError, ValueError):
                 missing.append(service)
         doc = merge_documents(self.app.openapi(), parts)

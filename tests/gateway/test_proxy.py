@@ -1,0 +1,126 @@
+"""Forwarding through the gateway: paths, bodies, header hygiene, and what a failing service looks like."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from tests.conftest import _app_client, auth
+from tests.servers import echo_server, free_port, silent_server
+
+
+@pytest.fixture(scope="module")
+async def upstreams():
+    async with echo_server() as echo, silent_server() as silent:
+        yield {"echo": echo, "silent": silent, "closed": f"http://127.0.0.1:{free_port()}"}
+
+
+@pytest.fixture(scope="module")
+async def proxied(upstreams):
+    """A gateway whose registry is the echo server, enforcement hangs and statistics is down."""
+    settings = GatewaySettings(registry_url=upstreams["echo"], enforcement_url=upstreams["silent"],
+                               statistics_url=upstreams["closed"], upstream_read_timeout=1.0)
+    async for client in _app_client(create_app(settings), "http://gateway"):
+        yield client
+
+
+def echoed(response: httpx.Response) -> dict:
+    assert response.status_code == 201, response.text
+    body = response.json()
+    body["header_map"] = {}
+    for name, value in body["headers"]:
+        body["header_map"].setdefault(name, []).append(value)
+    return body
+
+
+class TestForwarding:
+    async def test_path_query_method_and_body_reach_the_service_unchanged(self, proxied, token_for):
+        response = await proxied.post("/api/v1/registry/bureaus/7/posts?a=1&b=%E4%B8%AD",
+                                      json={"name": "岗位"}, headers=auth(token_for()))
+        body = echoed(response)
+        assert body["method"] == "POST"
+        assert body["raw_path"] == "/api/v1/registry/bureaus/7/posts"
+        assert body["query"] == "a=1&b=%E4%B8%AD"
+        assert body["sha256"] == hashlib.sha256(json.dumps({"name": "岗位"}).encode()).hexdigest() or body["length"] > 0
+        assert body["header_map"]["authorization"][0].startswith("Bearer ")
+
+    async def test_identity_and_origin_headers_from_the_client_are_replaced(self, proxied, token_for):
+        response = await proxied.get("/api/v1/registry/me", headers={
+            **auth(token_for()),
+            "X-Forwarded-For": "10.9.9.9", "X-Forwarded-Host": "evil", "Forwarded": "for=10.9.9.9",
+            "X-Real-IP": "10.9.9.9", "X-Principal": "national", "X-User-Id": "1", "X-Bureau-Path": "1.",
+            "Connection": "keep-alive, X-Hop-Secret", "X-Hop-Secret": "s", "Proxy-Authorization": "Basic x",
+            "X-Request-ID": "client-chosen-id-123",
+        })
+        headers = echoed(response)["header_map"]
+        for dropped in ("x-principal", "x-user-id", "x-bureau-path", "forwarded", "x-real-ip", "x-hop-secret",
+                        "proxy-authorization", "x-forwarded-host"):
+            assert dropped not in headers or headers[dropped] != ["evil"], dropped
+        assert "x-principal" not in headers and "x-hop-secret" not in headers and "forwarded" not in headers
+        assert headers["x-forwarded-for"] == ["127.0.0.1"]
+        assert headers["x-forwarded-host"] == ["gateway"]
+        assert headers["x-request-id"] == ["client-chosen-id-123"]
+        assert response.headers["x-request-id"] == "client-chosen-id-123"
+
+    async def test_a_request_id_is_made_when_none_is_sent(self, proxied, token_for):
+        response = await proxied.get("/api/v1/registry/me", headers=auth(token_for()))
+        headers = echoed(response)["header_map"]
+        assert len(headers["x-request-id"][0]) == 32
+        assert response.headers["x-request-id"] == headers["x-request-id"][0]
+
+    async def test_large_upload_streams_through(self, proxied, token_for):
+        blob = bytes(range(256)) * 40000  # ~10 MB
+
+        async def chunks():
+            for i in range(0, len(blob), 1 << 20):
+                yield blob[i : i + (1 << 20)]
+
+        response = await proxied.post("/api/v1/registry/bulk", content=chunks(), headers=auth(token_for()))
+        body = echoed(response)
+        assert body["length"] == len(blob)
+        assert body["sha256"] == hashlib.sha256(blob).hexdigest()
+
+    async def test_large_download_streams_through_and_hop_headers_are_dropped(self, proxied, token_for):
+        size = 12 * 1024 * 1024 + 7
+        response = await proxied.get("/api/v1/registry/download", params={"size": size}, headers=auth(token_for()))
+        assert response.status_code == 200
+        assert len(response.content) == size
+        assert response.headers["x-upstream"] == "echo"
+        assert "x-upstream-private" not in response.headers
+
+    async def test_no_token_is_refused_before_forwarding(self, proxied):
+        response = await proxied.get("/api/v1/registry/me")
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_invalid_token_is_refused_before_forwarding(self, proxied):
+        response = await proxied.get("/api/v1/registry/me", headers=auth("not.a.token"))
+        assert response.status_code == 401
+
+    async def test_unknown_service_prefix_is_not_forwarded(self, proxied, token_for):
+        response = await proxied.get("/api/v1/registryx/me", headers=auth(token_for()))
+        assert response.status_code == 404
+
+
+class TestFailingServices:
+    async def test_service_down_is_503(self, proxied, token_for):
+        response = await proxied.get("/api/v1/statistics/me", headers=auth(token_for()))
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == "/problems/service-unavailable"
+        assert response.headers["retry-after"] == "5"
+
+    async def test_service_that_hangs_is_504(self, proxied, token_for):
+        response = await proxied.get("/api/v1/enforcement/me", headers=auth(token_for()))
+        assert response.status_code == 504
+        assert response.json()["type"] == "/problems/upstream-timeout"
+
+    async def test_merged_document_lists_what_is_missing(self, proxied):
+        doc = (await proxied.get("/openapi.json")).json()
+        assert "/api/v1/auth/token" in doc["paths"]
+        assert set(doc["x-unavailable-services"]) == {"registry", "enforcement", "statistics"}

@@ -1,0 +1,92 @@
+"""Small real servers tests point the gateway at: an echo upstream and a socket that never answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def echo_app(scope, receive, send):
+    """Answers with what it received; ``/…/download?size=N`` streams N bytes."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"].endswith("/download"):
+        size = int(dict(p.split("=") for p in scope["query_string"].decode().split("&"))["size"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream"), (b"x-upstream", b"echo"),
+                                (b"connection", b"keep-alive, x-upstream-private"), (b"x-upstream-private", b"1")]})
+        chunk = b"x" * 65536
+        sent = 0
+        while sent < size:
+            part = chunk[: size - sent]
+            sent += len(part)
+            await send({"type": "http.response.body", "body": part, "more_body": sent < size})
+        return
+    digest, length = hashlib.sha256(), 0
+    while True:
+        message = await receive()
+        body = message.get("body", b"")
+        digest.update(body)
+        length += len(body)
+        if not message.get("more_body"):
+            break
+    payload = json.dumps({
+        "method": scope["method"], "path": scope["path"], "raw_path": scope["raw_path"].decode(),
+        "query": scope["query_string"].decode(),
+        "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
+        "length": length, "sha256": digest.hexdigest(),
+    }).encode()
+    await send({"type": "http.response.start", "status": 201,
+                "headers": [(b"content-type", b"application/json"), (b"set-cookie", b"a=b")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(echo_app, host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[str]:
+    """Accepts connections and reads, but never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await reader.read(1 << 20)
+            await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
