@@ -181,10 +181,13 @@ class Platform:
         )
 
     def start_services(self) -> None:
-        for name, port in self.service_ports.items():
-            self._spawn(name, ["-m", "services.common.serve", name, "--port", str(port)])
+        for name in self.service_ports:
+            self.start_service(name)
             if self.workers:
                 self._spawn(f"{name}-worker", ["-m", "services.common.serve", name, "--worker"])
+
+    def start_service(self, name: str) -> None:
+        self._spawn(name, ["-m", "services.common.serve", name, "--port", str(self.service_ports[name])])
 
     def start_gateway(self) -> None:
         self._spawn("gateway", ["-m", "services.common.serve", "gateway", "--port", str(self.gateway_port)])
