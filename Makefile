@@ -1,13 +1,13 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 
 .PHONY: run test bench lint fmt migrate keys openapi install
 
 # Installs uv if missing, then the locked dependencies into .venv.
 install:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
 run: install
@@ -17,7 +17,9 @@ test: install
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	@$(PY) -m tools.bench
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq wrk)
+	@$(PY) -m tools.bench $(BENCH_ARGS)
 
 lint: install
 	@$(UV) run --frozen ruff check .
