@@ -105,7 +105,7 @@ async def account_in_scope(session: AsyncSession, principal: Principal, account_
 async def list_accounts(
     session: AsyncSession, principal: Principal, kind: AccountKind | None, cursor: str | None, limit: int
 ) -> tuple[list[Account], str | None]:
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, str)
     query = (
         select(Account)
         .where(Account.bureau_path.startswith(principal.bureau_path, autoescape=True))  # type: ignore[attr-defined]
@@ -115,7 +115,7 @@ async def list_accounts(
     if kind is not None:
         query = query.where(Account.kind == kind)
     if after is not None:
-        query = query.where(Account.username > str(after[0]))
+        query = query.where(Account.username > after[0])
     rows = list((await session.exec(query)).all())
     return make_page(rows, limit, lambda a: [a.username])
 

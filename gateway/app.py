@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import accounts
@@ -28,7 +27,7 @@ from services.common.app import load_verifier
 from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog, audit_router
 from services.common.auth import Principal, TokenSigner
-from services.common.client import pooled_client
+from services.common.client import pooled_client, pooled_transport
 from services.common.db import make_engine, make_sessionmaker
 from services.common.health import router as health_router
 from services.common.jobs import create_job_pool
@@ -104,10 +103,13 @@ def build_api(settings: GatewaySettings) -> FastAPI:
             pool=settings.upstream_pool_timeout,
         )
         app.state.upstream_timeout = timeout
+        # One pool per upstream, shared by the proxy and the gateway's own calls.
+        transports = {name: pooled_transport(settings.upstream_max_connections) for name in SERVICES}
         app.state.upstreams = {
-            name: pooled_client(url, timeout=timeout, max_connections=settings.upstream_max_connections)
+            name: pooled_client(url, timeout=timeout, transport=transports[name])
             for name, url in settings.upstreams().items()
         }
+        app.state.upstream_transports = transports
         app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
         watcher = asyncio.create_task(revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds))
         try:
@@ -155,7 +157,11 @@ class GatewayApp:
     def proxy(self) -> Proxy:
         if self._proxy is None:
             state = self.api.state
-            self._proxy = Proxy(lambda: state.upstreams, state.upstream_timeout, state.authorize)
+            self._proxy = Proxy(
+                {name: (client.base_url, state.upstream_transports[name]) for name, client in state.upstreams.items()},
+                state.upstream_timeout,
+                state.authorize,
+            )
         return self._proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

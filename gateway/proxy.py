@@ -114,11 +114,11 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
 class Proxy:
     def __init__(
         self,
-        clients: Callable[[], dict[str, httpx.AsyncClient]],
+        upstreams: dict[str, tuple[httpx.URL, httpx.AsyncBaseTransport]],
         timeout: httpx.Timeout,
         authorize: Callable[[str | None], Principal],
     ) -> None:
-        self._clients = clients
+        self._upstreams = upstreams
         self._timeout = timeout.as_dict()
         self._authorize = authorize
 
@@ -134,10 +134,10 @@ class Proxy:
         if not scope["path"].endswith("/openapi.json"):
             authorization = next((v for n, v in headers if n == b"authorization"), None)
             self._authorize(authorization.decode("latin-1") if authorization is not None else None)
-        client = self._clients()[service]
+        base_url, transport = self._upstreams[service]
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        url = client.base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
+        url = base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
         request = httpx.Request(
             scope["method"],
             url,
@@ -146,7 +146,8 @@ class Proxy:
             extensions={"timeout": self._timeout},
         )
         try:
-            upstream = await client.send(request, stream=True)
+            # Straight to the pool's transport: no auth, redirect or cookie handling per request.
+            upstream = await transport.handle_async_request(request)
         except ClientDisconnected:
             return
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.models import AccountKind
 from services.common.auth import Role
+from services.common.types import EntityId
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
 Password = Annotated[str, StringConstraints(min_length=12, max_length=128)]
@@ -33,14 +34,14 @@ class TokenResponse(BaseModel):
 class OfficerAccountCreate(Input):
     username: Username
     password: Password
-    officer_id: int = Field(ge=1, description="The registry officer this login belongs to")
+    officer_id: EntityId = Field(description="The registry officer this login belongs to")
     roles: list[Role] = Field(min_length=1)
     display_name: DisplayName = ""
 
 
 class SystemAccountCreate(Input):
     client_id: Username
-    bureau_id: int = Field(ge=1, description="The bureau whose subtree the system acts in")
+    bureau_id: EntityId = Field(description="The bureau whose subtree the system acts in")
     display_name: DisplayName = ""
 
 

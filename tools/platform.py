@@ -23,7 +23,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from services.common.migrations import MIGRATED_PARTS, upgrade
-from services.common.settings import REPO_ROOT, VAR_DIR
+from services.common.settings import REPO_ROOT, VAR_DIR, ServiceSettings
 
 SERVICE_PORTS = {"registry": 8001, "enforcement": 8002, "statistics": 8003}
 GATEWAY_PORT = 8000
@@ -40,8 +40,8 @@ class PreflightError(SystemExit):
     pass
 
 
-def database_urls(env: dict[str, str]) -> dict[str, str]:
-    """The database URL of every migrated part, as its settings would read it."""
+def configured_settings(env: dict[str, str]) -> dict[str, ServiceSettings]:
+    """The settings of every migrated part, as each would read them under ``env``."""
     from gateway.config import GatewaySettings
     from services.enforcement.config import EnforcementSettings
     from services.registry.config import RegistrySettings
@@ -49,11 +49,15 @@ def database_urls(env: dict[str, str]) -> dict[str, str]:
 
     with _environ(env):
         return {
-            "registry": RegistrySettings().database_url,
-            "enforcement": EnforcementSettings().database_url,
-            "statistics": StatisticsSettings().database_url,
-            "gateway": GatewaySettings().database_url,
+            "registry": RegistrySettings(),
+            "enforcement": EnforcementSettings(),
+            "statistics": StatisticsSettings(),
+            "gateway": GatewaySettings(),
         }
+
+
+def database_urls(env: dict[str, str]) -> dict[str, str]:
+    return {part: settings.database_url for part, settings in configured_settings(env).items()}
 
 
 class _environ:

@@ -15,6 +15,7 @@ from tools.platform import (
     PreflightError,
     check_postgres,
     check_redis,
+    configured_settings,
     create_databases,
     database_urls,
     load_dev_env,
@@ -33,6 +34,7 @@ def run_module(module: str, env: dict[str, str]) -> None:
 def main() -> None:
     env = load_dev_env()
     os.environ.update(env)
+    settings = configured_settings(env)
     urls = database_urls(env)
     try:
         asyncio.run(check_postgres(urls["registry"]))
@@ -50,7 +52,11 @@ def main() -> None:
     step("reference data")
     run_module("services.registry.seed", env)
 
-    platform = Platform(env=env)
+    platform = Platform(
+        env=env,
+        gateway_port=settings["gateway"].port,
+        service_ports={name: settings[name].port for name in ("registry", "enforcement", "statistics")},
+    )
     stopping = False
 
     def stop(*_: object) -> None:

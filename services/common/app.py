@@ -12,7 +12,7 @@ from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
 from services.common.auth import TokenVerifier, load_jwks
 from services.common.client import ServiceClient
-from services.common.db import make_engine, make_sessionmaker
+from services.common.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from services.common.health import router as health_router
 from services.common.jobs import create_job_pool
 from services.common.logging import configure_logging
@@ -53,6 +53,7 @@ def create_service_app(
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
         app.state.jobs = await create_job_pool(settings.redis_url)
         app.state.services = ServiceClient(settings)
         try:

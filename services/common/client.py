@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -22,14 +23,31 @@ TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 _REFRESH_MARGIN_SECONDS = 30
 
 
-def pooled_client(base_url: str, *, timeout: httpx.Timeout, max_connections: int = 100) -> httpx.AsyncClient:
-    """An httpx client on the aiohttp transport (a fraction of httpx's own CPU per request)."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(
-        base_url=base_url,
-        transport=AiohttpTransport(limits=limits, trust_env=False),
-        timeout=timeout,
+def _aiohttp_session(max_connections: int) -> aiohttp.ClientSession:
+    # No cookie jar (a proxy must not keep cookies) and no headers of aiohttp's own,
+    # so what goes upstream is exactly what the caller sent.
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        auto_decompress=False,
         trust_env=False,
+    )
+
+
+def pooled_transport(max_connections: int = 100) -> AiohttpTransport:
+    """One connection pool to one upstream, on aiohttp (a fraction of httpx's own CPU per request).
+
+    The aiohttp session is made on first use, inside the running event loop.
+    """
+    return AiohttpTransport(client=lambda: _aiohttp_session(max_connections))
+
+
+def pooled_client(
+    base_url: str, *, timeout: httpx.Timeout, transport: AiohttpTransport | None = None
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url, transport=transport or pooled_transport(), timeout=timeout, trust_env=False
     )
 
 

@@ -18,18 +18,26 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_principal(request: Request) -> Principal:
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for reads only: no BEGIN / ROLLBACK around its statements."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
+# Async, like every dependency here: a plain `def` would cost a thread hand-off per request.
+async def get_principal(request: Request) -> Principal:
     return request.app.state.verifier.verify_authorization(request.headers.get("authorization"))
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require_roles(*roles: str):
     """A dependency that lets through only principals holding one of ``roles``."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if not principal.has_role(*roles):
             raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.", slug="role-required")
         return principal

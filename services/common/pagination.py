@@ -29,7 +29,8 @@ def encode_cursor(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(key)).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+def decode_cursor(cursor: str | None, *key_types: type) -> list[Any] | None:
+    """The sort key a cursor carries, checked against the types this list sorts by."""
     if cursor is None:
         return None
     try:
@@ -37,7 +38,12 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
         key = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except ValueError:
         key = None
-    if not isinstance(key, list) or len(key) != arity:
+    valid = (
+        isinstance(key, list)
+        and len(key) == len(key_types)
+        and all(type(v) is t for v, t in zip(key, key_types, strict=True))
+    )
+    if not valid:
         raise UnprocessableEntity(
             "The cursor is not one this list issued.",
             errors=[{"loc": "query.cursor", "message": "invalid cursor", "type": "cursor"}],
@@ -50,7 +56,7 @@ class PageParams(BaseModel):
     limit: int = DEFAULT_LIMIT
 
 
-def page_params(
+async def page_params(
     cursor: Annotated[str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> PageParams:

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from services.common.audit import AuditLog
-from services.common.deps import PrincipalDep, SessionDep
+from services.common.deps import PrincipalDep, ReadSessionDep, SessionDep
 
 
-def get_audit(request: Request) -> AuditLog:
+async def get_audit(request: Request) -> AuditLog:
     return request.app.state.audit
 
 
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 IfMatchDep = Annotated[str | None, Header(description="The ETag the update is based on")]
 
-__all__ = ["AuditDep", "IfMatchDep", "PrincipalDep", "SessionDep"]
+__all__ = ["AuditDep", "IfMatchDep", "PrincipalDep", "ReadSessionDep", "SessionDep"]

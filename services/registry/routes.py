@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
+from services.common.types import IdPath, IdQuery
 from services.registry import service
-from services.registry.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep
+from services.registry.deps import AuditDep, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 from services.registry.schemas import (
     BodyRead,
@@ -28,8 +29,6 @@ from services.registry.schemas import (
 PREFIX = "/api/v1/registry"
 router = APIRouter(prefix=PREFIX)
 PageDep = Annotated[PageParams, Depends(page_params)]
-BureauId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-OfficerId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 # --- divisions -------------------------------------------------------------
@@ -43,7 +42,7 @@ OfficerId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     responses=problem_responses(),
 )
 async def list_divisions(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: PrincipalDep,
     page: PageDep,
     parent_code: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
@@ -61,7 +60,7 @@ async def list_divisions(
     responses=problem_responses(404),
 )
 async def get_division(
-    session: SessionDep, _: PrincipalDep, code: Annotated[str, Path(pattern=r"^\d{6}$")]
+    session: ReadSessionDep, _: PrincipalDep, code: Annotated[str, Path(pattern=r"^\d{6}$")]
 ) -> DivisionRead:
     return DivisionRead.model_validate(await service.get_division(session, code), from_attributes=True)
 
@@ -77,10 +76,10 @@ async def get_division(
     responses=problem_responses(),
 )
 async def list_bureaus(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     page: PageDep,
-    parent_id: Annotated[int | None, Query(ge=1)] = None,
+    parent_id: IdQuery = None,
     level: BureauLevel | None = None,
     system: BureauSystem | None = None,
     pilot: PilotRole | None = None,
@@ -98,7 +97,7 @@ async def list_bureaus(
     responses=problem_responses(404),
 )
 async def get_bureau(
-    session: SessionDep, principal: PrincipalDep, bureau_id: BureauId, response: Response
+    session: ReadSessionDep, principal: PrincipalDep, bureau_id: IdPath, response: Response
 ) -> BureauRead:
     bureau = await service.read_bureau(session, principal, bureau_id)
     response.headers["ETag"] = etag(bureau.version)
@@ -134,7 +133,7 @@ async def update_bureau(
     session: SessionDep,
     audit: AuditDep,
     principal: PrincipalDep,
-    bureau_id: BureauId,
+    bureau_id: IdPath,
     data: BureauUpdate,
     response: Response,
     if_match: IfMatchDep = None,
@@ -152,7 +151,7 @@ async def update_bureau(
     summary="The three bodies of a bureau (supervision, enforcement, legal affairs)",
     responses=problem_responses(404),
 )
-async def list_bodies(session: SessionDep, principal: PrincipalDep, bureau_id: BureauId) -> list[BodyRead]:
+async def list_bodies(session: ReadSessionDep, principal: PrincipalDep, bureau_id: IdPath) -> list[BodyRead]:
     bodies = await service.list_bodies(session, principal, bureau_id)
     return [BodyRead.model_validate(b, from_attributes=True) for b in bodies]
 
@@ -165,7 +164,7 @@ async def list_bodies(session: SessionDep, principal: PrincipalDep, bureau_id: B
     responses=problem_responses(404),
 )
 async def list_posts(
-    session: SessionDep, principal: PrincipalDep, bureau_id: BureauId, page: PageDep
+    session: ReadSessionDep, principal: PrincipalDep, bureau_id: IdPath, page: PageDep
 ) -> Page[PostRead]:
     items, next_cursor = await service.list_posts(session, principal, bureau_id, page.cursor, page.limit)
     return Page(items=[PostRead.model_validate(p, from_attributes=True) for p in items], next_cursor=next_cursor)
@@ -180,7 +179,7 @@ async def list_posts(
     responses=problem_responses(403, 404, 409),
 )
 async def create_post(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, bureau_id: BureauId, data: PostCreate
+    session: SessionDep, audit: AuditDep, principal: PrincipalDep, bureau_id: IdPath, data: PostCreate
 ) -> PostRead:
     post = await service.create_post(session, audit, principal, bureau_id, data)
     await session.commit()
@@ -198,10 +197,10 @@ async def create_post(
     responses=problem_responses(),
 )
 async def list_officers(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     page: PageDep,
-    bureau_id: Annotated[int | None, Query(ge=1)] = None,
+    bureau_id: IdQuery = None,
     body: BodyKind | None = None,
     active: bool | None = None,
     name: Annotated[str | None, Query(max_length=64)] = None,
@@ -219,7 +218,7 @@ async def list_officers(
     responses=problem_responses(404),
 )
 async def get_officer(
-    session: SessionDep, principal: PrincipalDep, officer_id: OfficerId, response: Response
+    session: ReadSessionDep, principal: PrincipalDep, officer_id: IdPath, response: Response
 ) -> OfficerRead:
     officer = await service.read_officer(session, principal, officer_id)
     response.headers["ETag"] = etag(officer.version)
@@ -255,7 +254,7 @@ async def update_officer(
     session: SessionDep,
     audit: AuditDep,
     principal: PrincipalDep,
-    officer_id: OfficerId,
+    officer_id: IdPath,
     data: OfficerUpdate,
     response: Response,
     if_match: IfMatchDep = None,

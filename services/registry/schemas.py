@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from services.common.types import EntityId
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=128)]
@@ -29,7 +30,7 @@ class DivisionRead(BaseModel):
 
 
 class BureauCreate(Input):
-    parent_id: int = Field(description="The bureau the new one reports to")
+    parent_id: EntityId = Field(description="The bureau the new one reports to")
     name: Name
     level: BureauLevel
     division_code: DivisionCode = Field(description="GB/T 2260 code of the bureau's jurisdiction")
@@ -82,10 +83,10 @@ class PostRead(BaseModel):
 
 
 class OfficerCreate(Input):
-    bureau_id: int
+    bureau_id: EntityId
     body: BodyKind
     name: PersonName
-    post_id: int | None = None
+    post_id: EntityId | None = None
     credential_number: CredentialNumber | None = Field(
         default=None, description="Enforcement credential number (执法证号), unique"
     )
@@ -95,7 +96,7 @@ class OfficerUpdate(Input):
     """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them."""
 
     name: PersonName | None = None
-    post_id: int | None = None
+    post_id: EntityId | None = None
     credential_number: CredentialNumber | None = None
     active: bool | None = None
 

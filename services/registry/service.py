@@ -112,9 +112,9 @@ async def get_division(session: AsyncSession, code: str) -> Division:
 async def list_divisions(
     session: AsyncSession, parent_code: str | None, level: str | None, cursor: str | None, limit: int
 ) -> tuple[list[DivisionRead], str | None]:
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, str)
     rows = await repo.list_divisions(
-        session, parent_code=parent_code, level=level, after=str(after[0]) if after else None, limit=limit + 1
+        session, parent_code=parent_code, level=level, after=after[0] if after else None, limit=limit + 1
     )
     page, next_cursor = make_page(rows, limit, lambda d: [d.code])
     return [DivisionRead.model_validate(d, from_attributes=True) for d in page], next_cursor
@@ -133,12 +133,12 @@ async def read_bureau(session: AsyncSession, principal: Principal, bureau_id: in
 async def list_bureaus(
     session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
 ) -> tuple[list[BureauRead], str | None]:
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, int)
     rows = await repo.list_bureau_rows(
         session,
         within_path=principal.bureau_path,
         filters=filters,
-        after_id=int(after[0]) if after else None,
+        after_id=after[0] if after else None,
         limit=limit + 1,
     )
     page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
@@ -271,8 +271,8 @@ async def list_posts(
     session: AsyncSession, principal: Principal, bureau_id: int, cursor: str | None, limit: int
 ) -> tuple[list[Post], str | None]:
     await _bureau_in_scope(session, principal, bureau_id)
-    after = decode_cursor(cursor, 1)
-    rows = await repo.list_posts(session, bureau_id, after_id=int(after[0]) if after else None, limit=limit + 1)
+    after = decode_cursor(cursor, int)
+    rows = await repo.list_posts(session, bureau_id, after_id=after[0] if after else None, limit=limit + 1)
     return make_page(rows, limit, lambda p: [p.id])
 
 
@@ -306,13 +306,13 @@ async def list_officers(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[OfficerRead], str | None]:
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, int)
     rows = await repo.list_officer_rows(
         session,
         within_path=principal.bureau_path,
         filters=filters,
         name=name,
-        after_id=int(after[0]) if after else None,
+        after_id=after[0] if after else None,
         limit=limit + 1,
     )
     page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])

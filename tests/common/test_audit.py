@@ -17,7 +17,6 @@ from sqlalchemy.exc import DBAPIError
 
 from services.common.audit import _digest
 from services.common.auth import Principal, PrincipalKind
-from services.common.db import make_engine, make_sessionmaker
 from services.common.migrations import upgrade
 from services.registry.app import AUDIT, create_app
 from services.registry.config import RegistrySettings

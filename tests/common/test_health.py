@@ -23,9 +23,9 @@ BUREAU_TEMPLATE = "/api/v1/registry/bureaus/{bureau_id}"
 
 
 async def serve(app) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            yield client
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
 
 
 def free_port() -> int:
