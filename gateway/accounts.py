@@ -47,8 +47,13 @@ class OAuthError(ProblemError):
 
     def __init__(self, error: str, detail: str, status: int = 400) -> None:
         headers = {"WWW-Authenticate": "Basic"} if status == 401 else None
-        super().__init__(detail, slug=f"oauth-{error.replace('_', '-')}", headers=headers,
-                         error=error, error_description=detail)
+        super().__init__(
+            detail,
+            slug=f"oauth-{error.replace('_', '-')}",
+            headers=headers,
+            error=error,
+            error_description=detail,
+        )
         self.status = status
 
 
@@ -68,9 +73,7 @@ async def find_by_username(session: AsyncSession, username: str) -> Account | No
     return (await session.exec(select(Account).where(Account.username == username))).first()
 
 
-async def authenticate(
-    session: AsyncSession, username: str, secret: str, kinds: set[AccountKind]
-) -> Account:
+async def authenticate(session: AsyncSession, username: str, secret: str, kinds: set[AccountKind]) -> Account:
     """The account if the secret matches and it may log in; a refusal otherwise."""
     account = await find_by_username(session, username)
     usable = account is not None and account.kind in kinds
@@ -81,8 +84,11 @@ async def authenticate(
             raise OAuthError("invalid_client", "Unknown client or wrong client secret.", status=401)
         raise OAuthError("invalid_grant", "Wrong username or password.")
     if not account.active:
-        raise OAuthError("invalid_client" if client_flow else "invalid_grant", "The account is disabled.",
-                         status=401 if client_flow else 400)
+        raise OAuthError(
+            "invalid_client" if client_flow else "invalid_grant",
+            "The account is disabled.",
+            status=401 if client_flow else 400,
+        )
     account.last_login_at = utcnow()
     return account
 
@@ -142,7 +148,9 @@ async def registry_get(registry: httpx.AsyncClient, path: str, authorization: st
 def _check_roles(roles: list[Role], allowed: frozenset[Role], kind: str) -> None:
     refused = sorted(set(roles) - allowed)
     if refused:
-        raise Conflict(f"A {kind} account cannot hold the roles {', '.join(refused)}.", slug="role-not-grantable")
+        raise Conflict(
+            f"A {kind} account cannot hold the roles {', '.join(refused)}.", slug="role-not-grantable"
+        )
 
 
 async def _ensure_username_free(session: AsyncSession, username: str) -> None:
@@ -178,8 +186,14 @@ async def create_officer_account(
     )
     session.add(account)
     await session.flush()
-    await audit.record(session, principal, "account.created", "account", account.id,
-                       data.model_dump(mode="json", exclude={"password"}))
+    await audit.record(
+        session,
+        principal,
+        "account.created",
+        "account",
+        account.id,
+        data.model_dump(mode="json", exclude={"password"}),
+    )
     return account
 
 
@@ -204,7 +218,9 @@ async def create_system_account(
     )
     session.add(account)
     await session.flush()
-    await audit.record(session, principal, "account.created", "account", account.id, data.model_dump(mode="json"))
+    await audit.record(
+        session, principal, "account.created", "account", account.id, data.model_dump(mode="json")
+    )
     return account, secret
 
 
@@ -241,7 +257,9 @@ async def update_account(
     account.version += 1
     account.updated_at = utcnow()
     await session.flush()
-    logged = {k: v for k, v in changes.items() if k != "password"} | ({"password": "changed"} if "password" in changes else {})
+    logged = {k: v for k, v in changes.items() if k != "password"} | (
+        {"password": "changed"} if "password" in changes else {}
+    )
     await audit.record(session, principal, "account.updated", "account", account.id, logged)
     return account
 

@@ -92,8 +92,9 @@ def build_api(settings: GatewaySettings) -> FastAPI:
         app.state.verifier = verifier
         app.state.revocations = revocations
         app.state.authorize = authorize
-        app.state.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
-                                       max_overflow=settings.db_max_overflow)
+        app.state.engine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.jobs = await create_job_pool(settings.redis_url)
         timeout = httpx.Timeout(
@@ -111,7 +112,9 @@ def build_api(settings: GatewaySettings) -> FastAPI:
         }
         app.state.upstream_transports = transports
         app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
-        watcher = asyncio.create_task(revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds))
+        watcher = asyncio.create_task(
+            revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds)
+        )
         try:
             yield
         finally:
@@ -158,7 +161,10 @@ class GatewayApp:
         if self._proxy is None:
             state = self.api.state
             self._proxy = Proxy(
-                {name: (client.base_url, state.upstream_transports[name]) for name, client in state.upstreams.items()},
+                {
+                    name: (client.base_url, state.upstream_transports[name])
+                    for name, client in state.upstreams.items()
+                },
                 state.upstream_timeout,
                 state.authorize,
             )

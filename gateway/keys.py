@@ -43,7 +43,11 @@ def main() -> None:
     settings = get_settings()
     created = ensure_keys(settings)
     state = "created" if created else "present"
-    print(json.dumps({"signing_key": str(settings.private_key_path), "state": state, "jwks": str(settings.jwks_path)}))
+    print(
+        json.dumps(
+            {"signing_key": str(settings.private_key_path), "state": state, "jwks": str(settings.jwks_path)}
+        )
+    )
 
 
 if __name__ == "__main__":

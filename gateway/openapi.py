@@ -48,8 +48,11 @@ def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> d
     tags = {t["name"]: t for t in merged.get("tags", [])}
     for service, doc in parts.items():
         theirs = doc.get("components", {}).get("schemas", {})
-        renames = {name: f"{service.capitalize()}{name}" for name, schema in theirs.items()
-                   if name in schemas and schemas[name] != schema}
+        renames = {
+            name: f"{service.capitalize()}{name}"
+            for name, schema in theirs.items()
+            if name in schemas and schemas[name] != schema
+        }
         doc = _rename_schemas(doc, renames)
         schemas.update(doc.get("components", {}).get("schemas", {}))
         for path, item in doc.get("paths", {}).items():

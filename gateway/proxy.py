@@ -40,8 +40,16 @@ HOP_BY_HOP = frozenset(
 )
 # Headers only the gateway may set: client-sent copies are dropped.
 GATEWAY_OWNED = frozenset({b"forwarded", b"x-real-ip", REQUEST_ID_HEADER.encode()})
-GATEWAY_OWNED_PREFIXES = (b"x-forwarded-", b"x-principal", b"x-user", b"x-account", b"x-bureau",
-                          b"x-officer", b"x-roles", b"x-auth")
+GATEWAY_OWNED_PREFIXES = (
+    b"x-forwarded-",
+    b"x-principal",
+    b"x-user",
+    b"x-account",
+    b"x-bureau",
+    b"x-officer",
+    b"x-roles",
+    b"x-auth",
+)
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
@@ -72,7 +80,12 @@ def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
             has_body = value != b"0"
         elif name == b"transfer-encoding":
             has_body = True
-        if name in HOP_BY_HOP or name in GATEWAY_OWNED or name in named or name.startswith(GATEWAY_OWNED_PREFIXES):
+        if (
+            name in HOP_BY_HOP
+            or name in GATEWAY_OWNED
+            or name in named
+            or name.startswith(GATEWAY_OWNED_PREFIXES)
+        ):
             continue
         out.append((name, value))
     client = scope.get("client")
@@ -155,8 +168,9 @@ class Proxy:
             raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
         except httpx.TransportError as exc:  # connect error, connect or pool timeout, reset
             log.warning("upstream unavailable", extra={"service": service, "error": type(exc).__name__})
-            raise ServiceUnavailable(f"The {service} service is unavailable.",
-                                     headers={"Retry-After": "5"}) from exc
+            raise ServiceUnavailable(
+                f"The {service} service is unavailable.", headers={"Retry-After": "5"}
+            ) from exc
         try:
             await send(
                 {

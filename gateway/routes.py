@@ -46,8 +46,11 @@ async def get_audit(request: Request) -> AuditLog:
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 
 _TOKEN_ERRORS = {
-    400: {"model": Problem, "description": "invalid_request, invalid_grant or unsupported_grant_type",
-          "content": {PROBLEM_MEDIA_TYPE: {}}},
+    400: {
+        "model": Problem,
+        "description": "invalid_request, invalid_grant or unsupported_grant_type",
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+    },
     401: {"model": Problem, "description": "invalid_client", "content": {PROBLEM_MEDIA_TYPE: {}}},
 }
 
@@ -109,8 +112,14 @@ async def issue_token(
         raise OAuthError("unsupported_grant_type", "Use grant_type password or client_credentials.")
     signer: TokenSigner = request.app.state.signer
     token = signer.issue(accounts.principal_of(account))
-    await audit.record(session, None, "token.issued", "account", account.id,
-                       {"grant_type": grant_type, "username": account.username})
+    await audit.record(
+        session,
+        None,
+        "token.issued",
+        "account",
+        account.id,
+        {"grant_type": grant_type, "username": account.username},
+    )
     await session.commit()
     # RFC 6749 §5.1: token responses must not be cached.
     return JSONResponse(
@@ -121,8 +130,11 @@ async def issue_token(
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="The public keys tokens are signed with")
 async def jwks(request: Request) -> Response:
-    return Response(request.app.state.jwks_bytes, media_type="application/json",
-                    headers={"Cache-Control": "public, max-age=300"})
+    return Response(
+        request.app.state.jwks_bytes,
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 # --- accounts --------------------------------------------------------------
@@ -135,8 +147,13 @@ def _read(account) -> AccountRead:
     return AccountRead.model_validate(account, from_attributes=True)
 
 
-@router.get(ACCOUNTS, response_model=Page[AccountRead], tags=["accounts"],
-            summary="List the accounts of the administrator's subtree", responses=problem_responses(403))
+@router.get(
+    ACCOUNTS,
+    response_model=Page[AccountRead],
+    tags=["accounts"],
+    summary="List the accounts of the administrator's subtree",
+    responses=problem_responses(403),
+)
 async def list_accounts(
     session: SessionDep, principal: PrincipalDep, page: PageDep, kind: AccountKind | None = None
 ) -> Page[AccountRead]:
@@ -145,8 +162,13 @@ async def list_accounts(
     return Page(items=[_read(a) for a in items], next_cursor=next_cursor)
 
 
-@router.get(f"{ACCOUNTS}/{{account_id}}", response_model=AccountRead, tags=["accounts"],
-            summary="Read one account", responses=problem_responses(403, 404))
+@router.get(
+    f"{ACCOUNTS}/{{account_id}}",
+    response_model=AccountRead,
+    tags=["accounts"],
+    summary="Read one account",
+    responses=problem_responses(403, 404),
+)
 async def get_account(
     session: SessionDep, principal: PrincipalDep, account_id: AccountId, response: Response
 ) -> AccountRead:
@@ -156,16 +178,26 @@ async def get_account(
     return _read(account)
 
 
-@router.post(f"{ACCOUNTS}/officers", response_model=AccountRead, status_code=status.HTTP_201_CREATED,
-             tags=["accounts"], summary="Create the login of a registry officer in scope",
-             responses=problem_responses(403, 404, 409, 503, 504))
+@router.post(
+    f"{ACCOUNTS}/officers",
+    response_model=AccountRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["accounts"],
+    summary="Create the login of a registry officer in scope",
+    responses=problem_responses(403, 404, 409, 503, 504),
+)
 async def create_officer_account(
-    request: Request, session: SessionDep, audit: AuditDep, principal: PrincipalDep,
-    data: OfficerAccountCreate, response: Response,
+    request: Request,
+    session: SessionDep,
+    audit: AuditDep,
+    principal: PrincipalDep,
+    data: OfficerAccountCreate,
+    response: Response,
 ) -> AccountRead:
     accounts.require_admin(principal)
     officer = await accounts.registry_get(
-        request.app.state.upstreams["registry"], f"/officers/{data.officer_id}",
+        request.app.state.upstreams["registry"],
+        f"/officers/{data.officer_id}",
         request.headers["authorization"],
     )
     account = await accounts.create_officer_account(session, audit, principal, data, officer)
@@ -175,16 +207,26 @@ async def create_officer_account(
     return _read(account)
 
 
-@router.post(f"{ACCOUNTS}/systems", response_model=SystemAccountCreated, status_code=status.HTTP_201_CREATED,
-             tags=["accounts"], summary="Create client credentials for a provincial information system",
-             responses=problem_responses(403, 404, 409, 503, 504))
+@router.post(
+    f"{ACCOUNTS}/systems",
+    response_model=SystemAccountCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["accounts"],
+    summary="Create client credentials for a provincial information system",
+    responses=problem_responses(403, 404, 409, 503, 504),
+)
 async def create_system_account(
-    request: Request, session: SessionDep, audit: AuditDep, principal: PrincipalDep,
-    data: SystemAccountCreate, response: Response,
+    request: Request,
+    session: SessionDep,
+    audit: AuditDep,
+    principal: PrincipalDep,
+    data: SystemAccountCreate,
+    response: Response,
 ) -> SystemAccountCreated:
     accounts.require_admin(principal)
     bureau = await accounts.registry_get(
-        request.app.state.upstreams["registry"], f"/bureaus/{data.bureau_id}",
+        request.app.state.upstreams["registry"],
+        f"/bureaus/{data.bureau_id}",
         request.headers["authorization"],
     )
     account, secret = await accounts.create_system_account(session, audit, principal, data, bureau)
@@ -194,12 +236,21 @@ async def create_system_account(
     return SystemAccountCreated(**_read(account).model_dump(), client_secret=secret)
 
 
-@router.patch(f"{ACCOUNTS}/{{account_id}}", response_model=AccountRead, tags=["accounts"],
-              summary="Disable or enable an account, change its roles or password (If-Match required)",
-              responses=problem_responses(400, 403, 404, 409, 412, 428))
+@router.patch(
+    f"{ACCOUNTS}/{{account_id}}",
+    response_model=AccountRead,
+    tags=["accounts"],
+    summary="Disable or enable an account, change its roles or password (If-Match required)",
+    responses=problem_responses(400, 403, 404, 409, 412, 428),
+)
 async def update_account(
-    request: Request, session: SessionDep, audit: AuditDep, principal: PrincipalDep,
-    account_id: AccountId, data: AccountUpdate, response: Response,
+    request: Request,
+    session: SessionDep,
+    audit: AuditDep,
+    principal: PrincipalDep,
+    account_id: AccountId,
+    data: AccountUpdate,
+    response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> AccountRead:
     account = await accounts.update_account(session, audit, principal, account_id, data, if_match)

@@ -48,10 +48,13 @@ async def _seed_service_accounts(session) -> list[str]:
         account = await find_by_username(session, settings.client_id)
         if account is None:
             account = Account(
-                username=settings.client_id, kind=AccountKind.SERVICE,
+                username=settings.client_id,
+                kind=AccountKind.SERVICE,
                 secret_hash=await passwords.hash_secret(settings.client_secret),
-                display_name=settings.client_id, bureau_id=NATIONAL_BUREAU_ID,
-                bureau_path=NATIONAL_PATH, roles=[Role.SERVICE.value],
+                display_name=settings.client_id,
+                bureau_id=NATIONAL_BUREAU_ID,
+                bureau_path=NATIONAL_PATH,
+                roles=[Role.SERVICE.value],
             )
             session.add(account)
             changed.append(settings.client_id)
@@ -64,22 +67,35 @@ async def _seed_service_accounts(session) -> list[str]:
 
 async def _registry_admin_officers(settings: GatewaySettings) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(bureau, demo administrator officer) for the national regulator and every pilot unit."""
-    signer = TokenSigner(settings.private_key_path.read_bytes(), issuer=settings.token_issuer,
-                         audience=settings.token_audience, lifetime_seconds=120)
-    seeder = Principal(account_id="gateway-seed", kind=PrincipalKind.SERVICE, bureau_id=NATIONAL_BUREAU_ID,
-                       bureau_path=NATIONAL_PATH, roles=frozenset({Role.SERVICE, Role.ADMIN}))
+    signer = TokenSigner(
+        settings.private_key_path.read_bytes(),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=120,
+    )
+    seeder = Principal(
+        account_id="gateway-seed",
+        kind=PrincipalKind.SERVICE,
+        bureau_id=NATIONAL_BUREAU_ID,
+        bureau_path=NATIONAL_PATH,
+        roles=frozenset({Role.SERVICE, Role.ADMIN}),
+    )
     headers = {"authorization": f"Bearer {signer.issue(seeder)}"}
     client = pooled_client(settings.registry_url, timeout=httpx.Timeout(10.0))
     try:
-        national = (await client.get(f"/api/v1/registry/bureaus/{NATIONAL_BUREAU_ID}", headers=headers))
+        national = await client.get(f"/api/v1/registry/bureaus/{NATIONAL_BUREAU_ID}", headers=headers)
         national.raise_for_status()
-        units = await client.get("/api/v1/registry/bureaus", params={"pilot": "provincial", "limit": 100},
-                                 headers=headers)
+        units = await client.get(
+            "/api/v1/registry/bureaus", params={"pilot": "provincial", "limit": 100}, headers=headers
+        )
         units.raise_for_status()
         pairs = []
         for bureau in [national.json(), *units.json()["items"]]:
-            officers = await client.get("/api/v1/registry/officers", headers=headers,
-                                        params={"bureau_id": bureau["id"], "name": DEMO_ADMIN_NAME})
+            officers = await client.get(
+                "/api/v1/registry/officers",
+                headers=headers,
+                params={"bureau_id": bureau["id"], "name": DEMO_ADMIN_NAME},
+            )
             officers.raise_for_status()
             items = officers.json()["items"]
             if items:
@@ -102,19 +118,28 @@ async def seed(settings: GatewaySettings, demo_password: str) -> dict[str, Any]:
                 if await find_by_username(session, username):
                     continue
                 account = Account(
-                    username=username, kind=AccountKind.OFFICER,
+                    username=username,
+                    kind=AccountKind.OFFICER,
                     secret_hash=await passwords.hash_secret(demo_password),
-                    display_name=f"{bureau['name']} {DEMO_ADMIN_NAME}", officer_id=officer["id"],
-                    bureau_id=bureau["id"], bureau_path=bureau["path"], body=officer["body"],
+                    display_name=f"{bureau['name']} {DEMO_ADMIN_NAME}",
+                    officer_id=officer["id"],
+                    bureau_id=bureau["id"],
+                    bureau_path=bureau["path"],
+                    body=officer["body"],
                     roles=[Role.ADMIN.value],
                 )
                 session.add(account)
                 await session.flush()
-                await AUDIT.record(session, None, "account.seeded", "account", account.id, {"username": username})
+                await AUDIT.record(
+                    session, None, "account.seeded", "account", account.id, {"username": username}
+                )
                 created.append(username)
             await session.commit()
-        return {"service_accounts_set": services, "demo_admins_created": created,
-                "demo_admins": [demo_username(b) for b, _ in pairs]}
+        return {
+            "service_accounts_set": services,
+            "demo_admins_created": created,
+            "demo_admins": [demo_username(b) for b, _ in pairs],
+        }
     finally:
         await engine.dispose()
 

@@ -35,7 +35,10 @@ ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/14",
     "JWKS_PATH": str(BENCH_DIR / "keys" / "jwks.json"),
     "GATEWAY_PRIVATE_KEY_PATH": str(BENCH_DIR / "keys" / "signing-key.pem"),
-    **{f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_bench_{p}" for p in PARTS},
+    **{
+        f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_bench_{p}"
+        for p in PARTS
+    },
 }
 os.environ.update(ENV)
 
@@ -59,14 +62,29 @@ def parse_wrk(output: str) -> dict[str, float]:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if not rps:
         raise RuntimeError(f"wrk printed no throughput:\n{output}")
-    return {"rps": float(rps[1]), "p50": latency("50"), "p99": latency("99"),
-            "non_2xx": float(errors[1]) if errors else 0.0}
+    return {
+        "rps": float(rps[1]),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "non_2xx": float(errors[1]) if errors else 0.0,
+    }
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return parse_wrk(out)
 
@@ -74,8 +92,10 @@ def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float
 async def asyncpg_floor(dsn: str, bureau_id: int, seconds: float, concurrency: int) -> float:
     """Reads per second of the same row with plain asyncpg: the floor under our stack."""
     pool = await asyncpg.create_pool(dsn.replace("+asyncpg", ""), min_size=concurrency, max_size=concurrency)
-    sql = ("SELECT b.*, d.name AS division_name FROM bureau b LEFT JOIN division d "
-           "ON d.code = b.division_code WHERE b.id = $1")
+    sql = (
+        "SELECT b.*, d.name AS division_name FROM bureau b LEFT JOIN division d "
+        "ON d.code = b.division_code WHERE b.id = $1"
+    )
     count = 0
     deadline = time.perf_counter() + seconds
 
@@ -111,21 +131,40 @@ def main() -> None:
     asyncio.run(drop_databases(urls))
     asyncio.run(create_databases(urls))
     migrate(urls)
-    subprocess.run([os.sys.executable, "-m", "services.registry.seed"], check=True, env={**os.environ, **ENV},
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [os.sys.executable, "-m", "services.registry.seed"],
+        check=True,
+        env={**os.environ, **ENV},
+        stdout=subprocess.DEVNULL,
+    )
     settings = GatewaySettings()
-    signer = TokenSigner(settings.private_key_path.read_bytes(), issuer=settings.token_issuer,
-                         audience=settings.token_audience, lifetime_seconds=3600)
-    token = signer.issue(Principal(account_id="bench", kind=PrincipalKind.OFFICER, bureau_id=1,
-                                   bureau_path="1.", roles=frozenset({Role.SUPERVISION})))
+    signer = TokenSigner(
+        settings.private_key_path.read_bytes(),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=3600,
+    )
+    token = signer.issue(
+        Principal(
+            account_id="bench",
+            kind=PrincipalKind.OFFICER,
+            bureau_id=1,
+            bureau_path="1.",
+            roles=frozenset({Role.SUPERVISION}),
+        )
+    )
     bureau_id = 8
     path = f"/api/v1/registry/bureaus/{bureau_id}"
 
     from tests.servers import free_port
 
-    running = Platform(env=ENV, gateway_port=free_port(),
-                       service_ports={n: free_port() for n in ("registry", "enforcement", "statistics")},
-                       workers=False, log_dir=BENCH_DIR / "logs")
+    running = Platform(
+        env=ENV,
+        gateway_port=free_port(),
+        service_ports={n: free_port() for n in ("registry", "enforcement", "statistics")},
+        workers=False,
+        log_dir=BENCH_DIR / "logs",
+    )
     try:
         running.start_services()
         running.wait_ready([running.service_url(n) for n in running.service_ports])
@@ -138,9 +177,16 @@ def main() -> None:
         for i in range(args.rounds):
             direct.append(wrk(direct_url, token, args.seconds, args.connections))
             through.append(wrk(gateway_url, token, args.seconds, args.connections))
-            floor.append(asyncio.run(asyncpg_floor(urls["registry"], bureau_id, min(args.seconds, 5), args.connections)))
-            print(f"round {i + 1}: direct {direct[-1]['rps']:.0f}/s, gateway {through[-1]['rps']:.0f}/s, "
-                  f"asyncpg {floor[-1]:.0f}/s", flush=True)
+            floor.append(
+                asyncio.run(
+                    asyncpg_floor(urls["registry"], bureau_id, min(args.seconds, 5), args.connections)
+                )
+            )
+            print(
+                f"round {i + 1}: direct {direct[-1]['rps']:.0f}/s, gateway {through[-1]['rps']:.0f}/s, "
+                f"asyncpg {floor[-1]:.0f}/s",
+                flush=True,
+            )
     finally:
         running.stop()
         asyncio.run(drop_databases(urls))
@@ -153,10 +199,18 @@ def main() -> None:
 
 
 def write_results(args, direct, through, floor, ratios) -> None:
-    command = f"make bench  (python -m tools.bench --rounds {args.rounds} --seconds {args.seconds} " \
-              f"--connections {args.connections})"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), host.processor())
+    command = (
+        f"make bench  (python -m tools.bench --rounds {args.rounds} --seconds {args.seconds} "
+        f"--connections {args.connections})"
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        host.processor(),
+    )
     d_rps, t_rps = median(direct, "rps"), median(through, "rps")
     section = f"""## Gateway overhead: authenticated bureau read
 
@@ -169,7 +223,7 @@ Everything (load generator, gateway, registry, PostgreSQL) shares the same machi
 | --- | ---: | ---: | ---: |
 | straight to the registry | {d_rps:.0f} | {median(direct, "p50"):.2f} | {median(direct, "p99"):.2f} |
 | through the gateway | {t_rps:.0f} | {median(through, "p50"):.2f} | {median(through, "p99"):.2f} |
-| raw floor: plain asyncpg, same row, {args.connections} concurrent readers | {statistics.median(floor):.0f} | | |
+| raw floor: plain asyncpg, same row, {args.connections} readers | {statistics.median(floor):.0f} | | |
 
 Gateway / direct throughput: **{t_rps / d_rps:.2f}×** (median of the per-round ratios:
 {statistics.median(ratios):.2f}×; rounds: {", ".join(f"{r:.2f}" for r in ratios)}). Goal: ≥ 0.8×.
@@ -181,7 +235,10 @@ Registry / raw asyncpg floor: {d_rps / statistics.median(floor):.2f}×.
 
 def write_section(section: str) -> None:
     """Replace this benchmark's section in docs/benchmarks.md, keeping any others."""
-    header = "# Benchmarks\n\nFigures measured by `make bench`; each section names the command that produced it.\n\n"
+    header = (
+        "# Benchmarks\n\nFigures measured by `make bench`; "
+        "each section names the command that produced it.\n\n"
+    )
     text = RESULTS.read_text() if RESULTS.exists() else header
     title = section.splitlines()[0]
     parts = re.split(r"(?m)^(?=## )", text)

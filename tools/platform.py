@@ -7,7 +7,6 @@ benchmarks, so all three start the platform the same way.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import signal
@@ -25,8 +24,6 @@ import redis.asyncio as aioredis
 from services.common.migrations import MIGRATED_PARTS, upgrade
 from services.common.settings import REPO_ROOT, VAR_DIR, ServiceSettings
 
-SERVICE_PORTS = {"registry": 8001, "enforcement": 8002, "statistics": 8003}
-GATEWAY_PORT = 8000
 DEV_ENV = VAR_DIR / "dev.env"
 DEV_SECRETS = (
     "REGISTRY_CLIENT_SECRET",
@@ -99,7 +96,7 @@ def _server_dsn(url: str, database: str = "postgres") -> str:
 async def check_postgres(url: str) -> None:
     try:
         conn = await asyncpg.connect(_server_dsn(url), timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         host = urlsplit(url).netloc.rpartition("@")[2]
         raise PreflightError(
             f"PostgreSQL is not reachable at {host} ({type(exc).__name__}: {exc}). Start it with: "
@@ -155,8 +152,8 @@ class Platform:
     """The processes of a running platform, started and stopped together."""
 
     env: dict[str, str]
-    gateway_port: int = GATEWAY_PORT
-    service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
+    gateway_port: int
+    service_ports: dict[str, int]
     workers: bool = True
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -170,7 +167,7 @@ class Platform:
 
     def process_env(self) -> dict[str, str]:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "GATEWAY_URL": self.gateway_url}
-        for name, port in self.service_ports.items():
+        for name in self.service_ports:
             env.setdefault(f"GATEWAY_{name.upper()}_URL", self.service_url(name))
         return env
 
@@ -180,8 +177,12 @@ class Platform:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, *args], cwd=REPO_ROOT, env=self.process_env(),
-            stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True,
+            [sys.executable, *args],
+            cwd=REPO_ROOT,
+            env=self.process_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
         )
 
     def start_services(self) -> None:

@@ -89,7 +89,9 @@ def drop_audit_log(op) -> None:
     op.drop_table("audit_entry")
 
 
-def _digest(prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data: Any) -> str:
+def _digest(
+    prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data: Any
+) -> str:
     payload = orjson.dumps(
         [prev_hash, at.isoformat(), actor, action, entity, entity_id, data],
         option=orjson.OPT_SORT_KEYS,
@@ -146,11 +148,7 @@ class AuditLog:
         count = 0
         last_id = 0
         while True:
-            rows = (
-                await session.exec(
-                    select(t).where(t.c.id > last_id).order_by(t.c.id).limit(batch)
-                )
-            ).all()
+            rows = (await session.exec(select(t).where(t.c.id > last_id).order_by(t.c.id).limit(batch))).all()
             if not rows:
                 break
             for row in rows:
@@ -175,8 +173,6 @@ class ChainReport(BaseModel):
     entries: int = Field(description="Entries verified before the first break (all, when valid)")
     broken_at: int | None = Field(default=None, description="Id of the first entry that does not match")
     head: str | None = Field(default=None, description="Hash of the last entry, when valid")
-
-
 
 
 def audit_router(service: str) -> APIRouter:

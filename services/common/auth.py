@@ -135,9 +135,7 @@ def public_jwk(private_pem: bytes) -> dict[str, str]:
     key = serialization.load_pem_private_key(private_pem, password=None)
     numbers = key.public_key().public_numbers()  # type: ignore[union-attr]
     members = {"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}
-    thumbprint = hashlib.sha256(
-        json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-    ).digest()
+    thumbprint = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     kid = base64.urlsafe_b64encode(thumbprint).rstrip(b"=").decode()
     return {**members, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 

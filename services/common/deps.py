@@ -59,12 +59,20 @@ def principal_router(service: str) -> APIRouter:
     """``GET /api/v1/<service>/me``: the principal this service sees in the caller's token."""
     router = APIRouter(prefix=f"/api/v1/{service}", tags=["principal"])
 
-    @router.get("/me", response_model=PrincipalRead, summary="The principal of the presented token",
-                responses=problem_responses())
+    @router.get(
+        "/me",
+        response_model=PrincipalRead,
+        summary="The principal of the presented token",
+        responses=problem_responses(),
+    )
     async def me(principal: PrincipalDep) -> PrincipalRead:
         return PrincipalRead(
-            account_id=principal.account_id, kind=principal.kind, bureau_id=principal.bureau_id,
-            bureau_path=principal.bureau_path, roles=sorted(principal.roles), body=principal.body,
+            account_id=principal.account_id,
+            kind=principal.kind,
+            bureau_id=principal.bureau_id,
+            bureau_path=principal.bureau_path,
+            roles=sorted(principal.roles),
+            body=principal.body,
             officer_id=principal.officer_id,
         )
 

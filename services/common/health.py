@@ -47,8 +47,9 @@ async def readyz(request: Request) -> JSONResponse:
         "redis": await _check(state.jobs.ping()),
     }
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not-ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

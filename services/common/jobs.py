@@ -42,8 +42,11 @@ async def check_audit_chain(ctx: dict[str, Any]) -> dict[str, Any]:
     async with ctx["sessionmaker"]() as session:
         report = await ctx["audit"].verify(session)
     level = logging.INFO if report.valid else logging.ERROR
-    log.log(level, "audit chain checked", extra={"valid": report.valid, "entries": report.entries,
-                                                 "broken_at": report.broken_at})
+    log.log(
+        level,
+        "audit chain checked",
+        extra={"valid": report.valid, "entries": report.entries, "broken_at": report.broken_at},
+    )
     return {"valid": report.valid, "entries": report.entries, "broken_at": report.broken_at}
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-REQUESTS = Counter(
-    "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 REQUEST_SECONDS = Histogram(
     "http_request_duration_seconds",
     "Time to answer an HTTP request",

@@ -57,7 +57,9 @@ class PageParams(BaseModel):
 
 
 async def page_params(
-    cursor: Annotated[str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> PageParams:
     return PageParams(cursor=cursor, limit=limit)

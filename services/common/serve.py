@@ -48,7 +48,9 @@ def serve_worker(part: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("part", choices=sorted(APPS))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)

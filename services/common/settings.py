@@ -59,7 +59,9 @@ class ServiceSettings(BaseSettings):
         if self.environment == Environment.PRODUCTION:
             for name, value in self.secret_fields().items():
                 if not value or value == PLACEHOLDER_SECRET:
-                    raise ValueError(f"{name} is left at its placeholder; set it before starting in production")
+                    raise ValueError(
+                        f"{name} is left at its placeholder; set it before starting in production"
+                    )
         return self
 
     def secret_fields(self) -> dict[str, str]:

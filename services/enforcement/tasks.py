@@ -1,4 +1,7 @@
-"""arq jobs of the enforcement service and its WorkerSettings (`arq services.enforcement.tasks.WorkerSettings`)."""
+"""arq jobs of the enforcement service and its WorkerSettings.
+
+Started by `python -m services.common.serve enforcement --worker`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The registry service (supervision body, 认证监管机构): the bureau network and, later, the certification chain."""
+"""The registry service (supervision body, 认证监管机构).
+
+The bureau network now; the certification chain (bodies, certificates, enterprises) later.
+"""
 
 from __future__ import annotations
 

@@ -82,8 +82,12 @@ class Bureau(RegistryModel, table=True):
         Index("ix_bureau_path_prefix", "path", postgresql_ops={"path": "text_pattern_ops"}),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True))
-    parent_id: int | None = Field(default=None, sa_column=Column(BigInteger, ForeignKey("bureau.id"), index=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
+    )
+    parent_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, ForeignKey("bureau.id"), index=True)
+    )
     path: str = Field(max_length=512, unique=True)
     name: str = Field(max_length=128)
     level: BureauLevel = Field(sa_type=String(16))

@@ -116,7 +116,9 @@ async def get_post(session: AsyncSession, post_id: int) -> Post | None:
     return await session.get(Post, post_id)
 
 
-async def list_posts(session: AsyncSession, bureau_id: int, *, after_id: int | None, limit: int) -> list[Post]:
+async def list_posts(
+    session: AsyncSession, bureau_id: int, *, after_id: int | None, limit: int
+) -> list[Post]:
     query = select(Post).where(Post.bureau_id == bureau_id).order_by(Post.id).limit(limit)
     if after_id is not None:
         query = query.where(Post.id > after_id)

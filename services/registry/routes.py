@@ -167,7 +167,9 @@ async def list_posts(
     session: ReadSessionDep, principal: PrincipalDep, bureau_id: IdPath, page: PageDep
 ) -> Page[PostRead]:
     items, next_cursor = await service.list_posts(session, principal, bureau_id, page.cursor, page.limit)
-    return Page(items=[PostRead.model_validate(p, from_attributes=True) for p in items], next_cursor=next_cursor)
+    return Page(
+        items=[PostRead.model_validate(p, from_attributes=True) for p in items], next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -206,7 +208,9 @@ async def list_officers(
     name: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[OfficerRead]:
     filters = {"bureau_id": bureau_id, "body": body, "active": active}
-    items, next_cursor = await service.list_officers(session, principal, filters, name, page.cursor, page.limit)
+    items, next_cursor = await service.list_officers(
+        session, principal, filters, name, page.cursor, page.limit
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -45,7 +45,9 @@ def division_records(revision: int) -> list[tuple[str, str, str, str | None, int
     for code, name in sorted(codes.items()):
         parent = division_parent(code)
         # Some counties hang directly under a province (no city code): keep the link only if it exists.
-        records.append((code, name, division_level(code).value, parent if parent in codes else None, revision))
+        records.append(
+            (code, name, division_level(code).value, parent if parent in codes else None, revision)
+        )
     return records
 
 
@@ -60,7 +62,14 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
     summary: dict[str, object] = {}
     try:
         async with engine.begin() as conn:
-            count = (await conn.execute(select(func.count()).select_from(Division.__table__))).scalar_one()
+            table = Division.__table__  # type: ignore[attr-defined]
+            count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            held = (await conn.execute(select(func.min(table.c.revision)))).scalar()
+            if held is not None and held != settings.division_revision:
+                raise SystemExit(
+                    f"The registry holds GB/T 2260 revision {held}, not the configured "
+                    f"{settings.division_revision}; bureaus refer to its codes, so it is not replaced."
+                )
             if count == 0:
                 records = division_records(settings.division_revision)
                 raw = await conn.get_raw_connection()
@@ -74,19 +83,32 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
             national = await repo.get_bureau(session, NATIONAL_BUREAU_ID)
             if national is None:
                 national = await insert_bureau(
-                    session, None, name=NATIONAL_NAME, level=BureauLevel.NATIONAL,
-                    system=BureauSystem.NATIONAL, division_code=None, pilot=PilotRole.NONE,
+                    session,
+                    None,
+                    name=NATIONAL_NAME,
+                    level=BureauLevel.NATIONAL,
+                    system=BureauSystem.NATIONAL,
+                    division_code=None,
+                    pilot=PilotRole.NONE,
                 )
                 if national.id != NATIONAL_BUREAU_ID:
-                    raise SystemExit("The national regulator must be the first bureau; seed an empty database.")
-                await AUDIT.record(session, None, "bureau.seeded", "bureau", national.id, {"name": NATIONAL_NAME})
+                    raise SystemExit(
+                        "The national regulator must be the first bureau; seed an empty database."
+                    )
+                await AUDIT.record(
+                    session, None, "bureau.seeded", "bureau", national.id, {"name": NATIONAL_NAME}
+                )
             bureaus = [national]
             for unit in pilot_units():
                 bureau = await repo.find_bureau(session, national.id, unit["name"])
                 if bureau is None:
                     bureau = await insert_bureau(
-                        session, national, name=unit["name"], level=BureauLevel.PROVINCIAL,
-                        system=BureauSystem(unit["system"]), division_code=unit["division_code"],
+                        session,
+                        national,
+                        name=unit["name"],
+                        level=BureauLevel.PROVINCIAL,
+                        system=BureauSystem(unit["system"]),
+                        division_code=unit["division_code"],
                         pilot=PilotRole.PROVINCIAL,
                     )
                     await AUDIT.record(session, None, "bureau.seeded", "bureau", bureau.id, unit)
@@ -94,15 +116,25 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
             admins = 0
             for bureau in bureaus:
                 rows = await repo.list_officer_rows(
-                    session, within_path=bureau.path, filters={"bureau_id": bureau.id},
-                    name=DEMO_ADMIN_NAME, after_id=None, limit=1,
+                    session,
+                    within_path=bureau.path,
+                    filters={"bureau_id": bureau.id},
+                    name=DEMO_ADMIN_NAME,
+                    after_id=None,
+                    limit=1,
                 )
                 if not rows:
                     officer = await repo.add(
                         session, Officer(bureau_id=bureau.id, body=BodyKind.LEGAL, name=DEMO_ADMIN_NAME)
                     )
-                    await AUDIT.record(session, None, "officer.seeded", "officer", officer.id,
-                                       {"bureau_id": bureau.id, "name": DEMO_ADMIN_NAME})
+                    await AUDIT.record(
+                        session,
+                        None,
+                        "officer.seeded",
+                        "officer",
+                        officer.id,
+                        {"bureau_id": bureau.id, "name": DEMO_ADMIN_NAME},
+                    )
                 admins += 1
             await session.commit()
         summary["bureaus"] = len(bureaus)

@@ -145,7 +145,9 @@ async def list_bureaus(
     return [BureauRead.model_validate(r) for r in page], next_cursor
 
 
-async def _bureau_in_scope(session: AsyncSession, principal: Principal, bureau_id: int, *, lock: bool = False) -> Bureau:
+async def _bureau_in_scope(
+    session: AsyncSession, principal: Principal, bureau_id: int, *, lock: bool = False
+) -> Bureau:
     bureau = await repo.get_bureau(session, bureau_id, for_update=lock)
     if bureau is None or not principal.in_scope(bureau.path):
         raise NotFound(f"Bureau {bureau_id} not found.")
@@ -201,9 +203,7 @@ async def create_bureau(
             raise _field_error("body.system", "A provincial unit must name its system.", "missing")
         system = data.system
     elif data.system is not None and data.system != system:
-        raise Conflict(
-            f"A bureau belongs to its parent's system ({system}).", slug="bureau-system-mismatch"
-        )
+        raise Conflict(f"A bureau belongs to its parent's system ({system}).", slug="bureau-system-mismatch")
     division = await repo.get_division(session, data.division_code)
     if division is None:
         raise _field_error(
@@ -232,7 +232,9 @@ async def create_bureau(
         division_code=data.division_code,
         pilot=data.pilot,
     )
-    await audit.record(session, principal, "bureau.created", "bureau", bureau.id, data.model_dump(mode="json"))
+    await audit.record(
+        session, principal, "bureau.created", "bureau", bureau.id, data.model_dump(mode="json")
+    )
     return await read_bureau(session, principal, bureau.id)  # type: ignore[arg-type]
 
 
@@ -250,9 +252,9 @@ async def update_bureau(
     changes = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     if not changes:
         raise _field_error("body", "Name at least one field to change.", "empty_update")
-    if "name" in changes and changes["name"] != bureau.name:
-        if await repo.find_bureau(session, bureau.parent_id, changes["name"]):
-            raise Conflict(f"A sibling is already named {changes['name']}.", slug="bureau-name-taken")
+    renamed = "name" in changes and changes["name"] != bureau.name
+    if renamed and await repo.find_bureau(session, bureau.parent_id, changes["name"]):
+        raise Conflict(f"A sibling is already named {changes['name']}.", slug="bureau-name-taken")
     await repo.bump_bureau(session, bureau_id, changes)
     await audit.record(session, principal, "bureau.updated", "bureau", bureau_id, changes)
     session.expire_all()
@@ -284,7 +286,14 @@ async def create_post(
     if await repo.find_post(session, bureau_id, data.name):
         raise Conflict(f"The bureau already has a post named {data.name}.", slug="post-name-taken")
     post = await repo.add(session, Post(bureau_id=bureau_id, **data.model_dump()))
-    await audit.record(session, principal, "post.created", "post", post.id, {"bureau_id": bureau_id, **data.model_dump(mode="json")})
+    await audit.record(
+        session,
+        principal,
+        "post.created",
+        "post",
+        post.id,
+        {"bureau_id": bureau_id, **data.model_dump(mode="json")},
+    )
     return post
 
 
@@ -326,7 +335,9 @@ async def _check_post(session: AsyncSession, post_id: int | None, bureau_id: int
     if post is None or post.bureau_id != bureau_id:
         raise _field_error("body.post_id", f"Post {post_id} is not a post of bureau {bureau_id}.", "post_id")
     if post.body != body:
-        raise Conflict(f"Post {post_id} belongs to the {post.body} body, not {body}.", slug="post-body-mismatch")
+        raise Conflict(
+            f"Post {post_id} belongs to the {post.body} body, not {body}.", slug="post-body-mismatch"
+        )
 
 
 async def _check_credential(session: AsyncSession, credential: str | None, officer_id: int | None) -> None:
@@ -348,7 +359,9 @@ async def create_officer(
     await _check_post(session, data.post_id, data.bureau_id, data.body)
     await _check_credential(session, data.credential_number, None)
     officer = await repo.add(session, Officer(**data.model_dump()))
-    await audit.record(session, principal, "officer.created", "officer", officer.id, data.model_dump(mode="json"))
+    await audit.record(
+        session, principal, "officer.created", "officer", officer.id, data.model_dump(mode="json")
+    )
     return await read_officer(session, principal, officer.id)
 
 

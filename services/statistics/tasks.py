@@ -1,4 +1,7 @@
-"""arq jobs of the statistics service and its WorkerSettings (`arq services.statistics.tasks.WorkerSettings`)."""
+"""arq jobs of the statistics service and its WorkerSettings.
+
+Started by `python -m services.common.serve statistics --worker`.
+"""
 
 from __future__ import annotations
 

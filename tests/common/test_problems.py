@@ -34,7 +34,8 @@ async def serve(app) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def test_router() -> APIRouter:
+def probe_router() -> APIRouter:
+    """Routes that fail on purpose or read bodies, to exercise the shared app skeleton."""
     router = APIRouter(prefix="/api/v1/test")
 
     @router.get("/boom")
@@ -52,15 +53,12 @@ def test_router() -> APIRouter:
     return router
 
 
-test_router.__test__ = False  # a builder, not a test
-
-
 @pytest.fixture(scope="module")
 async def small_app() -> AsyncIterator[httpx.AsyncClient]:
     """A service app with a test router and a 1000-byte body limit."""
     settings = RegistrySettings(max_body_bytes=1000)
     app = create_service_app(name="test", title="t", description="t", settings=settings,
-                             routers=[test_router()], audit=AUDIT)
+                             routers=[probe_router()], audit=AUDIT)
     async for client in serve(app):
         yield client
 
