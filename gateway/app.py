@@ -35,6 +35,10 @@ from services.common.logging import configure_logging
 from services.common.problems import Unauthorized, install_problem_handlers
 
 AUDIT = AuditLog(AuditEntry)
+CONSTRAINT_PROBLEMS = {
+    "uq_account_username": ("username-taken", "The username is taken."),
+    "uq_account_officer_id": ("officer-has-account", "The officer already has an account."),
+}
 TITLE = "Certification enforcement supervision platform"
 log = logging.getLogger("gateway")
 
@@ -73,6 +77,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
             raise RuntimeError(f"The signing key {settings.private_key_path} is missing: run `make keys`.")
         app.state.settings = settings
         app.state.audit = AUDIT
+        app.state.constraint_problems = CONSTRAINT_PROBLEMS
         app.state.signer = TokenSigner(
             settings.private_key_path.read_bytes(),
             issuer=settings.token_issuer,

@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 from starlette.types import Receive, Scope, Send
 
+from services.common.asgi import BodyTooLarge
 from services.common.auth import Principal
 from services.common.context import REQUEST_ID_HEADER, current_request_id
-from services.common.problems import GatewayTimeout, ProblemError, ServiceUnavailable
+from services.common.problems import GatewayTimeout, PayloadTooLarge, ProblemError, ServiceUnavailable
 
 log = logging.getLogger("gateway.proxy")
 
@@ -112,16 +113,41 @@ def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]
     return out
 
 
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        body = message.get("body", b"")
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return
+class RequestBody:
+    """The client's body as it arrives, remembering why it stopped early.
+
+    aiohttp reports an error raised while it reads the body as a connection
+    error; what the client did (sent too much, went away) is kept here so the
+    answer is a 413, not a 503.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.failure: Exception | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    return
+        except (BodyTooLarge, ClientDisconnected) as exc:
+            self.failure = exc
+            raise
+
+
+def _upstream_error(service: str, exc: Exception) -> ProblemError:
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
+        log.warning("upstream timed out", extra={"upstream": service})
+        return GatewayTimeout(f"The {service} service did not answer in time.")
+    # Connect error, connect or pool timeout, connection reset.
+    log.warning("upstream unavailable", extra={"upstream": service, "error": type(exc).__name__})
+    return ServiceUnavailable(f"The {service} service is unavailable.", headers={"Retry-After": "5"})
 
 
 class Proxy:
@@ -141,6 +167,8 @@ class Proxy:
             await self._forward(scope, receive, send, service)
         except ProblemError as exc:
             await exc.to_response()(scope, receive, send)
+        except BodyTooLarge as exc:
+            await PayloadTooLarge(exc.detail).to_response()(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
         headers, has_body = request_headers(scope)
@@ -151,26 +179,20 @@ class Proxy:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
+        body = RequestBody(receive) if has_body and scope["method"] not in _BODYLESS else None
         request = httpx.Request(
-            scope["method"],
-            url,
-            headers=headers,
-            content=_request_body(receive) if has_body and scope["method"] not in _BODYLESS else None,
-            extensions={"timeout": self._timeout},
+            scope["method"], url, headers=headers, content=body, extensions={"timeout": self._timeout}
         )
         try:
             # Straight to the pool's transport: no auth, redirect or cookie handling per request.
             upstream = await transport.handle_async_request(request)
-        except ClientDisconnected:
-            return
-        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
-            log.warning("upstream timed out", extra={"service": service})
-            raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
-        except httpx.TransportError as exc:  # connect error, connect or pool timeout, reset
-            log.warning("upstream unavailable", extra={"service": service, "error": type(exc).__name__})
-            raise ServiceUnavailable(
-                f"The {service} service is unavailable.", headers={"Retry-After": "5"}
-            ) from exc
+        except (ClientDisconnected, BodyTooLarge, httpx.TransportError) as exc:
+            failure = body.failure if body is not None else exc
+            if isinstance(failure, BodyTooLarge):
+                raise failure from None
+            if isinstance(failure, ClientDisconnected):
+                return  # nobody is waiting for an answer
+            raise _upstream_error(service, exc) from exc
         try:
             await send(
                 {
@@ -184,6 +206,6 @@ class Proxy:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except httpx.TransportError:
             # The response has started: nothing to do but end it; the client sees a cut body.
-            log.warning("upstream failed mid-response", extra={"service": service})
+            log.warning("upstream failed mid-response", extra={"upstream": service})
         finally:
             await upstream.aclose()  # always, or the pool drains when clients go away

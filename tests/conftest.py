@@ -28,7 +28,10 @@ TEST_ENV = {
     "JWKS_PATH": str(RUN_DIR / "keys" / "jwks.json"),
     "GATEWAY_PRIVATE_KEY_PATH": str(RUN_DIR / "keys" / "signing-key.pem"),
     "LOG_LEVEL": "WARNING",
-    **{f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_{p}" for p in PARTS},
+    **{
+        f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_{p}"
+        for p in PARTS
+    },
     **{f"{p.upper()}_CLIENT_SECRET": f"test-secret-{p}-{RUN_ID}" for p in PARTS if p != "gateway"},
     "DEMO_ADMIN_PASSWORD": "demo-password-for-tests",
 }
@@ -66,8 +69,12 @@ async def platform_databases(database_urls_for_run) -> AsyncIterator[dict[str, s
 @pytest.fixture(scope="session")
 def signer() -> TokenSigner:
     settings = GatewaySettings()
-    return TokenSigner(settings.private_key_path.read_bytes(), issuer=settings.token_issuer,
-                       audience=settings.token_audience, lifetime_seconds=300)
+    return TokenSigner(
+        settings.private_key_path.read_bytes(),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=300,
+    )
 
 
 TokenFactory = Callable[..., str]
@@ -77,13 +84,23 @@ TokenFactory = Callable[..., str]
 def token_for(signer) -> TokenFactory:
     """A token for a principal of a bureau: ``token_for(bureau, roles=("admin",))``."""
 
-    def make(bureau: dict | None = None, roles=(Role.ADMIN,), kind=PrincipalKind.OFFICER,
-             officer_id: int | None = None, body: str | None = None, **overrides) -> str:
+    def make(
+        bureau: dict | None = None,
+        roles=(Role.ADMIN,),
+        kind=PrincipalKind.OFFICER,
+        officer_id: int | None = None,
+        body: str | None = None,
+        **overrides,
+    ) -> str:
         bureau = bureau or {"id": NATIONAL_BUREAU_ID, "path": f"{NATIONAL_BUREAU_ID}."}
         principal = Principal(
-            account_id=overrides.pop("account_id", str(uuid.uuid4())), kind=kind,
-            bureau_id=bureau["id"], bureau_path=bureau["path"], roles=frozenset(roles),
-            body=body, officer_id=officer_id,
+            account_id=overrides.pop("account_id", str(uuid.uuid4())),
+            kind=kind,
+            bureau_id=bureau["id"],
+            bureau_path=bureau["path"],
+            roles=frozenset(roles),
+            body=body,
+            officer_id=officer_id,
         )
         return signer.issue(principal, **overrides)
 

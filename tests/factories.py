@@ -15,7 +15,8 @@ def unique(prefix: str) -> str:
 
 async def pilot_unit(client: httpx.AsyncClient, token: str, system: str, division_code: str) -> dict:
     response = await client.get(
-        "/api/v1/registry/bureaus", params={"pilot": "provincial", "system": system, "limit": 100},
+        "/api/v1/registry/bureaus",
+        params={"pilot": "provincial", "system": system, "limit": 100},
         headers=auth(token),
     )
     assert response.status_code == 200, response.text
@@ -27,15 +28,26 @@ async def pilot_unit(client: httpx.AsyncClient, token: str, system: str, divisio
 async def create_bureau(
     client: httpx.AsyncClient, token: str, parent: dict, level: str, division_code: str, **extra
 ) -> dict:
-    payload = {"parent_id": parent["id"], "name": unique(f"{level}局"), "level": level,
-               "division_code": division_code, **extra}
+    payload = {
+        "parent_id": parent["id"],
+        "name": unique(f"{level}局"),
+        "level": level,
+        "division_code": division_code,
+        **extra,
+    }
     response = await client.post("/api/v1/registry/bureaus", json=payload, headers=auth(token))
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def create_officer(client: httpx.AsyncClient, token: str, bureau: dict, body: str = "enforcement",
-                         credential: bool = True, **extra) -> dict:
+async def create_officer(
+    client: httpx.AsyncClient,
+    token: str,
+    bureau: dict,
+    body: str = "enforcement",
+    credential: bool = True,
+    **extra,
+) -> dict:
     payload = {"bureau_id": bureau["id"], "body": body, "name": unique("执法员")[:20], **extra}
     if credential:
         payload["credential_number"] = "ZJ" + uuid.uuid4().hex[:12].upper()

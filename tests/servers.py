@@ -27,9 +27,18 @@ async def echo_app(scope, receive, send):
         return
     if scope["path"].endswith("/download"):
         size = int(dict(p.split("=") for p in scope["query_string"].decode().split("&"))["size"])
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/octet-stream"), (b"x-upstream", b"echo"),
-                                (b"connection", b"keep-alive, x-upstream-private"), (b"x-upstream-private", b"1")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"x-upstream", b"echo"),
+                    (b"connection", b"keep-alive, x-upstream-private"),
+                    (b"x-upstream-private", b"1"),
+                ],
+            }
+        )
         chunk = b"x" * 65536
         sent = 0
         while sent < size:
@@ -45,22 +54,35 @@ async def echo_app(scope, receive, send):
         length += len(body)
         if not message.get("more_body"):
             break
-    payload = json.dumps({
-        "method": scope["method"], "path": scope["path"], "raw_path": scope["raw_path"].decode(),
-        "query": scope["query_string"].decode(),
-        "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
-        "length": length, "sha256": digest.hexdigest(),
-    }).encode()
-    await send({"type": "http.response.start", "status": 201,
-                "headers": [(b"content-type", b"application/json"), (b"set-cookie", b"a=b")]})
+    payload = json.dumps(
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "raw_path": scope["raw_path"].decode(),
+            "query": scope["query_string"].decode(),
+            "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
+            "length": length,
+            "sha256": digest.hexdigest(),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [(b"content-type", b"application/json"), (b"set-cookie", b"a=b")],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
 @contextlib.asynccontextmanager
 async def echo_server() -> AsyncIterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(echo_app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            echo_app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

@@ -41,6 +41,7 @@ def create_service_app(
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
     audit: AuditLog,
+    constraint_problems: dict[str, tuple[str, str]] | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
     @asynccontextmanager
@@ -48,6 +49,7 @@ def create_service_app(
         configure_logging(name, settings.log_level)
         app.state.settings = settings
         app.state.audit = audit
+        app.state.constraint_problems = constraint_problems or {}
         app.state.verifier = load_verifier(settings)
         app.state.engine = make_engine(
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow

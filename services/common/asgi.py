@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.context import (
@@ -18,9 +19,10 @@ from services.common.context import (
     set_request_id,
 )
 from services.common.metrics import observe_request
-from services.common.problems import PayloadTooLarge
+from services.common.problems import PayloadTooLarge, internal_error_response
 
 access_log = logging.getLogger("platform.access")
+log = logging.getLogger("platform.errors")
 _REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
 
 
@@ -46,11 +48,13 @@ class RequestContextMiddleware:
         token = set_request_id(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
+        started_response = [False]
         rid_header = (_REQUEST_ID_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
+                started_response[0] = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
@@ -61,6 +65,12 @@ class RequestContextMiddleware:
                 )
                 return
             await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
+        except Exception:
+            # Answered here, while the request id is still known; a response that has
+            # started (an app's own error page, already sent) is left as it is.
+            if not started_response[0]:
+                log.exception("unhandled error")
+                await internal_error_response()(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -86,6 +96,13 @@ def _too_long(declared: bytes, limit: int) -> bool:
         return False
 
 
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException, so body parsing passes it on as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The limit is {limit} bytes.")
+
+
 def _limited(receive: Receive, limit: int) -> Receive:
     """Count a chunked body as it arrives and stop it at the limit."""
     seen = 0
@@ -96,7 +113,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLarge(f"The limit is {limit} bytes.")
+                raise BodyTooLarge(limit)
         return message
 
     return wrapped

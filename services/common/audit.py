@@ -24,12 +24,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    cast,
     func,
+    literal,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal, Role
 from services.common.context import current_request_id
@@ -90,12 +93,11 @@ def drop_audit_log(op) -> None:
 
 
 def _digest(
-    prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data: Any
+    prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data_text: str
 ) -> str:
-    payload = orjson.dumps(
-        [prev_hash, at.isoformat(), actor, action, entity, entity_id, data],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    # ``data_text`` is PostgreSQL's own text of the stored JSONB, so what is hashed is
+    # exactly what is kept, numbers included (JSONB normalises them).
+    payload = orjson.dumps([prev_hash, at.isoformat(), actor, action, entity, entity_id, data_text])
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -118,13 +120,15 @@ class AuditLog:
             await session.exec(select(self.table.c.hash).order_by(self.table.c.id.desc()).limit(1))
         ).scalar()
         prev_hash = prev or GENESIS_HASH
-        # Round-trip through JSON so what is hashed is exactly what JSONB stores.
-        data = orjson.loads(orjson.dumps(data, default=str))
+        as_json = orjson.dumps(data, default=str).decode()
+        data_text = (
+            await session.exec(text("SELECT CAST(CAST(:d AS text) AS jsonb)::text"), params={"d": as_json})
+        ).scalar_one()
         at = utcnow()
         actor = principal.account_id if principal else "system"
         kind = principal.kind.value if principal else "system"
         entity_id = str(entity_id)
-        digest = _digest(prev_hash, at, actor, action, entity, entity_id, data)
+        digest = _digest(prev_hash, at, actor, action, entity, entity_id, data_text)
         await session.exec(
             self.table.insert().values(
                 at=at,
@@ -134,7 +138,7 @@ class AuditLog:
                 action=action,
                 entity=entity,
                 entity_id=entity_id,
-                data=data,
+                data=cast(literal(data_text, Text), JSONB),
                 prev_hash=prev_hash,
                 hash=digest,
             )
@@ -144,16 +148,28 @@ class AuditLog:
     async def verify(self, session: AsyncSession, batch: int = 5000) -> ChainReport:
         """Recompute the chain from the first entry; report the first break."""
         t = self.table
+        columns = [
+            t.c.id,
+            t.c.at,
+            t.c.actor,
+            t.c.action,
+            t.c.entity,
+            t.c.entity_id,
+            t.c.data.cast(Text).label("data_text"),
+            t.c.prev_hash,
+            t.c.hash,
+        ]
         expected_prev = GENESIS_HASH
         count = 0
         last_id = 0
         while True:
-            rows = (await session.exec(select(t).where(t.c.id > last_id).order_by(t.c.id).limit(batch))).all()
+            query = select(*columns).where(t.c.id > last_id).order_by(t.c.id).limit(batch)
+            rows = (await session.exec(query)).all()
             if not rows:
                 break
             for row in rows:
                 digest = _digest(
-                    row.prev_hash, row.at, row.actor, row.action, row.entity, row.entity_id, row.data
+                    row.prev_hash, row.at, row.actor, row.action, row.entity, row.entity_id, row.data_text
                 )
                 if row.prev_hash != expected_prev or digest != row.hash:
                     return ChainReport(valid=False, entries=count, broken_at=row.id)

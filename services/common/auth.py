@@ -163,7 +163,7 @@ class TokenSigner:
             "iss": self.issuer,
             "aud": self.audience,
             "iat": now,
-            "exp": now + (lifetime_seconds or self.lifetime_seconds),
+            "exp": now + (self.lifetime_seconds if lifetime_seconds is None else lifetime_seconds),
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
@@ -237,4 +237,7 @@ class TokenVerifier:
             raise Unauthorized("The token is malformed.") from exc
         if not isinstance(claims.get("exp"), int):
             raise Unauthorized("The token's expiry is not valid.")
+        # jose compares whole seconds; a token is not valid at or after its exp.
+        if claims["exp"] <= time.time():
+            raise Unauthorized("The token has expired.")
         return Principal.from_claims(claims), claims["exp"]

@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -207,15 +208,42 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
     return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
+def internal_error_response() -> Response:
     return problem_response(
         500, "internal-error", "Internal error", "The error was logged under this request id."
     )
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return internal_error_response()
+
+
+async def _integrity_error(request: Request, exc: IntegrityError) -> Response:
+    """A constraint the checks before a write did not catch (two writers at once): 409, not 500.
+
+    Each app names its constraints' rules in ``app.state.constraint_problems``.
+    """
+    cause = getattr(exc.orig, "__cause__", None)
+    constraint = getattr(cause, "constraint_name", None) or ""
+    known = getattr(request.app.state, "constraint_problems", {}).get(constraint)
+    if known:
+        slug, detail = known
+        return problem_response(409, slug, "Conflict with the current state", detail)
+    if getattr(cause, "sqlstate", None) in ("23505", "23503", "23514"):
+        return problem_response(
+            409,
+            "conflict",
+            "Conflict with the current state",
+            f"The change conflicts with stored data ({constraint or 'a constraint'}).",
+        )
+    log.exception("integrity error", exc_info=exc)
+    return internal_error_response()
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

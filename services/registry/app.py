@@ -15,6 +15,12 @@ from services.registry.models import AuditEntry
 from services.registry.routes import router
 
 AUDIT = AuditLog(AuditEntry)
+# Unique constraints two concurrent writers can still hit after the service's own checks.
+CONSTRAINT_PROBLEMS = {
+    "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
+    "uq_bureau_parent_id_name": ("bureau-name-taken", "The parent already has a bureau of that name."),
+    "uq_post_bureau_id_name": ("post-name-taken", "The bureau already has a post of that name."),
+}
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
@@ -29,4 +35,5 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings or get_settings(),
         routers=[router, principal_router("registry"), audit_router("registry")],
         audit=AUDIT,
+        constraint_problems=CONSTRAINT_PROBLEMS,
     )

@@ -50,11 +50,19 @@ async def schema(url: str) -> dict[str, set[str]]:
     try:
         async with engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-            triggers = set((await conn.execute(text(
-                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))).scalars())
-            functions = set((await conn.execute(text(
-                "SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE n.nspname = 'public'"))).scalars())
+            triggers = set(
+                (await conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))).scalars()
+            )
+            functions = set(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                            "WHERE n.nspname = 'public'"
+                        )
+                    )
+                ).scalars()
+            )
     finally:
         await engine.dispose()
     return {"tables": tables, "triggers": triggers, "functions": functions}
@@ -64,6 +72,7 @@ async def model_diff(url: str, metadata: MetaData) -> list:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
+
             def compare(sync_conn):
                 context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
                 return compare_metadata(context, metadata)

@@ -58,9 +58,18 @@ class Keys:
 
     def claims(self, **overrides) -> dict:
         now = int(time.time())
-        claims = {"sub": str(uuid.uuid4()), "kind": "officer", "bureau_id": 1, "bureau_path": "1.",
-                  "roles": ["admin"], "iss": self.issuer, "aud": self.audience, "iat": now,
-                  "exp": now + 300, "jti": uuid.uuid4().hex}
+        claims = {
+            "sub": str(uuid.uuid4()),
+            "kind": "officer",
+            "bureau_id": 1,
+            "bureau_path": "1.",
+            "roles": ["admin"],
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not DROP}
 
@@ -74,7 +83,8 @@ class Keys:
     def public_pem(self) -> bytes:
         key = serialization.load_pem_private_key(self.private_pem, password=None)
         return key.public_key().public_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +199,9 @@ class TestVerifierRefuses:
     def test_oversized_token_really_is_over_the_limit_and_otherwise_valid(self, keys, verifier):
         token = BAD_TOKENS["oversized"](keys)
         assert len(token) > MAX_TOKEN_BYTES
-        roomy = TokenVerifier(load_jwks(Path(os.environ["JWKS_PATH"])), issuer=keys.issuer, audience=keys.audience)
+        roomy = TokenVerifier(
+            load_jwks(Path(os.environ["JWKS_PATH"])), issuer=keys.issuer, audience=keys.audience
+        )
         # The same claims without padding verify, so the size alone is what refuses it.
         assert roomy.verify(keys.token()).bureau_path == "1."
 
@@ -200,8 +212,13 @@ class TestVerifierRefuses:
                 verifier.verify(token)
 
     def test_signer_output_is_accepted(self, keys, verifier, signer):
-        principal = Principal(account_id="acct-1", kind=PrincipalKind.SYSTEM, bureau_id=7,
-                              bureau_path="1.7.", roles=frozenset({"system"}))
+        principal = Principal(
+            account_id="acct-1",
+            kind=PrincipalKind.SYSTEM,
+            bureau_id=7,
+            bureau_path="1.7.",
+            roles=frozenset({"system"}),
+        )
         assert verifier.verify(signer.issue(principal)) == principal
 
     async def test_token_that_expires_while_cached_is_refused(self, keys, verifier, signer):
@@ -212,10 +229,6 @@ class TestVerifierRefuses:
         with pytest.raises(Unauthorized):
             verifier.verify(token)
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "python-jose compares exp with whole seconds, so a token is accepted for up to 1 s after "
-        "its exp on first presentation (RFC 7519 4.1.4: now MUST be before exp); the verifier's "
-        "cache then refuses the same token (services/common/auth.py _verify_uncached)"))
     async def test_token_whose_exp_has_just_passed_is_refused(self, keys, verifier):
         # Start just after a second boundary, so "now" is after exp yet within the same second.
         await asyncio.sleep(1.05 - time.time() % 1)
@@ -225,11 +238,10 @@ class TestVerifierRefuses:
         with pytest.raises(Unauthorized):
             verifier.verify(token)
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "TokenSigner.issue uses `lifetime_seconds or self.lifetime_seconds`, so lifetime_seconds=0 "
-        "silently issues a token of the default lifetime (services/common/auth.py TokenSigner.issue)"))
     def test_signer_lifetime_zero_is_not_the_default_lifetime(self, keys):
-        signer = TokenSigner(keys.private_pem, issuer=keys.issuer, audience=keys.audience, lifetime_seconds=300)
+        signer = TokenSigner(
+            keys.private_pem, issuer=keys.issuer, audience=keys.audience, lifetime_seconds=300
+        )
         principal = Principal(account_id="acct-3", kind=PrincipalKind.OFFICER, bureau_id=1, bureau_path="1.")
         claims = jwt.get_unverified_claims(signer.issue(principal, lifetime_seconds=0))
         assert claims["exp"] - claims["iat"] == 0
@@ -279,14 +291,24 @@ class TestRegistryAccepts:
         assert response.json()["id"] == 1
 
     async def test_me_returns_the_principal_of_the_claims(self, registry, token_for, network_unit):
-        token = token_for(network_unit, roles=("enforcement", "head"), body="enforcement", officer_id=42,
-                          account_id="acct-me")
+        token = token_for(
+            network_unit,
+            roles=("enforcement", "head"),
+            body="enforcement",
+            officer_id=42,
+            account_id="acct-me",
+        )
         response = await registry.get(ME, headers=auth(token))
         assert response.status_code == 200, response.text
         assert response.json() == {
-            "account_id": "acct-me", "kind": "officer", "bureau_id": network_unit["id"],
-            "bureau_path": network_unit["path"], "roles": ["enforcement", "head"], "body": "enforcement",
-            "officer_id": 42}
+            "account_id": "acct-me",
+            "kind": "officer",
+            "bureau_id": network_unit["id"],
+            "bureau_path": network_unit["path"],
+            "roles": ["enforcement", "head"],
+            "body": "enforcement",
+            "officer_id": 42,
+        }
 
     async def test_bearer_scheme_is_case_insensitive(self, registry, keys):
         response = await registry.get(BUREAU, headers={"Authorization": f"bearer {keys.token()}"})
@@ -302,6 +324,7 @@ class TestRegistryAccepts:
 @pytest.fixture(scope="module")
 async def network_unit(registry, token_for) -> dict:
     """A provincial pilot unit (not the national regulator), so the claims are not defaults."""
-    response = await registry.get("/api/v1/registry/bureaus", params={"pilot": "provincial", "limit": 1},
-                                  headers=auth(token_for()))
+    response = await registry.get(
+        "/api/v1/registry/bureaus", params={"pilot": "provincial", "limit": 1}, headers=auth(token_for())
+    )
     return response.json()["items"][0]

@@ -14,16 +14,18 @@ from tests.factories import unique
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
-    return await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": username,
-                                                          "password": password})
+    return await client.post(
+        "/api/v1/auth/token", data={"grant_type": "password", "username": username, "password": password}
+    )
 
 
 class TestFirstSession:
     """The README's curl session: get a token, read the bureau tree."""
 
     async def test_token_then_bureau_tree(self, through_gateway, national_admin_token):
-        response = await through_gateway.get("/api/v1/registry/bureaus", params={"limit": 100},
-                                             headers=auth(national_admin_token))
+        response = await through_gateway.get(
+            "/api/v1/registry/bureaus", params={"limit": 100}, headers=auth(national_admin_token)
+        )
         assert response.status_code == 200
         bureaus = response.json()["items"]
         assert bureaus[0]["level"] == "national"
@@ -34,7 +36,9 @@ class TestFirstSession:
         assert response.status_code == 200, response.text
         token = response.json()["access_token"]
         me = (await through_gateway.get("/api/v1/registry/me", headers=auth(token))).json()
-        bureau = (await through_gateway.get(f"/api/v1/registry/bureaus/{me['bureau_id']}", headers=auth(token))).json()
+        bureau = (
+            await through_gateway.get(f"/api/v1/registry/bureaus/{me['bureau_id']}", headers=auth(token))
+        ).json()
         assert bureau["name"] == "宁波出入境检验检疫局" and "admin" in me["roles"]
 
     async def test_a_service_reached_directly_without_a_token_is_401(self, platform, national_admin_token):
@@ -46,9 +50,12 @@ class TestFirstSession:
                 assert (await client.get(url, headers=auth(national_admin_token))).status_code == 200
 
     async def test_provinces_do_not_see_each_other_through_the_gateway(self, through_gateway):
-        token = (await login(through_gateway, "admin-330000-qs", os.environ["DEMO_ADMIN_PASSWORD"])).json()["access_token"]
-        visible = (await through_gateway.get("/api/v1/registry/bureaus", params={"limit": 100},
-                                             headers=auth(token))).json()["items"]
+        token = (await login(through_gateway, "admin-330000-qs", os.environ["DEMO_ADMIN_PASSWORD"])).json()[
+            "access_token"
+        ]
+        visible = (
+            await through_gateway.get("/api/v1/registry/bureaus", params={"limit": 100}, headers=auth(token))
+        ).json()["items"]
         assert {b["division_code"] for b in visible if b["level"] == "provincial"} == {"330000"}
         assert all(b["system"] == "quality_supervision" for b in visible)
 
@@ -59,8 +66,12 @@ class TestFirstSession:
         assert (await through_gateway.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
         doc = (await through_gateway.get("/openapi.json")).json()
         assert "x-unavailable-services" not in doc
-        for path in ("/api/v1/auth/token", "/api/v1/registry/bureaus", "/api/v1/enforcement/me",
-                     "/api/v1/statistics/me"):
+        for path in (
+            "/api/v1/auth/token",
+            "/api/v1/registry/bureaus",
+            "/api/v1/enforcement/me",
+            "/api/v1/statistics/me",
+        ):
             assert path in doc["paths"], path
 
 
@@ -69,17 +80,39 @@ class TestAdministratorAddsAnOfficer:
         password = os.environ["DEMO_ADMIN_PASSWORD"]
         admin = auth((await login(through_gateway, "admin-330000-qs", password)).json()["access_token"])
         province = (await through_gateway.get("/api/v1/registry/me", headers=admin)).json()
-        city = await through_gateway.post("/api/v1/registry/bureaus", headers=admin, json={
-            "parent_id": province["bureau_id"], "name": unique("温州市局"), "level": "city", "division_code": "330300"})
+        city = await through_gateway.post(
+            "/api/v1/registry/bureaus",
+            headers=admin,
+            json={
+                "parent_id": province["bureau_id"],
+                "name": unique("温州市局"),
+                "level": "city",
+                "division_code": "330300",
+            },
+        )
         assert city.status_code == 201, city.text
-        officer = await through_gateway.post("/api/v1/registry/officers", headers=admin, json={
-            "bureau_id": city.json()["id"], "body": "enforcement", "name": "张三",
-            "credential_number": unique("ZJ")})
+        officer = await through_gateway.post(
+            "/api/v1/registry/officers",
+            headers=admin,
+            json={
+                "bureau_id": city.json()["id"],
+                "body": "enforcement",
+                "name": "张三",
+                "credential_number": unique("ZJ"),
+            },
+        )
         assert officer.status_code == 201, officer.text
         username, officer_password = unique("zhang").lower(), "a long enough password"
-        account = await through_gateway.post("/api/v1/auth/accounts/officers", headers=admin, json={
-            "username": username, "password": officer_password, "officer_id": officer.json()["id"],
-            "roles": ["enforcement"]})
+        account = await through_gateway.post(
+            "/api/v1/auth/accounts/officers",
+            headers=admin,
+            json={
+                "username": username,
+                "password": officer_password,
+                "officer_id": officer.json()["id"],
+                "roles": ["enforcement"],
+            },
+        )
         assert account.status_code == 201, account.text
         assert account.json()["bureau_path"] == city.json()["path"]
 
@@ -90,8 +123,11 @@ class TestAdministratorAddsAnOfficer:
 
         # Disabled: the gateway refuses the live token at once, and no new token is issued.
         etag = account.headers["etag"]
-        disabled = await through_gateway.patch(f"/api/v1/auth/accounts/{account.json()['id']}", headers={
-            **admin, "If-Match": etag}, json={"active": False})
+        disabled = await through_gateway.patch(
+            f"/api/v1/auth/accounts/{account.json()['id']}",
+            headers={**admin, "If-Match": etag},
+            json={"active": False},
+        )
         assert disabled.status_code == 200, disabled.text
         assert (await through_gateway.get("/api/v1/enforcement/me", headers=auth(token))).status_code == 401
         assert (await login(through_gateway, username, officer_password)).status_code == 400
@@ -101,35 +137,66 @@ class TestAdministratorAddsAnOfficer:
         shandong = auth((await login(through_gateway, "admin-370000-qs", password)).json()["access_token"])
         zhejiang = auth((await login(through_gateway, "admin-330000-qs", password)).json()["access_token"])
         sd = (await through_gateway.get("/api/v1/registry/me", headers=shandong)).json()
-        officer = await through_gateway.post("/api/v1/registry/officers", headers=shandong, json={
-            "bureau_id": sd["bureau_id"], "body": "legal", "name": "李四"})
+        officer = await through_gateway.post(
+            "/api/v1/registry/officers",
+            headers=shandong,
+            json={"bureau_id": sd["bureau_id"], "body": "legal", "name": "李四"},
+        )
         assert officer.status_code == 201
-        response = await through_gateway.post("/api/v1/auth/accounts/officers", headers=zhejiang, json={
-            "username": unique("li").lower(), "password": "a long enough password",
-            "officer_id": officer.json()["id"], "roles": ["legal"]})
+        response = await through_gateway.post(
+            "/api/v1/auth/accounts/officers",
+            headers=zhejiang,
+            json={
+                "username": unique("li").lower(),
+                "password": "a long enough password",
+                "officer_id": officer.json()["id"],
+                "roles": ["legal"],
+            },
+        )
         assert response.status_code == 404
 
     async def test_provincial_system_gets_client_credentials(self, through_gateway):
-        admin = auth((await login(through_gateway, "admin-330000-qs", os.environ["DEMO_ADMIN_PASSWORD"])).json()["access_token"])
+        admin = auth(
+            (await login(through_gateway, "admin-330000-qs", os.environ["DEMO_ADMIN_PASSWORD"])).json()[
+                "access_token"
+            ]
+        )
         province = (await through_gateway.get("/api/v1/registry/me", headers=admin)).json()
-        created = await through_gateway.post("/api/v1/auth/accounts/systems", headers=admin, json={
-            "client_id": unique("zj-qs-sync").lower(), "bureau_id": province["bureau_id"]})
+        created = await through_gateway.post(
+            "/api/v1/auth/accounts/systems",
+            headers=admin,
+            json={"client_id": unique("zj-qs-sync").lower(), "bureau_id": province["bureau_id"]},
+        )
         assert created.status_code == 201, created.text
-        token = await through_gateway.post("/api/v1/auth/token", data={
-            "grant_type": "client_credentials", "client_id": created.json()["username"],
-            "client_secret": created.json()["client_secret"]})
+        token = await through_gateway.post(
+            "/api/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": created.json()["username"],
+                "client_secret": created.json()["client_secret"],
+            },
+        )
         assert token.status_code == 200
-        me = (await through_gateway.get("/api/v1/statistics/me", headers=auth(token.json()["access_token"]))).json()
+        me = (
+            await through_gateway.get("/api/v1/statistics/me", headers=auth(token.json()["access_token"]))
+        ).json()
         assert me["kind"] == "system" and me["bureau_path"] == province["bureau_path"]
 
 
 class TestServicesAndWorkers:
     async def test_each_service_gets_its_own_token(self, through_gateway):
-        response = await through_gateway.post("/api/v1/auth/token", data={
-            "grant_type": "client_credentials", "client_id": "svc-enforcement",
-            "client_secret": TEST_ENV["ENFORCEMENT_CLIENT_SECRET"]})
+        response = await through_gateway.post(
+            "/api/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "svc-enforcement",
+                "client_secret": TEST_ENV["ENFORCEMENT_CLIENT_SECRET"],
+            },
+        )
         assert response.status_code == 200
-        me = (await through_gateway.get("/api/v1/registry/me", headers=auth(response.json()["access_token"]))).json()
+        me = (
+            await through_gateway.get("/api/v1/registry/me", headers=auth(response.json()["access_token"]))
+        ).json()
         assert me["kind"] == "service" and me["roles"] == ["service"]
 
     async def test_workers_run_jobs_with_json_payloads(self, platform):
@@ -141,26 +208,38 @@ class TestServicesAndWorkers:
             await pool.aclose()
         assert result["valid"] is True and result["entries"] > 0
 
-    async def test_request_id_follows_the_request_into_the_service_logs(self, through_gateway, national_admin_token):
+    async def test_request_id_follows_the_request_into_the_service_logs(
+        self, through_gateway, national_admin_token
+    ):
         request_id = unique("trace-e2e")
-        response = await through_gateway.get("/api/v1/registry/bureaus/1", headers={
-            **auth(national_admin_token), "X-Request-ID": request_id})
+        response = await through_gateway.get(
+            "/api/v1/registry/bureaus/1", headers={**auth(national_admin_token), "X-Request-ID": request_id}
+        )
         assert response.headers["x-request-id"] == request_id
         await asyncio.sleep(0.3)
         for part in ("gateway", "registry"):
-            lines = [json.loads(line) for line in (RUN_DIR / "logs" / f"{part}.log").read_text().splitlines()
-                     if line.startswith("{")]
-            assert any(line.get("request_id") == request_id and line.get("path") == "/api/v1/registry/bureaus/1"
-                       for line in lines), part
+            lines = [
+                json.loads(line)
+                for line in (RUN_DIR / "logs" / f"{part}.log").read_text().splitlines()
+                if line.startswith("{")
+            ]
+            assert any(
+                line.get("request_id") == request_id and line.get("path") == "/api/v1/registry/bureaus/1"
+                for line in lines
+            ), part
 
-    async def test_a_stopped_service_is_503_and_comes_back(self, platform, through_gateway, national_admin_token):
+    async def test_a_stopped_service_is_503_and_comes_back(
+        self, platform, through_gateway, national_admin_token
+    ):
         await asyncio.to_thread(platform.stop, "statistics")
         try:
             response = await through_gateway.get("/api/v1/statistics/me", headers=auth(national_admin_token))
             assert response.status_code == 503
             assert response.json()["type"] == "/problems/service-unavailable"
             # The others are unaffected.
-            assert (await through_gateway.get("/api/v1/registry/me", headers=auth(national_admin_token))).status_code == 200
+            assert (
+                await through_gateway.get("/api/v1/registry/me", headers=auth(national_admin_token))
+            ).status_code == 200
         finally:
             platform.start_service("statistics")
             await asyncio.to_thread(platform.wait_ready, [platform.service_url("statistics")])

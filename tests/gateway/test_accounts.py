@@ -40,7 +40,9 @@ class TestAdministration:
         account = await make_account(bureau=PROVINCE)
         url, headers = f"{ACCOUNTS}/{account.id}", auth(token_for(PROVINCE))
         etag = (await gateway.get(url, headers=headers)).headers["etag"]
-        response = await gateway.patch(url, json={"roles": ["legal", "head"]}, headers={**headers, "If-Match": etag})
+        response = await gateway.patch(
+            url, json={"roles": ["legal", "head"]}, headers={**headers, "If-Match": etag}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["roles"] == ["head", "legal"]
         stale = await gateway.patch(url, json={"roles": ["legal"]}, headers={**headers, "If-Match": etag})
@@ -48,45 +50,72 @@ class TestAdministration:
 
     async def test_roles_an_officer_cannot_hold(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
-        response = await gateway.patch(f"{ACCOUNTS}/{account.id}", json={"roles": ["service"]},
-                                       headers={**auth(token_for(PROVINCE)), "If-Match": "*"})
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{account.id}",
+            json={"roles": ["service"]},
+            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/role-not-grantable"
 
     async def test_unknown_role_is_malformed(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
-        response = await gateway.patch(f"{ACCOUNTS}/{account.id}", json={"roles": ["emperor"]},
-                                       headers={**auth(token_for(PROVINCE)), "If-Match": "*"})
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{account.id}",
+            json={"roles": ["emperor"]},
+            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        )
         assert response.status_code == 422
 
     async def test_admin_cannot_disable_itself(self, gateway, make_account, token_for):
         admin = await make_account(bureau=PROVINCE, roles=("admin",))
         token = token_for(PROVINCE, account_id=str(admin.id))
-        response = await gateway.patch(f"{ACCOUNTS}/{admin.id}", json={"active": False},
-                                       headers={**auth(token), "If-Match": "*"})
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{admin.id}", json={"active": False}, headers={**auth(token), "If-Match": "*"}
+        )
         assert response.status_code == 409
 
     async def test_short_password_is_refused(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
-        response = await gateway.patch(f"{ACCOUNTS}/{account.id}", json={"password": "short"},
-                                       headers={**auth(token_for(PROVINCE)), "If-Match": "*"})
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{account.id}",
+            json={"password": "short"},
+            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        )
         assert response.status_code == 422
 
 
 class TestDisabling:
-    async def test_disabled_accounts_tokens_stop_at_the_gateway_at_once(self, gateway, make_account, token_for):
+    async def test_disabled_accounts_tokens_stop_at_the_gateway_at_once(
+        self, gateway, make_account, token_for
+    ):
         account = await make_account(bureau=PROVINCE)
-        login = await gateway.post("/api/v1/auth/token", data={
-            "grant_type": "password", "username": account.username, "password": "correct horse battery"})
+        login = await gateway.post(
+            "/api/v1/auth/token",
+            data={
+                "grant_type": "password",
+                "username": account.username,
+                "password": "correct horse battery",
+            },
+        )
         token = login.json()["access_token"]
-        response = await gateway.patch(f"{ACCOUNTS}/{account.id}", json={"active": False},
-                                       headers={**auth(token_for(PROVINCE)), "If-Match": "*"})
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{account.id}",
+            json={"active": False},
+            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        )
         assert response.status_code == 200 and response.json()["active"] is False
         refused = await gateway.get("/api/v1/registry/me", headers=auth(token))
         assert refused.status_code == 401
         assert "disabled" in refused.json()["detail"]
-        again = await gateway.post("/api/v1/auth/token", data={
-            "grant_type": "password", "username": account.username, "password": "correct horse battery"})
+        again = await gateway.post(
+            "/api/v1/auth/token",
+            data={
+                "grant_type": "password",
+                "username": account.username,
+                "password": "correct horse battery",
+            },
+        )
         assert again.status_code == 400
 
     async def test_other_gateway_replicas_learn_of_it_from_the_database(self, gateway, make_account):

@@ -23,8 +23,12 @@ async def upstreams():
 @pytest.fixture(scope="module")
 async def proxied(upstreams):
     """A gateway whose registry is the echo server, enforcement hangs and statistics is down."""
-    settings = GatewaySettings(registry_url=upstreams["echo"], enforcement_url=upstreams["silent"],
-                               statistics_url=upstreams["closed"], upstream_read_timeout=1.0)
+    settings = GatewaySettings(
+        registry_url=upstreams["echo"],
+        enforcement_url=upstreams["silent"],
+        statistics_url=upstreams["closed"],
+        upstream_read_timeout=1.0,
+    )
     async for client in _app_client(create_app(settings), "http://gateway"):
         yield client
 
@@ -40,26 +44,50 @@ def echoed(response: httpx.Response) -> dict:
 
 class TestForwarding:
     async def test_path_query_method_and_body_reach_the_service_unchanged(self, proxied, token_for):
-        response = await proxied.post("/api/v1/registry/bureaus/7/posts?a=1&b=%E4%B8%AD",
-                                      json={"name": "岗位"}, headers=auth(token_for()))
+        response = await proxied.post(
+            "/api/v1/registry/bureaus/7/posts?a=1&b=%E4%B8%AD",
+            json={"name": "岗位"},
+            headers=auth(token_for()),
+        )
         body = echoed(response)
         assert body["method"] == "POST"
         assert body["raw_path"] == "/api/v1/registry/bureaus/7/posts"
         assert body["query"] == "a=1&b=%E4%B8%AD"
-        assert body["sha256"] == hashlib.sha256(json.dumps({"name": "岗位"}).encode()).hexdigest() or body["length"] > 0
+        assert (
+            body["sha256"] == hashlib.sha256(json.dumps({"name": "岗位"}).encode()).hexdigest()
+            or body["length"] > 0
+        )
         assert body["header_map"]["authorization"][0].startswith("Bearer ")
 
     async def test_identity_and_origin_headers_from_the_client_are_replaced(self, proxied, token_for):
-        response = await proxied.get("/api/v1/registry/me", headers={
-            **auth(token_for()),
-            "X-Forwarded-For": "10.9.9.9", "X-Forwarded-Host": "evil", "Forwarded": "for=10.9.9.9",
-            "X-Real-IP": "10.9.9.9", "X-Principal": "national", "X-User-Id": "1", "X-Bureau-Path": "1.",
-            "Connection": "keep-alive, X-Hop-Secret", "X-Hop-Secret": "s", "Proxy-Authorization": "Basic x",
-            "X-Request-ID": "client-chosen-id-123",
-        })
+        response = await proxied.get(
+            "/api/v1/registry/me",
+            headers={
+                **auth(token_for()),
+                "X-Forwarded-For": "10.9.9.9",
+                "X-Forwarded-Host": "evil",
+                "Forwarded": "for=10.9.9.9",
+                "X-Real-IP": "10.9.9.9",
+                "X-Principal": "national",
+                "X-User-Id": "1",
+                "X-Bureau-Path": "1.",
+                "Connection": "keep-alive, X-Hop-Secret",
+                "X-Hop-Secret": "s",
+                "Proxy-Authorization": "Basic x",
+                "X-Request-ID": "client-chosen-id-123",
+            },
+        )
         headers = echoed(response)["header_map"]
-        for dropped in ("x-principal", "x-user-id", "x-bureau-path", "forwarded", "x-real-ip", "x-hop-secret",
-                        "proxy-authorization", "x-forwarded-host"):
+        for dropped in (
+            "x-principal",
+            "x-user-id",
+            "x-bureau-path",
+            "forwarded",
+            "x-real-ip",
+            "x-hop-secret",
+            "proxy-authorization",
+            "x-forwarded-host",
+        ):
             assert dropped not in headers or headers[dropped] != ["evil"], dropped
         assert "x-principal" not in headers and "x-hop-secret" not in headers and "forwarded" not in headers
         assert headers["x-forwarded-for"] == ["127.0.0.1"]
@@ -87,7 +115,9 @@ class TestForwarding:
 
     async def test_large_download_streams_through_and_hop_headers_are_dropped(self, proxied, token_for):
         size = 12 * 1024 * 1024 + 7
-        response = await proxied.get("/api/v1/registry/download", params={"size": size}, headers=auth(token_for()))
+        response = await proxied.get(
+            "/api/v1/registry/download", params={"size": size}, headers=auth(token_for())
+        )
         assert response.status_code == 200
         assert len(response.content) == size
         assert response.headers["x-upstream"] == "echo"
@@ -124,3 +154,36 @@ class TestFailingServices:
         doc = (await proxied.get("/openapi.json")).json()
         assert "/api/v1/auth/token" in doc["paths"]
         assert set(doc["x-unavailable-services"]) == {"registry", "enforcement", "statistics"}
+
+
+@pytest.fixture(scope="module")
+async def small_limit(upstreams):
+    settings = GatewaySettings(registry_url=upstreams["echo"], max_body_bytes=1000)
+    async for client in _app_client(create_app(settings), "http://gateway"):
+        yield client
+
+
+class TestBodyLimit:
+    async def test_declared_length_over_the_limit_is_413_before_forwarding(self, small_limit, token_for):
+        response = await small_limit.post(
+            "/api/v1/registry/bulk", content=b"x" * 1001, headers=auth(token_for())
+        )
+        assert response.status_code == 413
+        assert response.json()["type"] == "/problems/payload-too-large"
+
+    async def test_chunked_body_over_the_limit_is_413(self, small_limit, token_for):
+        async def chunks():
+            for _ in range(10):
+                yield b"x" * 300
+
+        response = await small_limit.post(
+            "/api/v1/registry/bulk", content=chunks(), headers=auth(token_for())
+        )
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_body_within_the_limit_is_forwarded(self, small_limit, token_for):
+        response = await small_limit.post(
+            "/api/v1/registry/bulk", content=b"x" * 1000, headers=auth(token_for())
+        )
+        assert echoed(response)["length"] == 1000

@@ -23,8 +23,9 @@ def assert_oauth_problem(response, status: int, error: str) -> None:
 class TestPasswordGrant:
     async def test_officer_gets_a_token_the_services_accept(self, gateway, registry, make_account):
         account = await make_account(roles=("enforcement", "head"))
-        response = await gateway.post(TOKEN, data={"grant_type": "password", "username": account.username,
-                                                   "password": SECRET})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "password", "username": account.username, "password": SECRET}
+        )
         assert response.status_code == 200, response.text
         assert response.headers["cache-control"] == "no-store"
         body = response.json()
@@ -38,27 +39,32 @@ class TestPasswordGrant:
 
     async def test_wrong_password(self, gateway, make_account):
         account = await make_account()
-        response = await gateway.post(TOKEN, data={"grant_type": "password", "username": account.username,
-                                                   "password": "wrong password!"})
+        response = await gateway.post(
+            TOKEN,
+            data={"grant_type": "password", "username": account.username, "password": "wrong password!"},
+        )
         assert_oauth_problem(response, 400, "invalid_grant")
 
     async def test_unknown_user_looks_like_a_wrong_password(self, gateway):
-        response = await gateway.post(TOKEN, data={"grant_type": "password", "username": "nobody-here",
-                                                   "password": SECRET})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "password", "username": "nobody-here", "password": SECRET}
+        )
         assert_oauth_problem(response, 400, "invalid_grant")
         assert response.json()["detail"] == "Wrong username or password."
 
     async def test_disabled_account(self, gateway, make_account):
         account = await make_account(active=False)
-        response = await gateway.post(TOKEN, data={"grant_type": "password", "username": account.username,
-                                                   "password": SECRET})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "password", "username": account.username, "password": SECRET}
+        )
         assert_oauth_problem(response, 400, "invalid_grant")
         assert "disabled" in response.json()["detail"]
 
     async def test_a_client_account_cannot_use_the_password_grant(self, gateway, make_account):
         account = await make_account(AccountKind.SYSTEM, roles=("system",))
-        response = await gateway.post(TOKEN, data={"grant_type": "password", "username": account.username,
-                                                   "password": SECRET})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "password", "username": account.username, "password": SECRET}
+        )
         assert_oauth_problem(response, 400, "invalid_grant")
 
     async def test_missing_password(self, gateway):
@@ -69,40 +75,50 @@ class TestPasswordGrant:
 class TestClientCredentials:
     async def test_system_gets_a_token_with_form_fields(self, gateway, make_account):
         account = await make_account(AccountKind.SYSTEM, roles=("system",))
-        response = await gateway.post(TOKEN, data={"grant_type": "client_credentials",
-                                                   "client_id": account.username, "client_secret": SECRET})
+        response = await gateway.post(
+            TOKEN,
+            data={"grant_type": "client_credentials", "client_id": account.username, "client_secret": SECRET},
+        )
         assert response.status_code == 200, response.text
         assert jwt.get_unverified_claims(response.json()["access_token"])["kind"] == "system"
 
     async def test_system_gets_a_token_with_http_basic(self, gateway, make_account):
         account = await make_account(AccountKind.SERVICE, roles=("service",))
         basic = base64.b64encode(f"{account.username}:{SECRET}".encode()).decode()
-        response = await gateway.post(TOKEN, data={"grant_type": "client_credentials"},
-                                      headers={"Authorization": f"Basic {basic}"})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+        )
         assert response.status_code == 200, response.text
 
     async def test_wrong_client_secret(self, gateway, make_account):
         account = await make_account(AccountKind.SYSTEM, roles=("system",))
-        response = await gateway.post(TOKEN, data={"grant_type": "client_credentials",
-                                                   "client_id": account.username, "client_secret": "nope"})
+        response = await gateway.post(
+            TOKEN,
+            data={"grant_type": "client_credentials", "client_id": account.username, "client_secret": "nope"},
+        )
         assert_oauth_problem(response, 401, "invalid_client")
         assert response.headers["www-authenticate"] == "Basic"
 
     async def test_an_officer_cannot_use_client_credentials(self, gateway, make_account):
         account = await make_account()
-        response = await gateway.post(TOKEN, data={"grant_type": "client_credentials",
-                                                   "client_id": account.username, "client_secret": SECRET})
+        response = await gateway.post(
+            TOKEN,
+            data={"grant_type": "client_credentials", "client_id": account.username, "client_secret": SECRET},
+        )
         assert_oauth_problem(response, 401, "invalid_client")
 
     async def test_disabled_client(self, gateway, make_account):
         account = await make_account(AccountKind.SYSTEM, roles=("system",), active=False)
-        response = await gateway.post(TOKEN, data={"grant_type": "client_credentials",
-                                                   "client_id": account.username, "client_secret": SECRET})
+        response = await gateway.post(
+            TOKEN,
+            data={"grant_type": "client_credentials", "client_id": account.username, "client_secret": SECRET},
+        )
         assert_oauth_problem(response, 401, "invalid_client")
 
     async def test_malformed_basic_credentials(self, gateway):
-        response = await gateway.post(TOKEN, data={"grant_type": "client_credentials"},
-                                      headers={"Authorization": "Basic !!!not-base64"})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": "Basic !!!not-base64"}
+        )
         assert_oauth_problem(response, 401, "invalid_client")
 
 
@@ -115,12 +131,15 @@ class TestBadTokenRequests:
         assert_oauth_problem(await gateway.post(TOKEN, data={}), 400, "invalid_request")
 
     async def test_json_instead_of_a_form(self, gateway):
-        response = await gateway.post(TOKEN, json={"grant_type": "password", "username": "a", "password": "b"})
+        response = await gateway.post(
+            TOKEN, json={"grant_type": "password", "username": "a", "password": "b"}
+        )
         assert_oauth_problem(response, 400, "invalid_request")
 
     async def test_overlong_field(self, gateway):
-        response = await gateway.post(TOKEN, data={"grant_type": "password", "username": "a" * 65,
-                                                   "password": "b"})
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "password", "username": "a" * 65, "password": "b"}
+        )
         assert response.status_code == 422
 
 
@@ -130,6 +149,9 @@ class TestKeySet:
         assert len(keys) == 1 and keys[0]["kty"] == "RSA" and keys[0]["alg"] == "RS256"
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(keys[0])
         account = await make_account()
-        token = (await gateway.post(TOKEN, data={"grant_type": "password", "username": account.username,
-                                                 "password": SECRET})).json()["access_token"]
+        token = (
+            await gateway.post(
+                TOKEN, data={"grant_type": "password", "username": account.username, "password": SECRET}
+            )
+        ).json()["access_token"]
         assert jwt.get_unverified_header(token)["kid"] == keys[0]["kid"]

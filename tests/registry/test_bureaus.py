@@ -25,8 +25,16 @@ async def network(registry, token_for):
     county_a = await create_bureau(registry, national, hangzhou, "county", "330102")
     county_b = await create_bureau(registry, national, hangzhou, "county", "330103")
     branch = await create_bureau(registry, national, zj_ee, "branch", "330100")
-    return {"zj_qs": zj_qs, "zj_ee": zj_ee, "sd_qs": sd_qs, "ningbo_ee": ningbo_ee, "hangzhou": hangzhou,
-            "county_a": county_a, "county_b": county_b, "branch": branch}
+    return {
+        "zj_qs": zj_qs,
+        "zj_ee": zj_ee,
+        "sd_qs": sd_qs,
+        "ningbo_ee": ningbo_ee,
+        "hangzhou": hangzhou,
+        "county_a": county_a,
+        "county_b": county_b,
+        "branch": branch,
+    }
 
 
 async def bureau_count(registry) -> int:
@@ -41,8 +49,9 @@ async def audit_count(registry) -> int:
 
 class TestSeededNetwork:
     async def test_national_regulator_and_sixteen_pilot_units(self, registry, token_for):
-        response = await registry.get(BUREAUS, params={"pilot": "provincial", "limit": 100},
-                                      headers=auth(token_for()))
+        response = await registry.get(
+            BUREAUS, params={"pilot": "provincial", "limit": 100}, headers=auth(token_for())
+        )
         units = response.json()["items"]
         assert len(units) == 16
         assert sum(u["system"] == "entry_exit" for u in units) == 6
@@ -56,28 +65,44 @@ class TestSeededNetwork:
         assert ningbo["division_name"] == "宁波市"
 
     async def test_every_bureau_has_three_bodies(self, registry, token_for, network):
-        response = await registry.get(f"{BUREAUS}/{network['county_a']['id']}/bodies", headers=auth(token_for()))
+        response = await registry.get(
+            f"{BUREAUS}/{network['county_a']['id']}/bodies", headers=auth(token_for())
+        )
         assert sorted(b["kind"] for b in response.json()) == ["enforcement", "legal", "supervision"]
 
 
 class TestScope:
     async def test_county_cannot_see_another_county_of_its_province(self, registry, token_for, network):
         token = token_for(network["county_a"], roles=("enforcement",))
-        assert (await registry.get(f"{BUREAUS}/{network['county_a']['id']}", headers=auth(token))).status_code == 200
+        assert (
+            await registry.get(f"{BUREAUS}/{network['county_a']['id']}", headers=auth(token))
+        ).status_code == 200
         response = await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
         # Its own city (an ancestor) is outside its subtree too.
-        assert (await registry.get(f"{BUREAUS}/{network['hangzhou']['id']}", headers=auth(token))).status_code == 404
+        assert (
+            await registry.get(f"{BUREAUS}/{network['hangzhou']['id']}", headers=auth(token))
+        ).status_code == 404
 
     async def test_province_cannot_see_another_province(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
-        assert (await registry.get(f"{BUREAUS}/{network['sd_qs']['id']}", headers=auth(token))).status_code == 404
-        assert (await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))).status_code == 200
+        assert (
+            await registry.get(f"{BUREAUS}/{network['sd_qs']['id']}", headers=auth(token))
+        ).status_code == 404
+        assert (
+            await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))
+        ).status_code == 200
 
     async def test_two_systems_of_one_province_do_not_see_each_other(self, registry, token_for, network):
         qs, ee = token_for(network["zj_qs"]), token_for(network["zj_ee"])
-        for token, hidden in ((qs, "zj_ee"), (qs, "branch"), (ee, "zj_qs"), (ee, "hangzhou"), (ee, "county_a")):
+        for token, hidden in (
+            (qs, "zj_ee"),
+            (qs, "branch"),
+            (ee, "zj_qs"),
+            (ee, "hangzhou"),
+            (ee, "county_a"),
+        ):
             response = await registry.get(f"{BUREAUS}/{network[hidden]['id']}", headers=auth(token))
             assert response.status_code == 404, hidden
 
@@ -104,8 +129,16 @@ class TestScope:
     async def test_admin_cannot_create_under_a_bureau_out_of_scope(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
         before = await bureau_count(registry)
-        response = await registry.post(BUREAUS, headers=auth(token), json={
-            "parent_id": network["sd_qs"]["id"], "name": unique("市局"), "level": "city", "division_code": "370100"})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token),
+            json={
+                "parent_id": network["sd_qs"]["id"],
+                "name": unique("市局"),
+                "level": "city",
+                "division_code": "370100",
+            },
+        )
         assert response.status_code == 404
         assert await bureau_count(registry) == before
 
@@ -115,8 +148,16 @@ class TestCreateBureau:
         token = token_for(network["zj_qs"])
         name = unique("宁波市质量技术监督局")
         before_audit = await audit_count(registry)
-        response = await registry.post(BUREAUS, headers=auth(token), json={
-            "parent_id": network["zj_qs"]["id"], "name": name, "level": "city", "division_code": "330200"})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token),
+            json={
+                "parent_id": network["zj_qs"]["id"],
+                "name": name,
+                "level": "city",
+                "division_code": "330200",
+            },
+        )
         assert response.status_code == 201, response.text
         body = response.json()
         assert body["path"] == f"{network['zj_qs']['path']}{body['id']}."
@@ -127,8 +168,16 @@ class TestCreateBureau:
 
     async def test_non_admin_is_refused(self, registry, token_for, network):
         token = token_for(network["zj_qs"], roles=("enforcement",))
-        response = await registry.post(BUREAUS, headers=auth(token), json={
-            "parent_id": network["zj_qs"]["id"], "name": unique("市局"), "level": "city", "division_code": "330300"})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token),
+            json={
+                "parent_id": network["zj_qs"]["id"],
+                "name": unique("市局"),
+                "level": "city",
+                "division_code": "330300",
+            },
+        )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
 
@@ -146,8 +195,12 @@ class TestCreateBureau:
         self, registry, token_for, network, payload, field
     ):
         token = token_for()
-        good = {"parent_id": network["zj_qs"]["id"], "name": unique("市局"), "level": "city",
-                "division_code": "330300"}
+        good = {
+            "parent_id": network["zj_qs"]["id"],
+            "name": unique("市局"),
+            "level": "city",
+            "division_code": "330300",
+        }
         before, before_audit = await bureau_count(registry), await audit_count(registry)
         response = await registry.post(BUREAUS, headers=auth(token), json={**good, **payload})
         assert response.status_code == 422
@@ -158,8 +211,9 @@ class TestCreateBureau:
         assert (await bureau_count(registry), await audit_count(registry)) == (before, before_audit)
 
     async def test_body_that_is_not_json(self, registry, token_for):
-        response = await registry.post(BUREAUS, headers={**auth(token_for()), "content-type": "application/json"},
-                                       content=b"{not json")
+        response = await registry.post(
+            BUREAUS, headers={**auth(token_for()), "content-type": "application/json"}, content=b"{not json"
+        )
         assert response.status_code == 422
         assert response.json()["errors"]
 
@@ -175,29 +229,55 @@ class TestCreateBureau:
     )
     async def test_network_rules(self, registry, token_for, network, parent, level, division, rule):
         before = await bureau_count(registry)
-        response = await registry.post(BUREAUS, headers=auth(token_for()), json={
-            "parent_id": network[parent]["id"], "name": unique("局"), "level": level, "division_code": division})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token_for()),
+            json={
+                "parent_id": network[parent]["id"],
+                "name": unique("局"),
+                "level": level,
+                "division_code": division,
+            },
+        )
         assert response.status_code == 409, response.text
         assert response.json()["type"] == f"/problems/{rule}"
         assert await bureau_count(registry) == before
 
     async def test_unknown_division_code(self, registry, token_for, network):
-        response = await registry.post(BUREAUS, headers=auth(token_for()), json={
-            "parent_id": network["zj_qs"]["id"], "name": unique("局"), "level": "city", "division_code": "339900"})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token_for()),
+            json={
+                "parent_id": network["zj_qs"]["id"],
+                "name": unique("局"),
+                "level": "city",
+                "division_code": "339900",
+            },
+        )
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == "body.division_code"
 
     async def test_provincial_unit_under_national_must_name_its_system(self, registry, token_for):
-        response = await registry.post(BUREAUS, headers=auth(token_for()), json={
-            "parent_id": 1, "name": unique("省局"), "level": "provincial", "division_code": "350000"})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token_for()),
+            json={"parent_id": 1, "name": unique("省局"), "level": "provincial", "division_code": "350000"},
+        )
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == "body.system"
 
     async def test_sibling_names_are_unique(self, registry, token_for, network):
         token = token_for()
-        response = await registry.post(BUREAUS, headers=auth(token), json={
-            "parent_id": network["hangzhou"]["id"], "name": network["county_a"]["name"], "level": "county",
-            "division_code": "330104"})
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token),
+            json={
+                "parent_id": network["hangzhou"]["id"],
+                "name": network["county_a"]["name"],
+                "level": "county",
+                "division_code": "330104",
+            },
+        )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/bureau-name-taken"
 
@@ -208,23 +288,31 @@ class TestUpdateBureau:
         bureau = await create_bureau(registry, token, network["hangzhou"], "county", "330104")
         url = f"{BUREAUS}/{bureau['id']}"
         new_name = unique("江干区局")
-        response = await registry.patch(url, json={"name": new_name}, headers={**auth(token), "If-Match": '"1"'})
+        response = await registry.patch(
+            url, json={"name": new_name}, headers={**auth(token), "If-Match": '"1"'}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["name"] == new_name and response.json()["version"] == 2
         assert response.headers["etag"] == '"2"'
         # A second writer still holding version 1 is refused, and nothing changes.
-        stale = await registry.patch(url, json={"name": unique("x局")}, headers={**auth(token), "If-Match": '"1"'})
+        stale = await registry.patch(
+            url, json={"name": unique("x局")}, headers={**auth(token), "If-Match": '"1"'}
+        )
         assert stale.status_code == 412
         assert (await registry.get(url, headers=auth(token))).json()["name"] == new_name
 
     async def test_update_without_if_match_is_refused(self, registry, token_for, network):
-        response = await registry.patch(f"{BUREAUS}/{network['county_a']['id']}", json={"pilot": "grassroots"},
-                                        headers=auth(token_for()))
+        response = await registry.patch(
+            f"{BUREAUS}/{network['county_a']['id']}", json={"pilot": "grassroots"}, headers=auth(token_for())
+        )
         assert response.status_code == 428
 
     async def test_update_cannot_change_the_tree(self, registry, token_for, network):
-        response = await registry.patch(f"{BUREAUS}/{network['county_a']['id']}", json={"parent_id": 1},
-                                        headers={**auth(token_for()), "If-Match": "*"})
+        response = await registry.patch(
+            f"{BUREAUS}/{network['county_a']['id']}",
+            json={"parent_id": 1},
+            headers={**auth(token_for()), "If-Match": "*"},
+        )
         assert response.status_code == 422
 
 

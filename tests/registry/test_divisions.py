@@ -38,7 +38,9 @@ class TestListDivisions:
 
     async def test_cities_of_zhejiang_by_parent_code(self, registry, token_for):
         items, _ = await walk(registry, token_for(), parent_code="330000")
-        expected = sorted(c for c in REVISION_2008 if c.startswith("33") and c.endswith("00") and c != "330000")
+        expected = sorted(
+            c for c in REVISION_2008 if c.startswith("33") and c.endswith("00") and c != "330000"
+        )
         assert [d["code"] for d in items] == expected
         assert len(items) == 11  # Zhejiang's eleven prefecture-level cities
         assert all(d["level"] == "city" and d["parent_code"] == "330000" for d in items)
@@ -59,8 +61,16 @@ class TestListDivisions:
         response = await registry.get(DIVISIONS, params={"parent_code": "999900"}, headers=auth(token_for()))
         assert response.json() == {"items": [], "next_cursor": None}
 
-    @pytest.mark.parametrize("params", [{"parent_code": "33000"}, {"parent_code": "abcdef"},
-                                        {"level": "village"}, {"limit": 501}, {"cursor": "%%%"}])
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"parent_code": "33000"},
+            {"parent_code": "abcdef"},
+            {"level": "village"},
+            {"limit": 501},
+            {"cursor": "%%%"},
+        ],
+    )
     async def test_bad_query(self, registry, token_for, params):
         response = await registry.get(DIVISIONS, params=params, headers=auth(token_for()))
         assert response.status_code == 422
@@ -74,12 +84,21 @@ class TestReadDivision:
     async def test_ningbo_is_a_city_of_zhejiang(self, registry, token_for):
         response = await registry.get(f"{DIVISIONS}/330200", headers=auth(token_for(roles=("legal",))))
         assert response.status_code == 200
-        assert response.json() == {"code": "330200", "name": "宁波市", "level": "city",
-                                   "parent_code": "330000", "revision": 2008}
+        assert response.json() == {
+            "code": "330200",
+            "name": "宁波市",
+            "level": "city",
+            "parent_code": "330000",
+            "revision": 2008,
+        }
 
     async def test_a_county_hangs_under_its_city(self, registry, token_for):
         body = (await registry.get(f"{DIVISIONS}/330203", headers=auth(token_for()))).json()
-        assert (body["name"], body["level"], body["parent_code"]) == (REVISION_2008["330203"], "county", "330200")
+        assert (body["name"], body["level"], body["parent_code"]) == (
+            REVISION_2008["330203"],
+            "county",
+            "330200",
+        )
 
     async def test_unknown_code(self, registry, token_for):
         response = await registry.get(f"{DIVISIONS}/339999", headers=auth(token_for()))

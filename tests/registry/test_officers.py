@@ -23,8 +23,11 @@ def credential() -> str:
 
 
 async def create_post(client, token: str, bureau: dict, body: str = "enforcement", **extra) -> dict:
-    response = await client.post(f"{BUREAUS}/{bureau['id']}/posts", headers=auth(token),
-                                 json={"body": body, "name": unique("岗位"), **extra})
+    response = await client.post(
+        f"{BUREAUS}/{bureau['id']}/posts",
+        headers=auth(token),
+        json={"body": body, "name": unique("岗位"), **extra},
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -42,8 +45,16 @@ async def network(registry, token_for):
     enforcement_post = await create_post(registry, national, county_a, "enforcement")
     legal_post = await create_post(registry, national, county_a, "legal")
     other_post = await create_post(registry, national, county_b, "enforcement")
-    return {"zj_qs": zj_qs, "sd_qs": sd_qs, "city": city, "county_a": county_a, "county_b": county_b,
-            "enforcement_post": enforcement_post, "legal_post": legal_post, "other_post": other_post}
+    return {
+        "zj_qs": zj_qs,
+        "sd_qs": sd_qs,
+        "city": city,
+        "county_a": county_a,
+        "county_b": county_b,
+        "enforcement_post": enforcement_post,
+        "legal_post": legal_post,
+        "other_post": other_post,
+    }
 
 
 async def officer_count(registry) -> int:
@@ -77,9 +88,17 @@ class TestCreateOfficer:
         token = token_for(network["city"])
         number = credential()
         before_audit = await audit_count(registry)
-        response = await registry.post(OFFICERS, headers=auth(token), json={
-            "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": "  张三丰  ",
-            "post_id": network["enforcement_post"]["id"], "credential_number": number})
+        response = await registry.post(
+            OFFICERS,
+            headers=auth(token),
+            json={
+                "bureau_id": network["county_a"]["id"],
+                "body": "enforcement",
+                "name": "  张三丰  ",
+                "post_id": network["enforcement_post"]["id"],
+                "credential_number": number,
+            },
+        )
         assert response.status_code == 201, response.text
         officer = response.json()
         assert officer["name"] == "张三丰" and officer["credential_number"] == number
@@ -91,55 +110,93 @@ class TestCreateOfficer:
         assert await audit_count(registry) == before_audit + 1
 
     async def test_officer_without_post_or_credential(self, registry, token_for, network):
-        officer = await create_officer(registry, token_for(), network["county_a"], body="legal", credential=False)
+        officer = await create_officer(
+            registry, token_for(), network["county_a"], body="legal", credential=False
+        )
         assert officer["post_id"] is None and officer["credential_number"] is None
 
     async def test_duplicate_credential_is_refused(self, registry, token_for, network):
         token = token_for()
         holder = await create_officer(registry, token, network["county_a"])
         before = await officer_count(registry)
-        response = await registry.post(OFFICERS, headers=auth(token), json={
-            "bureau_id": network["county_b"]["id"], "body": "enforcement", "name": unique("李四"),
-            "credential_number": holder["credential_number"]})
+        response = await registry.post(
+            OFFICERS,
+            headers=auth(token),
+            json={
+                "bureau_id": network["county_b"]["id"],
+                "body": "enforcement",
+                "name": unique("李四"),
+                "credential_number": holder["credential_number"],
+            },
+        )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/credential-taken"
         assert await officer_count(registry) == before
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "create_officer checks the credential then inserts; two concurrent requests both pass the check "
-        "and the loser hits uq_officer_credential_number: an unhandled IntegrityError answers 500 instead "
-        "of 409 credential-taken (services/registry/service.py create_officer/_check_credential)"))
     async def test_concurrent_duplicate_credentials_get_one_201_and_409s(self, registry, token_for, network):
         token = token_for()
         transport = httpx.ASGITransport(app=registry.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
             for _ in range(2):  # two rounds, so the race is all but certain to be hit
                 number = credential()
-                responses = await asyncio.gather(*(client.post(OFFICERS, headers=auth(token), json={
-                    "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("王五"),
-                    "credential_number": number}) for _ in range(8)))
+                responses = await asyncio.gather(
+                    *(
+                        client.post(
+                            OFFICERS,
+                            headers=auth(token),
+                            json={
+                                "bureau_id": network["county_a"]["id"],
+                                "body": "enforcement",
+                                "name": unique("王五"),
+                                "credential_number": number,
+                            },
+                        )
+                        for _ in range(8)
+                    )
+                )
                 statuses = [r.status_code for r in responses]
                 assert statuses.count(201) == 1 and set(statuses) == {201, 409}, statuses
 
     async def test_post_of_another_bureau_is_refused(self, registry, token_for, network):
-        response = await registry.post(OFFICERS, headers=auth(token_for()), json={
-            "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("赵六"),
-            "post_id": network["other_post"]["id"]})
+        response = await registry.post(
+            OFFICERS,
+            headers=auth(token_for()),
+            json={
+                "bureau_id": network["county_a"]["id"],
+                "body": "enforcement",
+                "name": unique("赵六"),
+                "post_id": network["other_post"]["id"],
+            },
+        )
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == "body.post_id"
 
     async def test_unknown_post_is_refused(self, registry, token_for, network):
-        response = await registry.post(OFFICERS, headers=auth(token_for()), json={
-            "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("赵六"),
-            "post_id": 987654321})
+        response = await registry.post(
+            OFFICERS,
+            headers=auth(token_for()),
+            json={
+                "bureau_id": network["county_a"]["id"],
+                "body": "enforcement",
+                "name": unique("赵六"),
+                "post_id": 987654321,
+            },
+        )
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == "body.post_id"
 
     async def test_post_of_another_body_is_refused(self, registry, token_for, network):
         before = await officer_count(registry)
-        response = await registry.post(OFFICERS, headers=auth(token_for()), json={
-            "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("钱七"),
-            "post_id": network["legal_post"]["id"]})
+        response = await registry.post(
+            OFFICERS,
+            headers=auth(token_for()),
+            json={
+                "bureau_id": network["county_a"]["id"],
+                "body": "enforcement",
+                "name": unique("钱七"),
+                "post_id": network["legal_post"]["id"],
+            },
+        )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/post-body-mismatch"
         assert await officer_count(registry) == before
@@ -147,29 +204,38 @@ class TestCreateOfficer:
     async def test_bureau_out_of_scope_is_not_found(self, registry, token_for, network):
         before = await officer_count(registry)
         for admin, target in (("zj_qs", "sd_qs"), ("county_a", "county_b"), ("county_a", "city")):
-            response = await registry.post(OFFICERS, headers=auth(token_for(network[admin])), json={
-                "bureau_id": network[target]["id"], "body": "enforcement", "name": unique("孙八")})
+            response = await registry.post(
+                OFFICERS,
+                headers=auth(token_for(network[admin])),
+                json={"bureau_id": network[target]["id"], "body": "enforcement", "name": unique("孙八")},
+            )
             assert response.status_code == 404, (admin, target)
         assert await officer_count(registry) == before
 
     @pytest.mark.parametrize("roles", [("enforcement",), ("head", "legal"), ()])
     async def test_non_admin_is_refused(self, registry, token_for, network, roles):
-        response = await registry.post(OFFICERS, headers=auth(token_for(network["county_a"], roles=roles)), json={
-            "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("周九")})
+        response = await registry.post(
+            OFFICERS,
+            headers=auth(token_for(network["county_a"], roles=roles)),
+            json={"bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("周九")},
+        )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
 
-    @pytest.mark.parametrize(("payload", "field"), [
-        ({"name": "x"}, "body.name"),
-        ({"name": None}, "body.name"),
-        ({"body": "police"}, "body.body"),
-        ({"credential_number": "ZJ 1234"}, "body.credential_number"),
-        ({"credential_number": "Z1"}, "body.credential_number"),
-        ({"credential_number": "Z" * 33}, "body.credential_number"),
-        ({"active": False}, "body.active"),
-        ({"version": 7}, "body.version"),
-        ({"bureau_id": "abc"}, "body.bureau_id"),
-    ])
+    @pytest.mark.parametrize(
+        ("payload", "field"),
+        [
+            ({"name": "x"}, "body.name"),
+            ({"name": None}, "body.name"),
+            ({"body": "police"}, "body.body"),
+            ({"credential_number": "ZJ 1234"}, "body.credential_number"),
+            ({"credential_number": "Z1"}, "body.credential_number"),
+            ({"credential_number": "Z" * 33}, "body.credential_number"),
+            ({"active": False}, "body.active"),
+            ({"version": 7}, "body.version"),
+            ({"bureau_id": "abc"}, "body.bureau_id"),
+        ],
+    )
     async def test_malformed_payload_gets_field_errors(self, registry, token_for, network, payload, field):
         before = await officer_count(registry)
         good = {"bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("吴十")}
@@ -182,9 +248,16 @@ class TestCreateOfficer:
     async def test_id_beyond_bigint_is_a_field_error(self, registry, token_for, network, field):
         transport = httpx.ASGITransport(app=registry.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
-            response = await client.post(OFFICERS, headers=auth(token_for()), json={
-                "bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("吴十"),
-                field: 2**63})
+            response = await client.post(
+                OFFICERS,
+                headers=auth(token_for()),
+                json={
+                    "bureau_id": network["county_a"]["id"],
+                    "body": "enforcement",
+                    "name": unique("吴十"),
+                    field: 2**63,
+                },
+            )
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == f"body.{field}"
 
@@ -192,7 +265,9 @@ class TestCreateOfficer:
 class TestReadOfficer:
     async def test_read_gives_the_etag(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
-        response = await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for(network["county_a"])))
+        response = await registry.get(
+            f"{OFFICERS}/{officer['id']}", headers=auth(token_for(network["county_a"]))
+        )
         assert response.status_code == 200
         assert response.json() == officer
         assert response.headers["etag"] == '"1"'
@@ -200,7 +275,13 @@ class TestReadOfficer:
     async def test_scope_follows_the_bureau_tree(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_b"])
         url = f"{OFFICERS}/{officer['id']}"
-        for reader, status in (("county_a", 404), ("sd_qs", 404), ("county_b", 200), ("city", 200), ("zj_qs", 200)):
+        for reader, status in (
+            ("county_a", 404),
+            ("sd_qs", 404),
+            ("county_b", 200),
+            ("city", 200),
+            ("zj_qs", 200),
+        ):
             token = token_for(network[reader], roles=("enforcement",))
             assert (await registry.get(url, headers=auth(token))).status_code == status, reader
 
@@ -219,7 +300,9 @@ class TestUpdateOfficer:
         token = token_for(network["city"])
         officer = await create_officer(registry, token, network["county_a"])
         url = f"{OFFICERS}/{officer['id']}"
-        response = await registry.patch(url, json={"name": "新名字"}, headers={**auth(token), "If-Match": '"1"'})
+        response = await registry.patch(
+            url, json={"name": "新名字"}, headers={**auth(token), "If-Match": '"1"'}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["name"] == "新名字" and response.json()["version"] == 2
         assert response.headers["etag"] == '"2"'
@@ -230,30 +313,45 @@ class TestUpdateOfficer:
 
     async def test_update_without_if_match_is_refused(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
-        response = await registry.patch(f"{OFFICERS}/{officer['id']}", json={"active": False},
-                                        headers=auth(token_for()))
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}", json={"active": False}, headers=auth(token_for())
+        )
         assert response.status_code == 428
         assert response.json()["type"] == "/problems/precondition-required"
 
     async def test_deactivate_assign_post_and_clear_credential(self, registry, token_for, network):
         token = token_for()
         officer = await create_officer(registry, token, network["county_a"])
-        response = await registry.patch(f"{OFFICERS}/{officer['id']}", headers={**auth(token), "If-Match": "*"}, json={
-            "active": False, "post_id": network["enforcement_post"]["id"], "credential_number": None})
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}",
+            headers={**auth(token), "If-Match": "*"},
+            json={"active": False, "post_id": network["enforcement_post"]["id"], "credential_number": None},
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["active"], body["post_id"], body["credential_number"]) == (
-            False, network["enforcement_post"]["id"], None)
+            False,
+            network["enforcement_post"]["id"],
+            None,
+        )
         # The cleared credential can now be given to someone else.
-        other = await create_officer(registry, token, network["county_b"],
-                                     credential=False, credential_number=officer["credential_number"])
+        other = await create_officer(
+            registry,
+            token,
+            network["county_b"],
+            credential=False,
+            credential_number=officer["credential_number"],
+        )
         assert other["credential_number"] == officer["credential_number"]
 
     @pytest.mark.parametrize("field", ["name", "active"])
     async def test_required_field_cannot_be_nulled(self, registry, token_for, network, field):
         officer = await create_officer(registry, token_for(), network["county_a"])
-        response = await registry.patch(f"{OFFICERS}/{officer['id']}", json={field: None},
-                                        headers={**auth(token_for()), "If-Match": '"1"'})
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}",
+            json={field: None},
+            headers={**auth(token_for()), "If-Match": '"1"'},
+        )
         assert response.status_code == 422
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
@@ -261,8 +359,9 @@ class TestUpdateOfficer:
     @pytest.mark.parametrize("payload", [{}, {"bureau_id": 1}, {"body": "legal"}, {"version": 9}])
     async def test_nothing_to_change_or_unchangeable_field(self, registry, token_for, network, payload):
         officer = await create_officer(registry, token_for(), network["county_a"])
-        response = await registry.patch(f"{OFFICERS}/{officer['id']}", json=payload,
-                                        headers={**auth(token_for()), "If-Match": '"1"'})
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}", json=payload, headers={**auth(token_for()), "If-Match": '"1"'}
+        )
         assert response.status_code == 422
 
     async def test_credential_of_another_officer_is_refused(self, registry, token_for, network):
@@ -270,46 +369,59 @@ class TestUpdateOfficer:
         holder = await create_officer(registry, token, network["county_b"])
         officer = await create_officer(registry, token, network["county_a"])
         url = f"{OFFICERS}/{officer['id']}"
-        response = await registry.patch(url, json={"credential_number": holder["credential_number"]},
-                                        headers={**auth(token), "If-Match": '"1"'})
+        response = await registry.patch(
+            url,
+            json={"credential_number": holder["credential_number"]},
+            headers={**auth(token), "If-Match": '"1"'},
+        )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/credential-taken"
         # Re-sending one's own credential is not a conflict.
-        own = await registry.patch(url, json={"credential_number": officer["credential_number"]},
-                                   headers={**auth(token), "If-Match": '"1"'})
+        own = await registry.patch(
+            url,
+            json={"credential_number": officer["credential_number"]},
+            headers={**auth(token), "If-Match": '"1"'},
+        )
         assert own.status_code == 200 and own.json()["version"] == 2
 
     async def test_post_rules_apply_on_update(self, registry, token_for, network):
         token = token_for()
         officer = await create_officer(registry, token, network["county_a"])
         url = f"{OFFICERS}/{officer['id']}"
-        other_bureau = await registry.patch(url, json={"post_id": network["other_post"]["id"]},
-                                            headers={**auth(token), "If-Match": '"1"'})
+        other_bureau = await registry.patch(
+            url, json={"post_id": network["other_post"]["id"]}, headers={**auth(token), "If-Match": '"1"'}
+        )
         assert other_bureau.status_code == 422
-        other_body = await registry.patch(url, json={"post_id": network["legal_post"]["id"]},
-                                          headers={**auth(token), "If-Match": '"1"'})
+        other_body = await registry.patch(
+            url, json={"post_id": network["legal_post"]["id"]}, headers={**auth(token), "If-Match": '"1"'}
+        )
         assert other_body.status_code == 409
         assert other_body.json()["type"] == "/problems/post-body-mismatch"
 
     async def test_non_admin_is_refused(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
         token = token_for(network["county_a"], roles=("enforcement", "head"))
-        response = await registry.patch(f"{OFFICERS}/{officer['id']}", json={"name": "越权者"},
-                                        headers={**auth(token), "If-Match": '"1"'})
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}", json={"name": "越权者"}, headers={**auth(token), "If-Match": '"1"'}
+        )
         assert response.status_code == 403
 
     async def test_out_of_scope_officer_is_not_found(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_b"])
         for admin in ("county_a", "sd_qs"):
-            response = await registry.patch(f"{OFFICERS}/{officer['id']}", json={"name": "越界者"},
-                                            headers={**auth(token_for(network[admin])), "If-Match": "*"})
+            response = await registry.patch(
+                f"{OFFICERS}/{officer['id']}",
+                json={"name": "越界者"},
+                headers={**auth(token_for(network[admin])), "If-Match": "*"},
+            )
             assert response.status_code == 404, admin
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read["version"] == 1
 
     async def test_unknown_officer(self, registry, token_for):
-        response = await registry.patch(f"{OFFICERS}/999999999", json={"name": "无此人"},
-                                        headers={**auth(token_for()), "If-Match": "*"})
+        response = await registry.patch(
+            f"{OFFICERS}/999999999", json={"name": "无此人"}, headers={**auth(token_for()), "If-Match": "*"}
+        )
         assert response.status_code == 404
 
 
@@ -318,10 +430,13 @@ async def staff(registry, token_for, network) -> dict:
     """A bureau of its own with five officers: three enforcement (one inactive), two legal."""
     token = token_for()
     bureau = await create_bureau(registry, token, network["city"], "county", "330726")
-    officers = [await create_officer(registry, token, bureau, body=body)
-                for body in ("enforcement", "enforcement", "enforcement", "legal", "legal")]
-    response = await registry.patch(f"{OFFICERS}/{officers[0]['id']}", json={"active": False},
-                                    headers={**auth(token), "If-Match": '"1"'})
+    officers = [
+        await create_officer(registry, token, bureau, body=body)
+        for body in ("enforcement", "enforcement", "enforcement", "legal", "legal")
+    ]
+    response = await registry.patch(
+        f"{OFFICERS}/{officers[0]['id']}", json={"active": False}, headers={**auth(token), "If-Match": '"1"'}
+    )
     assert response.status_code == 200
     return {"bureau": bureau, "officers": officers}
 
@@ -345,7 +460,9 @@ class TestListOfficers:
         officers = staff["officers"]
 
         async def ids(**params) -> list[int]:
-            response = await registry.get(OFFICERS, params={"bureau_id": bureau_id, **params}, headers=auth(token))
+            response = await registry.get(
+                OFFICERS, params={"bureau_id": bureau_id, **params}, headers=auth(token)
+            )
             assert response.status_code == 200
             return [o["id"] for o in response.json()["items"]]
 
@@ -360,11 +477,22 @@ class TestListOfficers:
         items = [o for p in await all_pages(registry, token, OFFICERS, limit=50) for o in p["items"]]
         assert items and all(o["bureau_path"].startswith(network["county_a"]["path"]) for o in items)
         # Filtering by a bureau out of scope gives nothing, not its officers.
-        response = await registry.get(OFFICERS, params={"bureau_id": staff["bureau"]["id"]}, headers=auth(token))
+        response = await registry.get(
+            OFFICERS, params={"bureau_id": staff["bureau"]["id"]}, headers=auth(token)
+        )
         assert response.json()["items"] == []
 
-    @pytest.mark.parametrize("params", [{"body": "police"}, {"limit": 0}, {"limit": 501}, {"active": "maybe"},
-                                        {"cursor": "not-a-cursor"}, {"bureau_id": 0}])
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"body": "police"},
+            {"limit": 0},
+            {"limit": 501},
+            {"active": "maybe"},
+            {"cursor": "not-a-cursor"},
+            {"bureau_id": 0},
+        ],
+    )
     async def test_bad_query(self, registry, token_for, params):
         assert (await registry.get(OFFICERS, params=params, headers=auth(token_for()))).status_code == 422
 
@@ -372,7 +500,9 @@ class TestListOfficers:
     async def test_cursor_with_a_key_of_the_wrong_type_is_refused(self, registry, token_for, key):
         transport = httpx.ASGITransport(app=registry.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
-            response = await client.get(OFFICERS, params={"cursor": encode_cursor(key)}, headers=auth(token_for()))
+            response = await client.get(
+                OFFICERS, params={"cursor": encode_cursor(key)}, headers=auth(token_for())
+            )
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == "query.cursor"
 
@@ -387,51 +517,78 @@ class TestPosts:
     async def test_admin_creates_a_post_with_duties(self, registry, token_for, network):
         token = token_for(network["county_a"])
         before_audit = await audit_count(registry)
-        response = await registry.post(f"{BUREAUS}/{network['county_a']['id']}/posts", headers=auth(token),
-                                       json={"body": "legal", "name": unique("法制审核岗"), "duties": "法制审核"})
+        response = await registry.post(
+            f"{BUREAUS}/{network['county_a']['id']}/posts",
+            headers=auth(token),
+            json={"body": "legal", "name": unique("法制审核岗"), "duties": "法制审核"},
+        )
         assert response.status_code == 201, response.text
         post = response.json()
-        assert (post["bureau_id"], post["body"], post["duties"]) == (network["county_a"]["id"], "legal", "法制审核")
+        assert (post["bureau_id"], post["body"], post["duties"]) == (
+            network["county_a"]["id"],
+            "legal",
+            "法制审核",
+        )
         assert await audit_count(registry) == before_audit + 1
 
     async def test_post_names_are_unique_within_a_bureau(self, registry, token_for, network):
         token = token_for()
         name = network["enforcement_post"]["name"]
-        response = await registry.post(f"{BUREAUS}/{network['county_a']['id']}/posts", headers=auth(token),
-                                       json={"body": "enforcement", "name": name})
+        response = await registry.post(
+            f"{BUREAUS}/{network['county_a']['id']}/posts",
+            headers=auth(token),
+            json={"body": "enforcement", "name": name},
+        )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/post-name-taken"
         # The same name in another bureau is fine.
-        other = await registry.post(f"{BUREAUS}/{network['county_b']['id']}/posts", headers=auth(token),
-                                    json={"body": "enforcement", "name": name})
+        other = await registry.post(
+            f"{BUREAUS}/{network['county_b']['id']}/posts",
+            headers=auth(token),
+            json={"body": "enforcement", "name": name},
+        )
         assert other.status_code == 201
 
     async def test_non_admin_is_refused(self, registry, token_for, network):
         token = token_for(network["county_a"], roles=("enforcement",))
-        response = await registry.post(f"{BUREAUS}/{network['county_a']['id']}/posts", headers=auth(token),
-                                       json={"body": "enforcement", "name": unique("岗位")})
+        response = await registry.post(
+            f"{BUREAUS}/{network['county_a']['id']}/posts",
+            headers=auth(token),
+            json={"body": "enforcement", "name": unique("岗位")},
+        )
         assert response.status_code == 403
 
     async def test_bureau_out_of_scope_is_not_found(self, registry, token_for, network):
         token = token_for(network["county_a"])
-        create = await registry.post(f"{BUREAUS}/{network['county_b']['id']}/posts", headers=auth(token),
-                                     json={"body": "enforcement", "name": unique("岗位")})
+        create = await registry.post(
+            f"{BUREAUS}/{network['county_b']['id']}/posts",
+            headers=auth(token),
+            json={"body": "enforcement", "name": unique("岗位")},
+        )
         assert create.status_code == 404
         listing = await registry.get(f"{BUREAUS}/{network['county_b']['id']}/posts", headers=auth(token))
         assert listing.status_code == 404
 
-    @pytest.mark.parametrize("payload", [{"body": "police"}, {"name": "x"}, {"duties": "x" * 2001},
-                                         {"bureau_id": 1}])
+    @pytest.mark.parametrize(
+        "payload", [{"body": "police"}, {"name": "x"}, {"duties": "x" * 2001}, {"bureau_id": 1}]
+    )
     async def test_malformed_post(self, registry, token_for, network, payload):
-        response = await registry.post(f"{BUREAUS}/{network['county_a']['id']}/posts", headers=auth(token_for()),
-                                       json={"body": "enforcement", "name": unique("岗位"), **payload})
+        response = await registry.post(
+            f"{BUREAUS}/{network['county_a']['id']}/posts",
+            headers=auth(token_for()),
+            json={"body": "enforcement", "name": unique("岗位"), **payload},
+        )
         assert response.status_code == 422
 
     async def test_posts_list_in_keyset_pages(self, registry, token_for, network):
         token = token_for()
         bureau = await create_bureau(registry, token, network["city"], "county", "330727")
-        made = [await create_post(registry, token, bureau, body) for body in ("enforcement", "legal", "supervision")]
-        pages = await all_pages(registry, token_for(bureau, roles=("enforcement",)),
-                                f"{BUREAUS}/{bureau['id']}/posts", limit=2)
+        made = [
+            await create_post(registry, token, bureau, body)
+            for body in ("enforcement", "legal", "supervision")
+        ]
+        pages = await all_pages(
+            registry, token_for(bureau, roles=("enforcement",)), f"{BUREAUS}/{bureau['id']}/posts", limit=2
+        )
         assert walk(pages) == [p["id"] for p in made]
         assert pages[0]["items"][0] == made[0]
