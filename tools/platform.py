@@ -88,14 +88,14 @@ def load_dev_env() -> dict[str, str]:
     return {**values, **{k: os.environ[k] for k in values if k in os.environ}}
 
 
-def _server_dsn(url: str, database: str = "postgres") -> str:
+def server_dsn(url: str, database: str = "postgres") -> str:
     parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
     return parts._replace(path=f"/{database}").geturl()
 
 
 async def check_postgres(url: str) -> None:
     try:
-        conn = await asyncpg.connect(_server_dsn(url), timeout=5)
+        conn = await asyncpg.connect(server_dsn(url), timeout=5)
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         host = urlsplit(url).netloc.rpartition("@")[2]
         raise PreflightError(
@@ -122,7 +122,7 @@ async def create_databases(urls: dict[str, str]) -> list[str]:
     created = []
     for url in urls.values():
         name = urlsplit(url).path.lstrip("/")
-        conn = await asyncpg.connect(_server_dsn(url))
+        conn = await asyncpg.connect(server_dsn(url))
         try:
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
                 await conn.execute(f'CREATE DATABASE "{name}"')
@@ -135,7 +135,7 @@ async def create_databases(urls: dict[str, str]) -> list[str]:
 async def drop_databases(urls: dict[str, str]) -> None:
     for url in urls.values():
         name = urlsplit(url).path.lstrip("/")
-        conn = await asyncpg.connect(_server_dsn(url))
+        conn = await asyncpg.connect(server_dsn(url))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

@@ -20,6 +20,7 @@ from tools.platform import (
     database_urls,
     load_dev_env,
     migrate,
+    server_dsn,
 )
 
 
@@ -37,7 +38,8 @@ def main() -> None:
     settings = configured_settings(env)
     urls = database_urls(env)
     try:
-        asyncio.run(check_postgres(urls["registry"]))
+        for url in {server_dsn(u): u for u in urls.values()}.values():  # each PostgreSQL server once
+            asyncio.run(check_postgres(url))
         asyncio.run(check_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")))
     except PreflightError as exc:
         print(f"error: {exc}", file=sys.stderr)
