@@ -14,6 +14,7 @@ class GatewaySettings(ServiceSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_gateway"
     port: int = 8000
+    db_pool_size: int = 10  # logins and account administration only
     private_key_path: Path = VAR_DIR / "keys" / "signing-key.pem"
     token_lifetime_seconds: int = 900
     # How often the gateway re-reads which accounts are disabled (their tokens stop at once here).

@@ -6,16 +6,11 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import uvicorn
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tools.platform import free_port
 
 
 async def echo_app(scope, receive, send):

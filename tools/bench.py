@@ -45,7 +45,14 @@ os.environ.update(ENV)
 from gateway.config import GatewaySettings  # noqa: E402
 from gateway.keys import ensure_keys  # noqa: E402
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner  # noqa: E402
-from tools.platform import Platform, create_databases, database_urls, drop_databases, migrate  # noqa: E402
+from tools.platform import (  # noqa: E402
+    Platform,
+    create_databases,
+    database_urls,
+    drop_databases,
+    free_port,
+    migrate,
+)
 
 RESULTS = REPO_ROOT / "docs" / "benchmarks.md"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -155,8 +162,6 @@ def main() -> None:
     )
     bureau_id = 8
     path = f"/api/v1/registry/bureaus/{bureau_id}"
-
-    from tests.servers import free_port
 
     running = Platform(
         env=ENV,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,13 @@ DEV_SECRETS = (
     "STATISTICS_CLIENT_SECRET",
     "DEMO_ADMIN_PASSWORD",
 )
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class PreflightError(SystemExit):

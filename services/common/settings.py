@@ -44,8 +44,10 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = shared("MAX_BODY_BYTES", 50 * 1024 * 1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_service"
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Connections beyond the pool would be opened and closed per request under load
+    # (costly, and a long tail); requests wait for a pooled one instead.
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     host: str = "127.0.0.1"
     port: int = 8001
     # Client credentials this service uses to call the others through the gateway.

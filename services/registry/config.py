@@ -10,6 +10,9 @@ class RegistrySettings(ServiceSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_registry"
     port: int = 8001
+    # The hot read paths live here: a pool as large as the expected concurrency keeps
+    # waiters from queueing (and starving) for a connection.
+    db_pool_size: int = 30
     client_id: str = "svc-registry"
     # GB/T 2260 revision the bureau network is drawn on (any year the gb2260 package carries).
     division_revision: int = 2008

@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import RUN_DIR, TEST_ENV
-from tests.servers import free_port
-from tools.platform import Platform
+from tools.platform import Platform, free_port
 
 
 @pytest.fixture(scope="session")

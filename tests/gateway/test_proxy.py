@@ -11,7 +11,8 @@ import pytest
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from tests.conftest import _app_client, auth
-from tests.servers import echo_server, free_port, silent_server
+from tests.servers import echo_server, silent_server
+from tools.platform import free_port
 
 
 @pytest.fixture(scope="module")
