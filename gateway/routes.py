@@ -21,29 +21,15 @@ from gateway.schemas import (
     SystemAccountCreated,
     TokenResponse,
 )
-from services.common.audit import AuditLog
-from services.common.auth import Principal, TokenSigner
+from services.common.auth import TokenSigner
 from services.common.concurrency import etag
-from services.common.deps import SessionDep
+from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import PROBLEM_MEDIA_TYPE, Problem, problem_responses
 
 router = APIRouter()
 PageDep = Annotated[PageParams, Depends(page_params)]
 
-
-async def get_principal(request: Request) -> Principal:
-    return request.app.state.authorize(request.headers.get("authorization"))
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-async def get_audit(request: Request) -> AuditLog:
-    return request.app.state.audit
-
-
-AuditDep = Annotated[AuditLog, Depends(get_audit)]
 
 _TOKEN_ERRORS = {
     400: {
@@ -251,7 +237,7 @@ async def update_account(
     account_id: AccountId,
     data: AccountUpdate,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatchDep = None,
 ) -> AccountRead:
     account = await accounts.update_account(session, audit, principal, account_id, data, if_match)
     await session.commit()

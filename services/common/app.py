@@ -51,6 +51,7 @@ def create_service_app(
         app.state.audit = audit
         app.state.constraint_problems = constraint_problems or {}
         app.state.verifier = load_verifier(settings)
+        app.state.authorize = app.state.verifier.verify_authorization
         app.state.engine = make_engine(
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+if TYPE_CHECKING:
+    from services.common.audit import AuditLog
 
 from services.common.auth import Principal
 from services.common.problems import Forbidden, problem_responses
@@ -26,12 +29,19 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # Async, like every dependency here: a plain `def` would cost a thread hand-off per request.
 async def get_principal(request: Request) -> Principal:
-    return request.app.state.verifier.verify_authorization(request.headers.get("authorization"))
+    """The principal of the bearer token, checked by the app's ``authorize`` (401 otherwise)."""
+    return request.app.state.authorize(request.headers.get("authorization"))
+
+
+async def get_audit(request: Request) -> AuditLog:
+    return request.app.state.audit
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AuditDep = Annotated["AuditLog", Depends(get_audit)]
+IfMatchDep = Annotated[str | None, Header(description="The ETag the update is based on")]
 
 
 def require_roles(*roles: str):
