@@ -97,10 +97,11 @@ async def issue_token(
     else:
         raise OAuthError("unsupported_grant_type", "Use grant_type password or client_credentials.")
     signer: TokenSigner = request.app.state.signer
-    token = signer.issue(accounts.principal_of(account))
+    principal = accounts.principal_of(account)
+    token = signer.issue(principal)
     await audit.record(
         session,
-        None,
+        principal,
         "token.issued",
         "account",
         account.id,

@@ -7,8 +7,13 @@ import json
 import os
 
 import httpx
+import pytest
 
+from services.common.client import ServiceClient
+from services.common.context import reset_request_id, set_request_id
 from services.common.jobs import create_job_pool
+from services.common.problems import ServiceUnavailable
+from services.registry.config import RegistrySettings
 from tests.conftest import RUN_DIR, TEST_ENV, auth
 from tests.factories import unique
 
@@ -245,3 +250,34 @@ class TestServicesAndWorkers:
             await asyncio.to_thread(platform.wait_ready, [platform.service_url("statistics")])
         response = await through_gateway.get("/api/v1/statistics/me", headers=auth(national_admin_token))
         assert response.status_code == 200
+
+
+class TestServiceToService:
+    async def test_a_service_calls_another_through_the_gateway_as_itself(self, platform):
+
+        settings = RegistrySettings(gateway_url=platform.gateway_url)
+        client = ServiceClient(settings)
+        request_id = unique("s2s-call")
+        token = set_request_id(request_id)
+        try:
+            first = await client.request("GET", "/api/v1/enforcement/me")
+            second = await client.request("GET", "/api/v1/statistics/me")
+        finally:
+            reset_request_id(token)
+            await client.aclose()
+        assert first.status_code == 200 and second.status_code == 200
+        assert first.json()["kind"] == "service" and first.json()["roles"] == ["service"]
+        assert first.headers["x-request-id"] == request_id
+        # One token serves both calls until it nears its expiry.
+        assert first.request.headers["authorization"] == second.request.headers["authorization"]
+
+    async def test_wrong_service_credentials_are_a_clear_503(self, platform):
+
+        client = ServiceClient(
+            RegistrySettings(gateway_url=platform.gateway_url, client_secret="wrong-secret")
+        )
+        try:
+            with pytest.raises(ServiceUnavailable):
+                await client.request("GET", "/api/v1/enforcement/me")
+        finally:
+            await client.aclose()
