@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gateway import passwords
 from gateway.models import Account, AccountKind
 from gateway.schemas import (
+    BODY_ROLES,
     OFFICER_ROLES,
     SYSTEM_ROLES,
     AccountUpdate,
@@ -145,11 +146,17 @@ async def registry_get(registry: httpx.AsyncClient, path: str, authorization: st
     return response.json()
 
 
-def _check_roles(roles: list[Role], allowed: frozenset[Role], kind: str) -> None:
+def _check_roles(roles: list[Role], allowed: frozenset[Role], kind: str, body: str | None = None) -> None:
     refused = sorted(set(roles) - allowed)
     if refused:
         raise Conflict(
             f"A {kind} account cannot hold the roles {', '.join(refused)}.", slug="role-not-grantable"
+        )
+    foreign = sorted(r.value for r in set(roles) & BODY_ROLES if r.value != body)
+    if kind == AccountKind.OFFICER and foreign:
+        raise Conflict(
+            f"An officer of the {body} body cannot hold the roles {', '.join(foreign)}.",
+            slug="role-body-mismatch",
         )
 
 
@@ -166,7 +173,7 @@ async def create_officer_account(
     officer: dict[str, Any],
 ) -> Account:
     require_admin(principal)
-    _check_roles(data.roles, OFFICER_ROLES, "officer")
+    _check_roles(data.roles, OFFICER_ROLES, AccountKind.OFFICER, officer.get("body"))
     if not officer.get("active", False):
         raise Conflict(f"Officer {data.officer_id} is not active.", slug="officer-inactive")
     await _ensure_username_free(session, data.username)
@@ -244,7 +251,7 @@ async def update_account(
         raise Conflict("An administrator cannot disable their own account.", slug="self-disable")
     if "roles" in changes:
         allowed = OFFICER_ROLES if account.kind == AccountKind.OFFICER else SYSTEM_ROLES
-        _check_roles(data.roles or [], allowed, account.kind)
+        _check_roles(data.roles or [], allowed, account.kind, account.body)
         account.roles = sorted(set(changes["roles"]))
     if "password" in changes:
         if account.kind != AccountKind.OFFICER:

@@ -52,18 +52,32 @@ class Revocations:
 
     def __init__(self) -> None:
         self.disabled: set[str] = set()
+        self._noted_during_refresh: dict[str, bool] | None = None
 
     def note(self, account_id: str, active: bool) -> None:
         if active:
             self.disabled.discard(account_id)
         else:
             self.disabled.add(account_id)
+        if self._noted_during_refresh is not None:
+            self._noted_during_refresh[account_id] = active
+
+    async def refresh(self, maker) -> None:
+        # A change noted while the query runs may be newer than what it read: keep it.
+        self._noted_during_refresh = {}
+        try:
+            async with maker() as session:  # type: AsyncSession
+                fresh = await accounts.disabled_account_ids(session)
+            for account_id, active in self._noted_during_refresh.items():
+                (fresh.discard if active else fresh.add)(account_id)
+            self.disabled = fresh
+        finally:
+            self._noted_during_refresh = None
 
     async def watch(self, maker, interval: float) -> None:
         while True:
             try:
-                async with maker() as session:  # type: AsyncSession
-                    self.disabled = await accounts.disabled_account_ids(session)
+                await self.refresh(maker)
             except Exception:  # keep the last known set; the next round tries again
                 log.exception("could not refresh disabled accounts")
             await asyncio.sleep(interval)

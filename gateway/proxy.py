@@ -20,7 +20,13 @@ from starlette.types import Receive, Scope, Send
 from services.common.asgi import BodyTooLarge
 from services.common.auth import Principal
 from services.common.context import REQUEST_ID_HEADER, current_request_id
-from services.common.problems import GatewayTimeout, PayloadTooLarge, ProblemError, ServiceUnavailable
+from services.common.problems import (
+    GatewayTimeout,
+    NotFound,
+    PayloadTooLarge,
+    ProblemError,
+    ServiceUnavailable,
+)
 
 log = logging.getLogger("gateway.proxy")
 
@@ -141,6 +147,21 @@ class RequestBody:
             raise
 
 
+_ENCODED_SEPARATORS = (b"%2f", b"%5c")
+
+
+def forwardable(path: str, raw_path: bytes) -> bool:
+    """Only paths the service sees exactly as the gateway routed them.
+
+    A dot segment (``..``, also as ``%2e%2e``) or an encoded slash would be
+    resolved on the way and could land outside the service's API prefix.
+    """
+    if any(segment in (".", "..") for segment in path.split("/")) or "\\" in path:
+        return False
+    lowered = raw_path.lower()
+    return not any(sep in lowered for sep in _ENCODED_SEPARATORS)
+
+
 def _upstream_error(service: str, exc: Exception) -> ProblemError:
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
         log.warning("upstream timed out", extra={"upstream": service})
@@ -171,12 +192,14 @@ class Proxy:
             await PayloadTooLarge(exc.detail).to_response()(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if not forwardable(scope["path"], raw_path):
+            raise NotFound("No such resource.")
         headers, has_body = request_headers(scope)
-        if not scope["path"].endswith("/openapi.json"):
+        if scope["path"] != f"/api/v1/{service}/openapi.json":
             authorization = next((v for n, v in headers if n == b"authorization"), None)
             self._authorize(authorization.decode("latin-1") if authorization is not None else None)
         base_url, transport = self._upstreams[service]
-        raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
         body = RequestBody(receive) if has_body and scope["method"] not in _BODYLESS else None

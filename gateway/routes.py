@@ -41,6 +41,9 @@ _TOKEN_ERRORS = {
 }
 
 
+_FORM_LIMITS = {"username": 64, "password": 128, "client_id": 64, "client_secret": 128, "scope": 256}
+
+
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     if not header or not header.lower().startswith("basic "):
         return None
@@ -49,7 +52,8 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         raise OAuthError("invalid_client", "The Basic credentials are malformed.", status=401) from None
     client_id, sep, secret = decoded.partition(":")
-    if not sep:
+    too_long = len(client_id) > _FORM_LIMITS["client_id"] or len(secret) > _FORM_LIMITS["client_secret"]
+    if not sep or too_long or "\x00" in decoded:
         raise OAuthError("invalid_client", "The Basic credentials are malformed.", status=401)
     return client_id, secret
 
@@ -72,19 +76,32 @@ async def issue_token(
     session: SessionDep,
     audit: AuditDep,
     grant_type: Annotated[str | None, Form()] = None,
-    username: Annotated[str | None, Form(max_length=64)] = None,
-    password: Annotated[str | None, Form(max_length=128)] = None,
-    client_id: Annotated[str | None, Form(max_length=64)] = None,
-    client_secret: Annotated[str | None, Form(max_length=128)] = None,
-    scope: Annotated[str | None, Form(max_length=256)] = None,  # accepted, not used
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+    scope: Annotated[str | None, Form()] = None,  # accepted, not used
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
+    # Checked here rather than by FastAPI so that a bad field is an OAuth invalid_request.
+    fields = {
+        "username": username,
+        "password": password,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "scope": scope,
+    }
+    for name, value in fields.items():
+        if value is not None and (len(value) > _FORM_LIMITS[name] or "\x00" in value):
+            raise OAuthError("invalid_request", f"{name} is too long or holds a character it may not.")
     if grant_type == "password":
         if not username or not password:
             raise OAuthError("invalid_request", "username and password are required.")
         account = await accounts.authenticate(session, username, password, {AccountKind.OFFICER})
     elif grant_type == "client_credentials":
         basic = _basic_credentials(authorization)
+        if basic and (client_id or client_secret):
+            raise OAuthError("invalid_request", "Authenticate the client one way: HTTP Basic or the form.")
         if basic:
             client_id, client_secret = basic
         if not client_id or not client_secret:

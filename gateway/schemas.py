@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from gateway.models import AccountKind
 from services.common.auth import Role
-from services.common.types import EntityId
+from services.common.types import EntityId, InputModel
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
 Password = Annotated[str, StringConstraints(min_length=12, max_length=128)]
@@ -18,11 +18,10 @@ DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length
 
 # Roles an administrator may grant, by account kind; "service" is only seeded.
 OFFICER_ROLES = frozenset({Role.ADMIN, Role.HEAD, Role.SUPERVISION, Role.ENFORCEMENT, Role.LEGAL})
+# A body's role goes only to an officer of that body (separation of duties);
+# administrator and bureau head are not bound to a body.
+BODY_ROLES = frozenset({Role.SUPERVISION, Role.ENFORCEMENT, Role.LEGAL})
 SYSTEM_ROLES = frozenset({Role.SYSTEM})
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TokenResponse(BaseModel):
@@ -31,7 +30,7 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(description="Seconds until the token expires")
 
 
-class OfficerAccountCreate(Input):
+class OfficerAccountCreate(InputModel):
     username: Username
     password: Password
     officer_id: EntityId = Field(description="The registry officer this login belongs to")
@@ -39,13 +38,13 @@ class OfficerAccountCreate(Input):
     display_name: DisplayName = ""
 
 
-class SystemAccountCreate(Input):
+class SystemAccountCreate(InputModel):
     client_id: Username
     bureau_id: EntityId = Field(description="The bureau whose subtree the system acts in")
     display_name: DisplayName = ""
 
 
-class AccountUpdate(Input):
+class AccountUpdate(InputModel):
     active: bool | None = None
     roles: list[Role] | None = Field(default=None, min_length=1)
     password: Password | None = None

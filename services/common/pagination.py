@@ -14,6 +14,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from services.common.problems import UnprocessableEntity
+from services.common.types import BIGINT_MAX, BIGINT_MIN
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -42,6 +43,8 @@ def decode_cursor(cursor: str | None, *key_types: type) -> list[Any] | None:
         isinstance(key, list)
         and len(key) == len(key_types)
         and all(type(v) is t for v, t in zip(key, key_types, strict=True))
+        and all(BIGINT_MIN <= v <= BIGINT_MAX for v in key if type(v) is int)
+        and not any("\x00" in v for v in key if type(v) is str)
     )
     if not valid:
         raise UnprocessableEntity(

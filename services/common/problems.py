@@ -16,7 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -241,9 +241,24 @@ async def _integrity_error(request: Request, exc: IntegrityError) -> Response:
     return internal_error_response()
 
 
+async def _data_error(_: Request, exc: DBAPIError) -> Response:
+    """A value the database cannot hold (SQLSTATE class 22: out of range, bad character…)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith("22"):
+        return problem_response(
+            422,
+            "invalid-value",
+            "The request is not valid",
+            "A value in the request cannot be stored or compared (out of range or an invalid character).",
+        )
+    log.exception("database error", exc_info=exc)
+    return internal_error_response()
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _data_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

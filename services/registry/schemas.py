@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from services.common.types import EntityId
+from services.common.types import EntityId, InputModel
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=128)]
@@ -15,10 +15,6 @@ PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 DivisionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 # Enforcement credential numbers (执法证号) vary by issuer; no whitespace, bounded length.
 CredentialNumber = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\S{4,32}$")]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class DivisionRead(BaseModel):
@@ -29,7 +25,7 @@ class DivisionRead(BaseModel):
     revision: int
 
 
-class BureauCreate(Input):
+class BureauCreate(InputModel):
     parent_id: EntityId = Field(description="The bureau the new one reports to")
     name: Name
     level: BureauLevel
@@ -40,7 +36,7 @@ class BureauCreate(Input):
     pilot: PilotRole = PilotRole.NONE
 
 
-class BureauUpdate(Input):
+class BureauUpdate(InputModel):
     name: Name | None = None
     pilot: PilotRole | None = None
 
@@ -67,7 +63,7 @@ class BodyRead(BaseModel):
     name: str
 
 
-class PostCreate(Input):
+class PostCreate(InputModel):
     body: BodyKind
     name: Name
     duties: Annotated[str, StringConstraints(max_length=2000)] = ""
@@ -82,7 +78,7 @@ class PostRead(BaseModel):
     created_at: datetime
 
 
-class OfficerCreate(Input):
+class OfficerCreate(InputModel):
     bureau_id: EntityId
     body: BodyKind
     name: PersonName
@@ -92,7 +88,7 @@ class OfficerCreate(Input):
     )
 
 
-class OfficerUpdate(Input):
+class OfficerUpdate(InputModel):
     """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them."""
 
     name: PersonName | None = None

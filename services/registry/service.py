@@ -27,6 +27,7 @@ from services.registry.models import (
     Division,
     DivisionLevel,
     Officer,
+    PilotRole,
     Post,
 )
 from services.registry.schemas import (
@@ -57,6 +58,14 @@ JURISDICTION_LEVELS: dict[BureauLevel, frozenset[DivisionLevel]] = {
     BureauLevel.CITY: frozenset({DivisionLevel.CITY}),
     BureauLevel.BRANCH: frozenset({DivisionLevel.CITY, DivisionLevel.COUNTY}),
     BureauLevel.COUNTY: frozenset({DivisionLevel.COUNTY}),
+}
+
+# Which levels may carry which pilot designation (the notice's provincial units and
+# the one grassroots unit each names).
+PILOT_LEVELS: dict[PilotRole, frozenset[BureauLevel]] = {
+    PilotRole.NONE: frozenset(BureauLevel),
+    PilotRole.PROVINCIAL: frozenset({BureauLevel.PROVINCIAL}),
+    PilotRole.GRASSROOTS: frozenset({BureauLevel.CITY, BureauLevel.BRANCH, BureauLevel.COUNTY}),
 }
 
 BODY_NAMES = {
@@ -92,6 +101,11 @@ def within_jurisdiction(parent_code: str, child_code: str) -> bool:
 
 def _field_error(loc: str, message: str, kind: str) -> UnprocessableEntity:
     return UnprocessableEntity(message, errors=[{"loc": loc, "message": message, "type": kind}])
+
+
+def check_pilot(pilot: PilotRole, level: BureauLevel) -> None:
+    if level not in PILOT_LEVELS[pilot]:
+        raise Conflict(f"A {level} bureau cannot be a {pilot} pilot unit.", slug="pilot-level-mismatch")
 
 
 def require_admin(principal: Principal) -> None:
@@ -221,6 +235,7 @@ async def create_bureau(
             f"{data.division_code} lies outside the parent's jurisdiction ({parent.division_code}).",
             slug="jurisdiction-outside-parent",
         )
+    check_pilot(data.pilot, data.level)
     if await repo.find_bureau(session, parent.id, data.name):
         raise Conflict(f"The parent already has a bureau named {data.name}.", slug="bureau-name-taken")
     bureau = await insert_bureau(
@@ -248,10 +263,17 @@ async def update_bureau(
 ) -> BureauRead:
     require_admin(principal)
     bureau = await _bureau_in_scope(session, principal, bureau_id, lock=True)
+    if bureau.path == principal.bureau_path and not principal.is_national:
+        raise Forbidden(
+            "A bureau's own record (its name, its pilot designation) is changed by a bureau above it.",
+            slug="own-bureau",
+        )
     check_if_match(if_match, bureau.version)
     changes = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     if not changes:
         raise _field_error("body", "Name at least one field to change.", "empty_update")
+    if "pilot" in changes:
+        check_pilot(PilotRole(changes["pilot"]), BureauLevel(bureau.level))
     renamed = "name" in changes and changes["name"] != bureau.name
     if renamed and await repo.find_bureau(session, bureau.parent_id, changes["name"]):
         raise Conflict(f"A sibling is already named {changes['name']}.", slug="bureau-name-taken")

@@ -41,11 +41,13 @@ class TestAdministration:
         url, headers = f"{ACCOUNTS}/{account.id}", auth(token_for(PROVINCE))
         etag = (await gateway.get(url, headers=headers)).headers["etag"]
         response = await gateway.patch(
-            url, json={"roles": ["legal", "head"]}, headers={**headers, "If-Match": etag}
+            url, json={"roles": ["enforcement", "head"]}, headers={**headers, "If-Match": etag}
         )
         assert response.status_code == 200, response.text
-        assert response.json()["roles"] == ["head", "legal"]
-        stale = await gateway.patch(url, json={"roles": ["legal"]}, headers={**headers, "If-Match": etag})
+        assert response.json()["roles"] == ["enforcement", "head"]
+        stale = await gateway.patch(
+            url, json={"roles": ["enforcement"]}, headers={**headers, "If-Match": etag}
+        )
         assert stale.status_code == 412
 
     async def test_roles_an_officer_cannot_hold(self, gateway, make_account, token_for):
@@ -131,3 +133,39 @@ class TestDisabling:
         finally:
             watcher.cancel()
         assert str(account.id) in replica.disabled
+
+
+class TestSeparationOfDuties:
+    async def test_a_body_role_goes_only_to_an_officer_of_that_body(self, gateway, make_account, token_for):
+        account = await make_account(bureau=PROVINCE)  # an officer of the enforcement body
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{account.id}",
+            json={"roles": ["enforcement", "legal"]},
+            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        )
+        assert response.status_code == 409
+        assert response.json()["type"] == "/problems/role-body-mismatch"
+
+    async def test_head_and_admin_are_not_bound_to_a_body(self, gateway, make_account, token_for):
+        account = await make_account(bureau=PROVINCE)
+        response = await gateway.patch(
+            f"{ACCOUNTS}/{account.id}",
+            json={"roles": ["enforcement", "head", "admin"]},
+            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        )
+        assert response.status_code == 200
+
+
+class TestRevocationRefresh:
+    async def test_a_disable_noted_during_a_refresh_survives_it(self, gateway):
+        """The refresh's query may have read the account before the disabling commit."""
+        replica = Revocations()
+        maker = gateway.app.state.sessionmaker
+
+        class NoteWhileQuerying:
+            def __call__(self):
+                replica.note("account-disabled-meanwhile", active=False)
+                return maker()
+
+        await replica.refresh(NoteWhileQuerying())
+        assert "account-disabled-meanwhile" in replica.disabled

@@ -87,10 +87,8 @@ class TestForwarding:
             "x-real-ip",
             "x-hop-secret",
             "proxy-authorization",
-            "x-forwarded-host",
         ):
-            assert dropped not in headers or headers[dropped] != ["evil"], dropped
-        assert "x-principal" not in headers and "x-hop-secret" not in headers and "forwarded" not in headers
+            assert dropped not in headers, dropped
         assert headers["x-forwarded-for"] == ["127.0.0.1"]
         assert headers["x-forwarded-host"] == ["gateway"]
         assert headers["x-request-id"] == ["client-chosen-id-123"]
@@ -188,3 +186,25 @@ class TestBodyLimit:
             "/api/v1/registry/bulk", content=b"x" * 1000, headers=auth(token_for())
         )
         assert echoed(response)["length"] == 1000
+
+
+class TestPathsThatWouldLeaveTheServicePrefix:
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/api/v1/registry/../../metrics",
+            "/api/v1/registry/%2e%2e/%2e%2e/%2e%2e/metrics",
+            "/api/v1/registry/%2E%2E/readyz",
+            "/api/v1/registry/%2e/me",
+            "/api/v1/registry/a%2F..%2F..%2Fmetrics",
+            "/api/v1/registry/a%5C..%5Cmetrics",
+        ],
+    )
+    async def test_dot_segments_and_encoded_separators_are_not_forwarded(self, proxied, token_for, path):
+        response = await proxied.get(path, headers=auth(token_for()))
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_only_the_exact_document_path_skips_the_gateway_token_check(self, proxied):
+        response = await proxied.get("/api/v1/registry/anything/openapi.json")
+        assert response.status_code == 401

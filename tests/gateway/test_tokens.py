@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from jose import jwt
 
 from gateway.models import AccountKind
@@ -136,11 +137,40 @@ class TestBadTokenRequests:
         )
         assert_oauth_problem(response, 400, "invalid_request")
 
-    async def test_overlong_field(self, gateway):
+    async def test_overlong_field_is_an_invalid_request(self, gateway):
         response = await gateway.post(
             TOKEN, data={"grant_type": "password", "username": "a" * 65, "password": "b"}
         )
-        assert response.status_code == 422
+        assert_oauth_problem(response, 400, "invalid_request")
+
+    @pytest.mark.parametrize("field", ["username", "password", "client_id", "client_secret"])
+    async def test_nul_character_is_an_invalid_request(self, gateway, field):
+        data = {
+            "grant_type": "password",
+            "username": "a",
+            "password": "b",
+            "client_id": "c",
+            "client_secret": "d",
+            field: "x\x00y",
+        }
+        assert_oauth_problem(await gateway.post(TOKEN, data=data), 400, "invalid_request")
+
+    async def test_nul_in_basic_credentials(self, gateway):
+        basic = base64.b64encode(b"client\x00:secret").decode()
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+        )
+        assert_oauth_problem(response, 401, "invalid_client")
+
+    async def test_client_authenticating_two_ways_is_refused(self, gateway, make_account):
+        account = await make_account(AccountKind.SYSTEM, roles=("system",))
+        basic = base64.b64encode(f"{account.username}:{SECRET}".encode()).decode()
+        response = await gateway.post(
+            TOKEN,
+            data={"grant_type": "client_credentials", "client_id": account.username, "client_secret": SECRET},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        assert_oauth_problem(response, 400, "invalid_request")
 
 
 class TestKeySet:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -328,5 +331,89 @@ class TestReadBureau:
 
     async def test_bad_cursor(self, registry, token_for):
         response = await registry.get(BUREAUS, params={"cursor": "not-a-cursor"}, headers=auth(token_for()))
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == "query.cursor"
+
+
+class TestPilotDesignationAndOwnRecord:
+    async def test_a_bureau_cannot_change_its_own_record(self, registry, token_for, network):
+        token = token_for(network["county_a"])
+        response = await registry.patch(
+            f"{BUREAUS}/{network['county_a']['id']}",
+            json={"name": unique("改名局")},
+            headers={**auth(token), "If-Match": "*"},
+        )
+        assert response.status_code == 403
+        assert response.json()["type"] == "/problems/own-bureau"
+
+    async def test_the_bureau_above_designates_a_grassroots_pilot(self, registry, token_for, network):
+        token = token_for(network["zj_qs"])
+        bureau = await create_bureau(registry, token, network["hangzhou"], "county", "330105")
+        response = await registry.patch(
+            f"{BUREAUS}/{bureau['id']}",
+            json={"pilot": "grassroots"},
+            headers={**auth(token), "If-Match": '"1"'},
+        )
+        assert response.status_code == 200 and response.json()["pilot"] == "grassroots"
+
+    @pytest.mark.parametrize(
+        ("level", "division", "pilot"), [("county", "330106", "provincial"), ("city", "330400", "provincial")]
+    )
+    async def test_pilot_designation_must_fit_the_level(
+        self, registry, token_for, network, level, division, pilot
+    ):
+        parent = network["hangzhou"] if level == "county" else network["zj_qs"]
+        before = await bureau_count(registry)
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token_for()),
+            json={
+                "parent_id": parent["id"],
+                "name": unique("局"),
+                "level": level,
+                "division_code": division,
+                "pilot": pilot,
+            },
+        )
+        assert response.status_code == 409
+        assert response.json()["type"] == "/problems/pilot-level-mismatch"
+        assert await bureau_count(registry) == before
+
+    async def test_a_provincial_unit_cannot_become_grassroots(self, registry, token_for, network):
+        response = await registry.patch(
+            f"{BUREAUS}/{network['sd_qs']['id']}",
+            json={"pilot": "grassroots"},
+            headers={**auth(token_for()), "If-Match": "*"},
+        )
+        assert response.status_code == 409
+
+
+class TestValuesTheDatabaseCannotHold:
+    async def test_nul_character_in_a_body_is_a_field_error(self, registry, token_for, network):
+        before = await bureau_count(registry)
+        response = await registry.post(
+            BUREAUS,
+            headers=auth(token_for()),
+            json={
+                "parent_id": network["zj_qs"]["id"],
+                "name": "杭州\u0000局",
+                "level": "city",
+                "division_code": "330500",
+            },
+        )
+        assert response.status_code == 422
+        assert await bureau_count(registry) == before
+
+    async def test_nul_character_in_a_query_is_a_problem_not_a_500(self, registry, token_for):
+        response = await registry.get(
+            "/api/v1/registry/officers", params={"name": "a\u0000b"}, headers=auth(token_for())
+        )
+        assert response.status_code == 422
+        assert response.json()["type"] == "/problems/invalid-value"
+
+    @pytest.mark.parametrize("key", [[2**63], [2**64 - 1], [-(2**63) - 1]])
+    async def test_cursor_key_beyond_bigint_is_refused(self, registry, token_for, key):
+        cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).rstrip(b"=").decode()
+        response = await registry.get(BUREAUS, params={"cursor": cursor}, headers=auth(token_for()))
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == "query.cursor"
