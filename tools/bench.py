@@ -66,6 +66,7 @@ def parse_wrk(output: str) -> dict[str, float]:
         return float(match[1]) * _UNITS[match[2]]
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if not rps:
         raise RuntimeError(f"wrk printed no throughput:\n{output}")
@@ -74,7 +75,23 @@ def parse_wrk(output: str) -> dict[str, float]:
         "p50": latency("50"),
         "p99": latency("99"),
         "non_2xx": float(errors[1]) if errors else 0.0,
+        "requests": float(total[1]) if total else 0.0,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, token: str, seconds: int, connections: int, pids: dict[str, int]) -> dict[str, float]:
+    """A wrk run, with the CPU each named process spent per request during it (ms)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = wrk(url, token, seconds, connections)
+    for name, pid in pids.items():
+        result[f"cpu_{name}"] = (cpu_seconds(pid) - before[name]) * 1000 / max(result["requests"], 1)
+    return result
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
@@ -179,9 +196,10 @@ def main() -> None:
         wrk(direct_url, token, 3, args.connections)  # warm both paths
         wrk(gateway_url, token, 3, args.connections)
         direct, through, floor = [], [], []
+        pids = {name: running.processes[name].pid for name in ("gateway", "registry")}
         for i in range(args.rounds):
-            direct.append(wrk(direct_url, token, args.seconds, args.connections))
-            through.append(wrk(gateway_url, token, args.seconds, args.connections))
+            direct.append(measured(direct_url, token, args.seconds, args.connections, pids))
+            through.append(measured(gateway_url, token, args.seconds, args.connections, pids))
             floor.append(
                 asyncio.run(
                     asyncpg_floor(urls["registry"], bureau_id, min(args.seconds, 5), args.connections)
@@ -201,6 +219,14 @@ def main() -> None:
         raise SystemExit(f"{errors:.0f} requests were not 2xx; the figures would mean nothing")
     ratios = [t["rps"] / d["rps"] for d, t in zip(direct, through, strict=True)]
     write_results(args, direct, through, floor, ratios)
+
+
+def row(label: str, rounds: list[dict[str, float]]) -> str:
+    cells = [f"{median(rounds, 'rps'):.0f}"] + [
+        f"{median(rounds, key):.2f}" if key in rounds[0] and median(rounds, key) > 0 else ""
+        for key in ("p50", "p99", "cpu_registry", "cpu_gateway")
+    ]
+    return f"| {label} | {' | '.join(cells)} |"
 
 
 def write_results(args, direct, through, floor, ratios) -> None:
@@ -224,15 +250,17 @@ Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), P
 load from `wrk -t1 -c{args.connections}`, {args.rounds} alternating rounds of {args.seconds} s; medians.
 Everything (load generator, gateway, registry, PostgreSQL) shares the same machine.
 
-| path | throughput (req/s) | p50 (ms) | p99 (ms) |
-| --- | ---: | ---: | ---: |
-| straight to the registry | {d_rps:.0f} | {median(direct, "p50"):.2f} | {median(direct, "p99"):.2f} |
-| through the gateway | {t_rps:.0f} | {median(through, "p50"):.2f} | {median(through, "p99"):.2f} |
-| raw floor: plain asyncpg, same row, {args.connections} readers | {statistics.median(floor):.0f} | | |
+| path | throughput (req/s) | p50 (ms) | p99 (ms) | registry CPU / req (ms) | gateway CPU / req (ms) |
+| --- | ---: | ---: | ---: | ---: | ---: |
+{row("straight to the registry", direct)}
+{row("through the gateway", through)}
+| raw floor: plain asyncpg, same row, {args.connections} readers | {statistics.median(floor):.0f} | | | | |
 
 Gateway / direct throughput: **{t_rps / d_rps:.2f}×** (median of the per-round ratios:
 {statistics.median(ratios):.2f}×; rounds: {", ".join(f"{r:.2f}" for r in ratios)}). Goal: ≥ 0.8×.
 Registry / raw asyncpg floor: {d_rps / statistics.median(floor):.2f}×.
+CPU per request is the process's user + system time over the round divided by the requests
+wrk completed: the gateway's own work per forwarded request, apart from the registry's.
 """
     write_section(section)
     print(section)
