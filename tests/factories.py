@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from sqlalchemy import func, select
 
 from tests.conftest import auth
 
@@ -54,3 +55,14 @@ async def create_officer(
     response = await client.post("/api/v1/registry/officers", json=payload, headers=auth(token))
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def row_count(client: httpx.AsyncClient, model) -> int:
+    """Rows of a table of the app behind ``client``: to show that bad input wrote nothing."""
+    async with client.app.state.sessionmaker() as session:
+        return (await session.exec(select(func.count()).select_from(model))).scalar_one()
+
+
+async def audit_count(client: httpx.AsyncClient) -> int:
+    async with client.app.state.sessionmaker() as session:
+        return await client.app.state.audit.count(session)

@@ -55,25 +55,40 @@ async def bureau_row(session: AsyncSession, bureau_id: int) -> dict[str, Any] | 
     return dict(row) if row else None
 
 
-async def list_bureau_rows(
+async def _subtree_rows(
     session: AsyncSession,
+    query,
+    table,
     *,
     within_path: str,
     filters: dict[str, Any],
     after_id: int | None,
     limit: int,
 ) -> list[dict[str, Any]]:
+    """Rows of ``query`` whose bureau lies in the subtree at ``within_path``, after the cursor id."""
     query = (
-        _BUREAU_READ.where(_bureau.c.path.startswith(within_path, autoescape=True))
-        .order_by(_bureau.c.id)
-        .limit(limit)
+        query.where(_bureau.c.path.startswith(within_path, autoescape=True)).order_by(table.c.id).limit(limit)
     )
     for column, value in filters.items():
         if value is not None:
-            query = query.where(_bureau.c[column] == value)
+            query = query.where(table.c[column] == value)
     if after_id is not None:
-        query = query.where(_bureau.c.id > after_id)
+        query = query.where(table.c.id > after_id)
     return [dict(r) for r in (await session.exec(query)).mappings().all()]
+
+
+async def list_bureau_rows(
+    session: AsyncSession, *, within_path: str, filters: dict[str, Any], after_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    return await _subtree_rows(
+        session,
+        _BUREAU_READ,
+        _bureau,
+        within_path=within_path,
+        filters=filters,
+        after_id=after_id,
+        limit=limit,
+    )
 
 
 async def get_bureau(session: AsyncSession, bureau_id: int, *, for_update: bool = False) -> Bureau | None:
@@ -143,27 +158,17 @@ async def officer_row(session: AsyncSession, officer_id: int) -> dict[str, Any] 
 
 
 async def list_officer_rows(
-    session: AsyncSession,
-    *,
-    within_path: str,
-    filters: dict[str, Any],
-    name: str | None,
-    after_id: int | None,
-    limit: int,
+    session: AsyncSession, *, within_path: str, filters: dict[str, Any], after_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    query = (
-        _OFFICER_READ.where(_bureau.c.path.startswith(within_path, autoescape=True))
-        .order_by(_officer.c.id)
-        .limit(limit)
+    return await _subtree_rows(
+        session,
+        _OFFICER_READ,
+        _officer,
+        within_path=within_path,
+        filters=filters,
+        after_id=after_id,
+        limit=limit,
     )
-    for column, value in filters.items():
-        if value is not None:
-            query = query.where(_officer.c[column] == value)
-    if name is not None:
-        query = query.where(_officer.c.name == name)
-    if after_id is not None:
-        query = query.where(_officer.c.id > after_id)
-    return [dict(r) for r in (await session.exec(query)).mappings().all()]
 
 
 async def get_officer(session: AsyncSession, officer_id: int, *, for_update: bool = False) -> Officer | None:

@@ -207,10 +207,8 @@ async def list_officers(
     active: bool | None = None,
     name: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[OfficerRead]:
-    filters = {"bureau_id": bureau_id, "body": body, "active": active}
-    items, next_cursor = await service.list_officers(
-        session, principal, filters, name, page.cursor, page.limit
-    )
+    filters = {"bureau_id": bureau_id, "body": body, "active": active, "name": name}
+    items, next_cursor = await service.list_officers(session, principal, filters, page.cursor, page.limit)
     return Page(items=items, next_cursor=next_cursor)
 
 

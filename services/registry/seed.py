@@ -118,8 +118,7 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
                 rows = await repo.list_officer_rows(
                     session,
                     within_path=bureau.path,
-                    filters={"bureau_id": bureau.id},
-                    name=DEMO_ADMIN_NAME,
+                    filters={"bureau_id": bureau.id, "name": DEMO_ADMIN_NAME},
                     after_id=None,
                     limit=1,
                 )

@@ -144,11 +144,10 @@ async def read_bureau(session: AsyncSession, principal: Principal, bureau_id: in
     return BureauRead.model_validate(row)
 
 
-async def list_bureaus(
-    session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
-) -> tuple[list[BureauRead], str | None]:
+async def _page_in_subtree(session, principal, list_rows, read_model, filters, cursor, limit):
+    """One keyset page (by id) of the rows of the principal's subtree."""
     after = decode_cursor(cursor, int)
-    rows = await repo.list_bureau_rows(
+    rows = await list_rows(
         session,
         within_path=principal.bureau_path,
         filters=filters,
@@ -156,7 +155,15 @@ async def list_bureaus(
         limit=limit + 1,
     )
     page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
-    return [BureauRead.model_validate(r) for r in page], next_cursor
+    return [read_model.model_validate(r) for r in page], next_cursor
+
+
+async def list_bureaus(
+    session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
+) -> tuple[list[BureauRead], str | None]:
+    return await _page_in_subtree(
+        session, principal, repo.list_bureau_rows, BureauRead, filters, cursor, limit
+    )
 
 
 async def _bureau_in_scope(
@@ -330,24 +337,11 @@ async def read_officer(session: AsyncSession, principal: Principal, officer_id: 
 
 
 async def list_officers(
-    session: AsyncSession,
-    principal: Principal,
-    filters: dict[str, Any],
-    name: str | None,
-    cursor: str | None,
-    limit: int,
+    session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
 ) -> tuple[list[OfficerRead], str | None]:
-    after = decode_cursor(cursor, int)
-    rows = await repo.list_officer_rows(
-        session,
-        within_path=principal.bureau_path,
-        filters=filters,
-        name=name,
-        after_id=after[0] if after else None,
-        limit=limit + 1,
+    return await _page_in_subtree(
+        session, principal, repo.list_officer_rows, OfficerRead, filters, cursor, limit
     )
-    page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
-    return [OfficerRead.model_validate(r) for r in page], next_cursor
 
 
 async def _check_post(session: AsyncSession, post_id: int | None, bureau_id: int, body: str) -> None:

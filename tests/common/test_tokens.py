@@ -223,9 +223,10 @@ class TestVerifierRefuses:
 
     async def test_token_that_expires_while_cached_is_refused(self, keys, verifier, signer):
         principal = Principal(account_id="acct-2", kind=PrincipalKind.OFFICER, bureau_id=1, bureau_path="1.")
-        token = signer.issue(principal, lifetime_seconds=1)
+        # exp is whole seconds: two seconds leave at least one of validity for the first use.
+        token = signer.issue(principal, lifetime_seconds=2)
         assert verifier.verify(token) == principal
-        await asyncio.sleep(2)
+        await asyncio.sleep(3)
         with pytest.raises(Unauthorized):
             verifier.verify(token)
 
@@ -315,9 +316,9 @@ class TestRegistryAccepts:
         assert response.status_code == 200
 
     async def test_token_that_expires_after_being_cached_is_refused(self, registry, token_for):
-        token = token_for(lifetime_seconds=1)
+        token = token_for(lifetime_seconds=2)  # whole seconds: at least one of validity
         assert (await registry.get(BUREAU, headers=auth(token))).status_code == 200
-        await asyncio.sleep(2)
+        await asyncio.sleep(3)
         assert_unauthorized_problem(await registry.get(BUREAU, headers=auth(token)))
 
 

@@ -6,11 +6,10 @@ import base64
 import json
 
 import pytest
-from sqlalchemy import func, select
 
 from services.registry.models import Bureau
 from tests.conftest import auth
-from tests.factories import create_bureau, pilot_unit, unique
+from tests.factories import audit_count, create_bureau, pilot_unit, row_count, unique
 
 BUREAUS = "/api/v1/registry/bureaus"
 
@@ -41,13 +40,7 @@ async def network(registry, token_for):
 
 
 async def bureau_count(registry) -> int:
-    async with registry.app.state.sessionmaker() as session:
-        return (await session.exec(select(func.count()).select_from(Bureau))).scalar_one()
-
-
-async def audit_count(registry) -> int:
-    async with registry.app.state.sessionmaker() as session:
-        return await registry.app.state.audit.count(session)
+    return await row_count(registry, Bureau)
 
 
 class TestSeededNetwork:

@@ -7,12 +7,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from services.common.pagination import encode_cursor
 from services.registry.models import Officer
 from tests.conftest import auth
-from tests.factories import create_bureau, create_officer, pilot_unit, unique
+from tests.factories import audit_count, create_bureau, create_officer, pilot_unit, row_count, unique
 
 OFFICERS = "/api/v1/registry/officers"
 BUREAUS = "/api/v1/registry/bureaus"
@@ -58,13 +57,7 @@ async def network(registry, token_for):
 
 
 async def officer_count(registry) -> int:
-    async with registry.app.state.sessionmaker() as session:
-        return (await session.exec(select(func.count()).select_from(Officer))).scalar_one()
-
-
-async def audit_count(registry) -> int:
-    async with registry.app.state.sessionmaker() as session:
-        return await registry.app.state.audit.count(session)
+    return await row_count(registry, Officer)
 
 
 def walk(pages: list[dict]) -> list[int]:
