@@ -23,16 +23,14 @@ from gateway.models import AuditEntry
 from gateway.openapi import MergedOpenAPI, install_docs
 from gateway.proxy import Proxy
 from gateway.routes import router
-from services.common.app import load_verifier
+from services.common.app import platform_state
 from services.common.asgi import RequestContextMiddleware
-from services.common.audit import AuditLog, audit_router
+from services.common.audit import AuditLog
 from services.common.auth import Principal, TokenSigner
 from services.common.client import pooled_client, pooled_transport
-from services.common.db import make_engine, make_sessionmaker
 from services.common.health import router as health_router
-from services.common.jobs import create_job_pool
-from services.common.logging import configure_logging
 from services.common.problems import Unauthorized, install_problem_handlers
+from services.common.routers import audit_router
 
 AUDIT = AuditLog(AuditEntry)
 CONSTRAINT_PROBLEMS = {
@@ -86,64 +84,52 @@ class Revocations:
 def build_api(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging("gateway", settings.log_level)
         if not settings.private_key_path.exists():
             raise RuntimeError(f"The signing key {settings.private_key_path} is missing: run `make keys`.")
-        app.state.settings = settings
-        app.state.audit = AUDIT
-        app.state.constraint_problems = CONSTRAINT_PROBLEMS
-        app.state.signer = TokenSigner(
-            settings.private_key_path.read_bytes(),
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            lifetime_seconds=settings.token_lifetime_seconds,
-        )
-        app.state.jwks_bytes = settings.jwks_path.read_bytes()
-        verifier = load_verifier(settings)
-        revocations = Revocations()
+        async with platform_state(app, "gateway", settings, AUDIT, CONSTRAINT_PROBLEMS):
+            app.state.signer = TokenSigner(
+                settings.private_key_path.read_bytes(),
+                issuer=settings.token_issuer,
+                audience=settings.token_audience,
+                lifetime_seconds=settings.token_lifetime_seconds,
+            )
+            app.state.jwks_bytes = settings.jwks_path.read_bytes()
+            verifier, revocations = app.state.verifier, Revocations()
 
-        def authorize(header: str | None) -> Principal:
-            principal = verifier.verify_authorization(header)
-            if principal.account_id in revocations.disabled:
-                raise Unauthorized("The account of this token is disabled.")
-            return principal
+            def authorize(header: str | None) -> Principal:
+                principal = verifier.verify_authorization(header)
+                if principal.account_id in revocations.disabled:
+                    raise Unauthorized("The account of this token is disabled.")
+                return principal
 
-        app.state.verifier = verifier
-        app.state.revocations = revocations
-        app.state.authorize = authorize
-        app.state.engine = make_engine(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-        )
-        app.state.sessionmaker = make_sessionmaker(app.state.engine)
-        app.state.jobs = await create_job_pool(settings.redis_url)
-        timeout = httpx.Timeout(
-            connect=settings.upstream_connect_timeout,
-            read=settings.upstream_read_timeout,
-            write=settings.upstream_read_timeout,
-            pool=settings.upstream_pool_timeout,
-        )
-        app.state.upstream_timeout = timeout
-        # One pool per upstream, shared by the proxy and the gateway's own calls.
-        transports = {name: pooled_transport(settings.upstream_max_connections) for name in SERVICES}
-        app.state.upstreams = {
-            name: pooled_client(url, timeout=timeout, transport=transports[name])
-            for name, url in settings.upstreams().items()
-        }
-        app.state.upstream_transports = transports
-        app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
-        watcher = asyncio.create_task(
-            revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds)
-        )
-        try:
-            yield
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            for client in app.state.upstreams.values():
-                await client.aclose()
-            await app.state.jobs.aclose()
-            await app.state.engine.dispose()
+            app.state.revocations = revocations
+            app.state.authorize = authorize
+            timeout = httpx.Timeout(
+                connect=settings.upstream_connect_timeout,
+                read=settings.upstream_read_timeout,
+                write=settings.upstream_read_timeout,
+                pool=settings.upstream_pool_timeout,
+            )
+            app.state.upstream_timeout = timeout
+            # One pool per upstream, shared by the proxy and the gateway's own calls.
+            transports = {name: pooled_transport(settings.upstream_max_connections) for name in SERVICES}
+            app.state.upstreams = {
+                name: pooled_client(url, timeout=timeout, transport=transports[name])
+                for name, url in settings.upstreams().items()
+            }
+            app.state.upstream_transports = transports
+            app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
+            watcher = asyncio.create_task(
+                revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds)
+            )
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                for client in app.state.upstreams.values():
+                    await client.aclose()
 
     api = FastAPI(
         title=TITLE,

@@ -12,7 +12,6 @@ SERVICES = ("registry", "enforcement", "statistics")
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_gateway"
     port: int = 8000
     db_pool_size: int = 10  # logins and account administration only
     private_key_path: Path = VAR_DIR / "keys" / "signing-key.pem"

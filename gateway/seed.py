@@ -21,14 +21,12 @@ import httpx
 from gateway import passwords
 from gateway.accounts import find_by_username
 from gateway.app import AUDIT
-from gateway.config import GatewaySettings, get_settings
+from gateway.config import SERVICES, GatewaySettings, get_settings
 from gateway.models import Account, AccountKind
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
 from services.common.client import pooled_client
 from services.common.db import make_engine, make_sessionmaker
-from services.enforcement.config import get_settings as enforcement_settings
-from services.registry.config import get_settings as registry_settings
-from services.statistics.config import get_settings as statistics_settings
+from services.common.settings import part_settings
 
 NATIONAL_BUREAU_ID = 1
 NATIONAL_PATH = "1."
@@ -44,7 +42,7 @@ def demo_username(bureau: dict[str, Any]) -> str:
 
 async def _seed_service_accounts(session) -> list[str]:
     changed = []
-    for settings in (registry_settings(), enforcement_settings(), statistics_settings()):
+    for settings in (part_settings(name) for name in SERVICES):
         account = await find_by_username(session, settings.client_id)
         if account is None:
             account = Account(

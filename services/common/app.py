@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -17,9 +16,8 @@ from services.common.health import router as health_router
 from services.common.jobs import create_job_pool
 from services.common.logging import configure_logging
 from services.common.problems import install_problem_handlers
+from services.common.routers import audit_router, principal_router
 from services.common.settings import ServiceSettings
-
-Hook = Callable[[FastAPI], Any]
 
 
 def load_verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -33,38 +31,53 @@ def load_verifier(settings: ServiceSettings) -> TokenVerifier:
     )
 
 
+@asynccontextmanager
+async def platform_state(
+    app: FastAPI,
+    name: str,
+    settings: ServiceSettings,
+    audit: AuditLog,
+    constraint_problems: dict[str, tuple[str, str]] | None = None,
+) -> AsyncIterator[None]:
+    """What every app keeps on its state: settings, token checks, database, job queue."""
+    configure_logging(name, settings.log_level)
+    app.state.settings = settings
+    app.state.audit = audit
+    app.state.constraint_problems = constraint_problems or {}
+    app.state.verifier = load_verifier(settings)
+    app.state.authorize = app.state.verifier.verify_authorization
+    app.state.engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
+    app.state.jobs = await create_job_pool(settings.redis_url)
+    try:
+        yield
+    finally:
+        await app.state.jobs.aclose()
+        await app.state.engine.dispose()
+
+
 def create_service_app(
     *,
     name: str,
     title: str,
     description: str,
     settings: ServiceSettings,
-    routers: Sequence[APIRouter],
+    routers: Sequence[APIRouter] = (),
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(name, settings.log_level)
-        app.state.settings = settings
-        app.state.audit = audit
-        app.state.constraint_problems = constraint_problems or {}
-        app.state.verifier = load_verifier(settings)
-        app.state.authorize = app.state.verifier.verify_authorization
-        app.state.engine = make_engine(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-        )
-        app.state.sessionmaker = make_sessionmaker(app.state.engine)
-        app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
-        app.state.jobs = await create_job_pool(settings.redis_url)
-        app.state.services = ServiceClient(settings)
-        try:
-            yield
-        finally:
-            await app.state.services.aclose()
-            await app.state.jobs.aclose()
-            await app.state.engine.dispose()
+        async with platform_state(app, name, settings, audit, constraint_problems):
+            app.state.services = ServiceClient(settings)
+            try:
+                yield
+            finally:
+                await app.state.services.aclose()
 
     app = FastAPI(
         title=title,
@@ -77,7 +90,7 @@ def create_service_app(
     )
     install_problem_handlers(app)
     app.include_router(health_router)
-    for router in routers:
+    for router in (*routers, principal_router(name), audit_router(name)):
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

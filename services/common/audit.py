@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import (
     BigInteger,
@@ -34,11 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.auth import Principal, Role
+from services.common.auth import Principal
 from services.common.context import current_request_id
 from services.common.db import NAMING_CONVENTION, utcnow
-from services.common.deps import SessionDep, require_roles
-from services.common.problems import problem_responses
 
 GENESIS_HASH = "0" * 64
 _LOCK_KEY = 0x6175646974  # "audit": one advisory lock key per database
@@ -189,20 +186,3 @@ class ChainReport(BaseModel):
     entries: int = Field(description="Entries verified before the first break (all, when valid)")
     broken_at: int | None = Field(default=None, description="Id of the first entry that does not match")
     head: str | None = Field(default=None, description="Hash of the last entry, when valid")
-
-
-def audit_router(service: str) -> APIRouter:
-    """``GET /api/v1/<service>/audit/verify``: recompute the chain (administrators)."""
-    router = APIRouter(prefix=f"/api/v1/{service}/audit", tags=["audit"])
-
-    @router.get(
-        "/verify",
-        response_model=ChainReport,
-        summary="Verify the hash chain of this service's audit log",
-        dependencies=[require_roles(Role.ADMIN)],
-        responses=problem_responses(403),
-    )
-    async def verify_audit_chain(request: Request, session: SessionDep) -> ChainReport:
-        return await request.app.state.audit.verify(session)
-
-    return router

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
-from pydantic import BaseModel
+from fastapi import Depends, Header, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-if TYPE_CHECKING:
-    from services.common.audit import AuditLog
-
+from services.common.audit import AuditLog
 from services.common.auth import Principal
-from services.common.problems import Forbidden, problem_responses
+from services.common.problems import Forbidden
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -40,7 +37,7 @@ async def get_audit(request: Request) -> AuditLog:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-AuditDep = Annotated["AuditLog", Depends(get_audit)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
 IfMatchDep = Annotated[str | None, Header(description="The ETag the update is based on")]
 
 
@@ -53,37 +50,3 @@ def require_roles(*roles: str):
         return principal
 
     return Depends(check)
-
-
-class PrincipalRead(BaseModel):
-    account_id: str
-    kind: str
-    bureau_id: int
-    bureau_path: str
-    roles: list[str]
-    body: str | None
-    officer_id: int | None
-
-
-def principal_router(service: str) -> APIRouter:
-    """``GET /api/v1/<service>/me``: the principal this service sees in the caller's token."""
-    router = APIRouter(prefix=f"/api/v1/{service}", tags=["principal"])
-
-    @router.get(
-        "/me",
-        response_model=PrincipalRead,
-        summary="The principal of the presented token",
-        responses=problem_responses(),
-    )
-    async def me(principal: PrincipalDep) -> PrincipalRead:
-        return PrincipalRead(
-            account_id=principal.account_id,
-            kind=principal.kind,
-            bureau_id=principal.bureau_id,
-            bureau_path=principal.bureau_path,
-            roles=sorted(principal.roles),
-            body=principal.body,
-            officer_id=principal.officer_id,
-        )
-
-    return router

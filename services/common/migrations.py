@@ -8,7 +8,6 @@ caller (the test run, the dev runner) sets ``sqlalchemy.url`` on the config.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
@@ -59,12 +58,4 @@ def run_migrations(metadata: MetaData, default_url: str) -> None:
             await connection.run_sync(do_run)
         await engine.dispose()
 
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        do_run(connection)
-    else:
-        asyncio.run(run_async())
-
-
-def script_location(part: str) -> Path:
-    return REPO_ROOT / ("gateway" if part == "gateway" else f"services/{part}") / "migrations"
+    asyncio.run(run_async())

@@ -43,7 +43,9 @@ class ServiceSettings(BaseSettings):
     # Bodies above this size are refused with 413 before they are read in full.
     max_body_bytes: int = shared("MAX_BODY_BYTES", 50 * 1024 * 1024)
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_service"
+    # Left empty, these follow the part's name (its env prefix): database cert_<part>,
+    # client svc-<part>.
+    database_url: str = ""
     # Connections beyond the pool would be opened and closed per request under load
     # (costly, and a long tail); requests wait for a pooled one instead.
     db_pool_size: int = 20
@@ -55,6 +57,19 @@ class ServiceSettings(BaseSettings):
     client_secret: str = PLACEHOLDER_SECRET
     # arq: a short poll keeps a worker well above 200 jobs/s.
     worker_poll_delay: float = 0.05
+
+    @property
+    def part(self) -> str:
+        """The part these settings belong to, from the env prefix (``REGISTRY_`` → ``registry``)."""
+        return str(self.model_config.get("env_prefix", "")).rstrip("_").lower()
+
+    @model_validator(mode="after")
+    def _defaults_from_the_part(self):
+        if not self.database_url:
+            self.database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{self.part}"
+        if not self.client_id:
+            self.client_id = f"svc-{self.part}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self):
@@ -68,3 +83,14 @@ class ServiceSettings(BaseSettings):
 
     def secret_fields(self) -> dict[str, str]:
         return {"client_secret": self.client_secret}
+
+
+def part_settings(part: str) -> ServiceSettings:
+    """The shared settings of a part as its own process reads them (e.g. its client
+    credentials), for the tools that seed or start it without importing its package."""
+    prefixed = type(
+        f"{part.capitalize()}PartSettings",
+        (ServiceSettings,),
+        {"model_config": SettingsConfigDict(env_prefix=f"{part.upper()}_", extra="ignore")},
+    )
+    return prefixed()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog, audit_router
-from services.common.deps import principal_router
+from services.common.audit import AuditLog
 from services.enforcement.config import EnforcementSettings, get_settings
 from services.enforcement.models import AuditEntry
 
@@ -22,6 +21,5 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
             "leads, cases, case officers, evidence, decisions, service and execution."
         ),
         settings=settings or get_settings(),
-        routers=[principal_router("enforcement"), audit_router("enforcement")],
         audit=AUDIT,
     )

@@ -8,8 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog, audit_router
-from services.common.deps import principal_router
+from services.common.audit import AuditLog
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.models import AuditEntry
 from services.registry.routes import router
@@ -33,7 +32,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "the bodies of each bureau, posts and officers."
         ),
         settings=settings or get_settings(),
-        routers=[router, principal_router("registry"), audit_router("registry")],
+        routers=[router],
         audit=AUDIT,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )

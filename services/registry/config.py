@@ -8,12 +8,10 @@ from services.common.settings import ServiceSettings
 class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cert_registry"
     port: int = 8001
     # The hot read paths live here: a pool as large as the expected concurrency keeps
     # waiters from queueing (and starving) for a connection.
     db_pool_size: int = 30
-    client_id: str = "svc-registry"
     # GB/T 2260 revision the bureau network is drawn on (any year the gb2260 package carries).
     division_revision: int = 2008
 

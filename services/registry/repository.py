@@ -41,10 +41,6 @@ async def list_divisions(
     return list((await session.exec(query)).all())
 
 
-async def count_divisions(session: AsyncSession) -> int:
-    return (await session.exec(select(func.count()).select_from(Division))).one()
-
-
 # --- bureaus ---------------------------------------------------------------
 
 

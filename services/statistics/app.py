@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog, audit_router
-from services.common.deps import principal_router
+from services.common.audit import AuditLog
 from services.statistics.config import StatisticsSettings, get_settings
 from services.statistics.models import AuditEntry
 
@@ -22,6 +21,5 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
             "aggregates, periodic reports, major-case reviews and filings, oversight alerts."
         ),
         settings=settings or get_settings(),
-        routers=[principal_router("statistics"), audit_router("statistics")],
         audit=AUDIT,
     )
