@@ -7,25 +7,30 @@ administrator's own token, so the registry's scope rules apply unchanged.
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlmodel import select
+from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway import passwords
 from gateway.models import Account, AccountKind
 from gateway.schemas import (
     BODY_ROLES,
+    BUREAU_BOUND_ROLES,
+    INCOMPATIBLE_ROLES,
     OFFICER_ROLES,
+    ROLE_DUTIES,
     SYSTEM_ROLES,
     AccountUpdate,
     OfficerAccountCreate,
     SystemAccountCreate,
 )
 from services.common.audit import AuditLog
-from services.common.auth import Principal, PrincipalKind, Role
+from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
 from services.common.concurrency import check_if_match
 from services.common.context import REQUEST_ID_HEADER, current_request_id
 from services.common.db import utcnow
@@ -58,6 +63,19 @@ class OAuthError(ProblemError):
         self.status = status
 
 
+NATIONAL_BUREAU_ID = 1
+NATIONAL_PATH = "1."
+# The gateway itself, when it reads the registry on its own account (an officer's
+# standing at login, or after the registry reports a change).
+GATEWAY_PRINCIPAL = Principal(
+    account_id="gateway",
+    kind=PrincipalKind.SERVICE,
+    bureau_id=NATIONAL_BUREAU_ID,
+    bureau_path=NATIONAL_PATH,
+    roles=frozenset({Role.SERVICE}),
+)
+
+
 def principal_of(account: Account) -> Principal:
     return Principal(
         account_id=str(account.id),
@@ -67,6 +85,7 @@ def principal_of(account: Account) -> Principal:
         roles=frozenset(account.roles),
         body=account.body,
         officer_id=account.officer_id,
+        account_version=account.version,
     )
 
 
@@ -127,6 +146,96 @@ async def list_accounts(
     return make_page(rows, limit, lambda a: [a.username])
 
 
+class RegistryOfficers:
+    """The registry's word on an officer, read as the gateway itself.
+
+    An officer's login stands only while the registry keeps the officer active,
+    and its bureau and body are the registry's.
+    """
+
+    def __init__(self, registry: httpx.AsyncClient, signer: TokenSigner) -> None:
+        self._registry = registry
+        self._signer = signer
+        self._token = ""
+        self._token_until = 0.0
+
+    def _authorization(self) -> str:
+        now = time.time()
+        if now >= self._token_until:
+            self._token = self._signer.issue(GATEWAY_PRINCIPAL)
+            self._token_until = now + self._signer.lifetime_seconds / 2
+        return f"Bearer {self._token}"
+
+    async def get(self, officer_id: int) -> dict[str, Any] | None:
+        """The officer as the registry has it, or None if it has no such officer."""
+        try:
+            return await registry_get(self._registry, f"/officers/{officer_id}", self._authorization())
+        except NotFound:
+            return None
+
+
+def follow_officer(account: Account, officer: dict[str, Any] | None) -> dict[str, Any]:
+    """Bring an officer's login in line with the registry; what changed (empty: nothing).
+
+    A move takes the login with it: it keeps only the roles that still fit
+    (its new body's role; administrator and head were granted for the old
+    bureau). Any change, a deactivation included, bumps the account's version,
+    which ends the tokens issued before it.
+    """
+    if officer is None or not officer.get("active", False):
+        changes: dict[str, Any] = {"officer_active": False}
+    else:
+        changes = {}
+        moved = officer["bureau_id"] != account.bureau_id or officer["bureau_path"] != account.bureau_path
+        if moved:
+            changes |= {"bureau_id": officer["bureau_id"], "bureau_path": officer["bureau_path"]}
+        if officer["body"] != account.body:
+            changes["body"] = officer["body"]
+        if changes:
+            dropped = (BUREAU_BOUND_ROLES if moved else frozenset()) | (BODY_ROLES - {officer["body"]})
+            roles = sorted(r for r in account.roles if r not in dropped)
+            if roles != sorted(account.roles):
+                changes["roles"] = roles
+            for key, value in changes.items():
+                setattr(account, key, value)
+    if changes:
+        account.version += 1
+        account.updated_at = utcnow()
+    return changes
+
+
+async def _record_follow(session: AsyncSession, audit: AuditLog, account: Account, changes: dict) -> None:
+    await session.flush()
+    await audit.record(session, GATEWAY_PRINCIPAL, "account.followed_officer", "account", account.id, changes)
+
+
+async def confirm_officer(
+    session: AsyncSession, audit: AuditLog, officers: RegistryOfficers, account: Account
+) -> None:
+    """At login: the officer must be active in the registry, and the login follows its moves."""
+    officer = await officers.get(account.officer_id) if account.officer_id is not None else None
+    if officer is None or not officer.get("active", False):
+        raise OAuthError("invalid_grant", "The officer is not active in the registry.")
+    changes = follow_officer(account, officer)
+    if changes:
+        await _record_follow(session, audit, account, changes)
+
+
+async def follow_registry(
+    session: AsyncSession, audit: AuditLog, officers: RegistryOfficers, officer_id: int
+) -> Account | None:
+    """After the registry reports a change: the officer's login, brought in line, if it has one."""
+    account = (
+        await session.exec(select(Account).where(Account.officer_id == officer_id).with_for_update())
+    ).first()
+    if account is None:
+        return None
+    changes = follow_officer(account, await officers.get(officer_id))
+    if changes:
+        await _record_follow(session, audit, account, changes)
+    return account
+
+
 async def registry_get(registry: httpx.AsyncClient, path: str, authorization: str) -> dict[str, Any]:
     """Read from the registry as the caller, so its scope rules decide what is visible."""
     headers = {"authorization": authorization}
@@ -146,7 +255,11 @@ async def registry_get(registry: httpx.AsyncClient, path: str, authorization: st
     return response.json()
 
 
-def _check_roles(roles: list[Role], allowed: frozenset[Role], kind: str, body: str | None = None) -> None:
+def _check_grant(
+    principal: Principal, roles: list[Role], kind: str, body: str | None, bureau_path: str
+) -> None:
+    """The roles an administrator may give an account (separation of duties)."""
+    allowed = OFFICER_ROLES if kind == AccountKind.OFFICER else SYSTEM_ROLES
     refused = sorted(set(roles) - allowed)
     if refused:
         raise Conflict(
@@ -157,6 +270,20 @@ def _check_roles(roles: list[Role], allowed: frozenset[Role], kind: str, body: s
         raise Conflict(
             f"An officer of the {body} body cannot hold the roles {', '.join(foreign)}.",
             slug="role-body-mismatch",
+        )
+    for first, second in INCOMPATIBLE_ROLES:
+        if first in roles and second in roles:
+            raise Conflict(
+                f"One account cannot hold both {first} and {second}: "
+                f"who may {ROLE_DUTIES[first]} must not also {ROLE_DUTIES[second]}.",
+                slug="roles-incompatible",
+            )
+    # The head who approves a bureau's cases is appointed from above, as the
+    # bureau's own record is changed from above (the national regulator excepted).
+    if Role.HEAD in roles and bureau_path == principal.bureau_path and not principal.is_national:
+        raise Forbidden(
+            "A bureau head is appointed by an administrator of a bureau above it.",
+            slug="head-granted-from-above",
         )
 
 
@@ -173,7 +300,7 @@ async def create_officer_account(
     officer: dict[str, Any],
 ) -> Account:
     require_admin(principal)
-    _check_roles(data.roles, OFFICER_ROLES, AccountKind.OFFICER, officer.get("body"))
+    _check_grant(principal, data.roles, AccountKind.OFFICER, officer.get("body"), officer["bureau_path"])
     if not officer.get("active", False):
         raise Conflict(f"Officer {data.officer_id} is not active.", slug="officer-inactive")
     await _ensure_username_free(session, data.username)
@@ -249,9 +376,10 @@ async def update_account(
         raise Conflict("Service accounts are managed by deployment, not here.", slug="service-account")
     if str(account.id) == principal.account_id and changes.get("active") is False:
         raise Conflict("An administrator cannot disable their own account.", slug="self-disable")
+    if str(account.id) == principal.account_id and "roles" in changes:
+        raise Forbidden("No account changes its own roles; another administrator does.", slug="self-grant")
     if "roles" in changes:
-        allowed = OFFICER_ROLES if account.kind == AccountKind.OFFICER else SYSTEM_ROLES
-        _check_roles(data.roles or [], allowed, account.kind, account.body)
+        _check_grant(principal, data.roles or [], account.kind, account.body, account.bureau_path)
         account.roles = sorted(set(changes["roles"]))
     if "password" in changes:
         if account.kind != AccountKind.OFFICER:
@@ -271,6 +399,18 @@ async def update_account(
     return account
 
 
-async def disabled_account_ids(session: AsyncSession) -> set[str]:
-    rows = await session.exec(select(Account.id).where(Account.active == False))  # noqa: E712
-    return {str(r) for r in rows.all()}
+async def revoked_accounts(session: AsyncSession, changed_since: datetime) -> tuple[set[str], dict[str, int]]:
+    """Disabled accounts, and the version of every account changed since ``changed_since``
+    (tokens older than that have expired anyway)."""
+    rows = await session.exec(
+        select(Account.id, Account.active, Account.version).where(
+            or_(Account.active == False, Account.updated_at >= changed_since)  # noqa: E712
+        )
+    )
+    disabled: set[str] = set()
+    versions: dict[str, int] = {}
+    for account_id, active, version in rows.all():
+        if not active:
+            disabled.add(str(account_id))
+        versions[str(account_id)] = version
+    return disabled, versions

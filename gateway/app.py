@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -28,6 +29,7 @@ from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
 from services.common.auth import Principal, TokenSigner
 from services.common.client import pooled_client, pooled_transport
+from services.common.db import utcnow
 from services.common.health import router as health_router
 from services.common.problems import Unauthorized, install_problem_handlers
 from services.common.routers import audit_router
@@ -42,42 +44,57 @@ log = logging.getLogger("gateway")
 
 
 class Revocations:
-    """Accounts disabled recently: their unexpired tokens are refused here at once.
+    """Tokens the gateway refuses before they expire.
 
-    Services, which check tokens on their own, stop accepting them when they
-    expire (one token lifetime at most).
+    A disabled account's tokens, and any token issued before its account last
+    changed (roles, password, a move or a deactivation in the registry): the
+    token carries the account version it was issued from. Services, which check
+    tokens on their own, stop accepting them when they expire (one lifetime).
     """
 
     def __init__(self) -> None:
         self.disabled: set[str] = set()
-        self._noted_during_refresh: dict[str, bool] | None = None
+        self.versions: dict[str, int] = {}
+        self._noted_during_refresh: dict[str, tuple[bool, int]] | None = None
 
-    def note(self, account_id: str, active: bool) -> None:
+    def note(self, account_id: str, active: bool, version: int = 0) -> None:
         if active:
             self.disabled.discard(account_id)
         else:
             self.disabled.add(account_id)
+        self.versions[account_id] = max(version, self.versions.get(account_id, 0))
         if self._noted_during_refresh is not None:
-            self._noted_during_refresh[account_id] = active
+            self._noted_during_refresh[account_id] = (active, version)
 
-    async def refresh(self, maker) -> None:
+    def refusal(self, principal: Principal) -> str | None:
+        """Why the token of ``principal`` is refused, or None."""
+        if principal.account_id in self.disabled:
+            return "The account of this token is disabled."
+        current = self.versions.get(principal.account_id)
+        if current is not None and (principal.account_version or 0) < current:
+            return "The account changed after this token was issued; obtain a new one."
+        return None
+
+    async def refresh(self, maker, lifetime_seconds: float) -> None:
         # A change noted while the query runs may be newer than what it read: keep it.
         self._noted_during_refresh = {}
         try:
+            since = utcnow() - timedelta(seconds=lifetime_seconds + 60)
             async with maker() as session:  # type: AsyncSession
-                fresh = await accounts.disabled_account_ids(session)
-            for account_id, active in self._noted_during_refresh.items():
-                (fresh.discard if active else fresh.add)(account_id)
-            self.disabled = fresh
+                disabled, versions = await accounts.revoked_accounts(session, since)
+            for account_id, (active, version) in self._noted_during_refresh.items():
+                (disabled.discard if active else disabled.add)(account_id)
+                versions[account_id] = max(version, versions.get(account_id, 0))
+            self.disabled, self.versions = disabled, versions
         finally:
             self._noted_during_refresh = None
 
-    async def watch(self, maker, interval: float) -> None:
+    async def watch(self, maker, interval: float, lifetime_seconds: float) -> None:
         while True:
             try:
-                await self.refresh(maker)
+                await self.refresh(maker, lifetime_seconds)
             except Exception:  # keep the last known set; the next round tries again
-                log.exception("could not refresh disabled accounts")
+                log.exception("could not refresh revoked accounts")
             await asyncio.sleep(interval)
 
 
@@ -98,8 +115,9 @@ def build_api(settings: GatewaySettings) -> FastAPI:
 
             def authorize(header: str | None) -> Principal:
                 principal = verifier.verify_authorization(header)
-                if principal.account_id in revocations.disabled:
-                    raise Unauthorized("The account of this token is disabled.")
+                refusal = revocations.refusal(principal)
+                if refusal is not None:
+                    raise Unauthorized(refusal)
                 return principal
 
             app.state.revocations = revocations
@@ -118,9 +136,16 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                 for name, url in settings.upstreams().items()
             }
             app.state.upstream_transports = transports
+            app.state.registry_officers = accounts.RegistryOfficers(
+                app.state.upstreams["registry"], app.state.signer
+            )
             app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
             watcher = asyncio.create_task(
-                revocations.watch(app.state.sessionmaker, settings.revocation_refresh_seconds)
+                revocations.watch(
+                    app.state.sessionmaker,
+                    settings.revocation_refresh_seconds,
+                    settings.token_lifetime_seconds,
+                )
             )
             try:
                 yield
@@ -145,6 +170,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        redirect_slashes=False,  # as the services: no redirects, a path is exact or 404
     )
     install_problem_handlers(api)
     api.include_router(health_router)

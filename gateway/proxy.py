@@ -21,6 +21,7 @@ from services.common.asgi import BodyTooLarge
 from services.common.auth import Principal
 from services.common.context import REQUEST_ID_HEADER, current_request_id
 from services.common.problems import (
+    BadRequest,
     GatewayTimeout,
     NotFound,
     PayloadTooLarge,
@@ -73,20 +74,38 @@ def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
     return tokens
 
 
+class AmbiguousFraming(BadRequest):
+    """A request whose body length the gateway and a service could read differently."""
+
+    slug, title = "ambiguous-framing", "The request's body framing is ambiguous"
+
+
+class BodyNotAllowed(BadRequest):
+    slug, title = "body-not-allowed", "This method takes no request body"
+
+
 def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Headers to send upstream, and whether the request carries a body."""
+    """Headers to send upstream, and whether the request's body goes with them.
+
+    The upstream connection is pooled: a request must reach the service framed
+    exactly as forwarded, or the service reads the next caller's request as this
+    one's body. So the length headers go upstream only with the body they
+    describe, and a request whose framing is in any doubt is refused here.
+    """
     raw = scope["headers"]
     named = _connection_tokens(raw)
     out: list[tuple[bytes, bytes]] = []
-    has_body = False
+    lengths: list[bytes] = []
+    chunked = False
     host = b""
     for name, value in raw:
         if name == b"host":
             host = value
-        if name == b"content-length":
-            has_body = value != b"0"
+        elif name == b"content-length":
+            lengths.append(value)
+            continue  # added back below, only with a body
         elif name == b"transfer-encoding":
-            has_body = True
+            chunked = True
         if (
             name in HOP_BY_HOP
             or name in GATEWAY_OWNED
@@ -95,6 +114,15 @@ def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
         ):
             continue
         out.append((name, value))
+    if len(lengths) > 1 or (lengths and chunked):
+        raise AmbiguousFraming("Send one Content-Length, or a chunked body, not both or several.")
+    if lengths and not lengths[0].isdigit():
+        raise AmbiguousFraming("Content-Length must be a decimal number of bytes.")
+    has_body = chunked or (bool(lengths) and int(lengths[0]) > 0)
+    if has_body and scope["method"] in _BODYLESS:
+        raise BodyNotAllowed(f"A {scope['method']} request carries no body; send it without one.")
+    if has_body and lengths:
+        out.append((b"content-length", lengths[0]))
     client = scope.get("client")
     if client:
         out.append((b"x-forwarded-for", client[0].encode()))
@@ -107,15 +135,24 @@ def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
 
 # The gateway's server adds its own Date and Server; the request id is set by our middleware.
 _NOT_RETURNED = HOP_BY_HOP | {b"date", b"server", REQUEST_ID_HEADER.encode()}
+_LOCATION_HEADERS = frozenset({b"location", b"content-location"})
 
 
-def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def response_headers(raw: list[tuple[bytes, bytes]], origin: bytes) -> list[tuple[bytes, bytes]]:
+    """Headers to return to the client; a ``Location`` on the service's own
+    address (``origin``, e.g. ``http://127.0.0.1:8001``) is cut to its path, so
+    no answer sends a client past the gateway with its token."""
     named = _connection_tokens(raw)
     out = []
     for name, value in raw:
         name = name.lower()
-        if name not in _NOT_RETURNED and name not in named:
-            out.append((name, value))
+        if name in _NOT_RETURNED or name in named:
+            continue
+        if name in _LOCATION_HEADERS and value.lower().startswith(origin):
+            rest = value[len(origin) :]
+            if not rest[:1] or rest[:1] in b"/?#":  # not "…:80011", another origin
+                value = rest if rest.startswith(b"/") else b"/" + rest
+        out.append((name, value))
     return out
 
 
@@ -179,6 +216,7 @@ class Proxy:
         authorize: Callable[[str | None], Principal],
     ) -> None:
         self._upstreams = upstreams
+        self._origins = {name: str(url).rstrip("/").lower().encode() for name, (url, _) in upstreams.items()}
         self._timeout = timeout.as_dict()
         self._authorize = authorize
 
@@ -202,7 +240,7 @@ class Proxy:
         base_url, transport = self._upstreams[service]
         query = scope.get("query_string", b"")
         url = base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
-        body = RequestBody(receive) if has_body and scope["method"] not in _BODYLESS else None
+        body = RequestBody(receive) if has_body else None
         request = httpx.Request(
             scope["method"], url, headers=headers, content=body, extensions={"timeout": self._timeout}
         )
@@ -221,7 +259,7 @@ class Proxy:
                 {
                     "type": "http.response.start",
                     "status": upstream.status_code,
-                    "headers": response_headers(upstream.headers.raw),
+                    "headers": response_headers(upstream.headers.raw, self._origins[service]),
                 }
             )
             async for chunk in upstream.aiter_raw():

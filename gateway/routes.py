@@ -17,13 +17,14 @@ from gateway.schemas import (
     AccountRead,
     AccountUpdate,
     OfficerAccountCreate,
+    OfficerChange,
     SystemAccountCreate,
     SystemAccountCreated,
     TokenResponse,
 )
-from services.common.auth import TokenSigner
+from services.common.auth import Role, TokenSigner
 from services.common.concurrency import etag
-from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep
+from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep, require_roles
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import PROBLEM_MEDIA_TYPE, Problem, problem_responses
 
@@ -98,6 +99,7 @@ async def issue_token(
         if not username or not password:
             raise OAuthError("invalid_request", "username and password are required.")
         account = await accounts.authenticate(session, username, password, {AccountKind.OFFICER})
+        await accounts.confirm_officer(session, audit, request.app.state.registry_officers, account)
     elif grant_type == "client_credentials":
         basic = _basic_credentials(authorization)
         if basic and (client_id or client_secret):
@@ -259,6 +261,32 @@ async def update_account(
 ) -> AccountRead:
     account = await accounts.update_account(session, audit, principal, account_id, data, if_match)
     await session.commit()
-    request.app.state.revocations.note(str(account.id), account.active)
+    request.app.state.revocations.note(str(account.id), account.active, account.version)
     response.headers["ETag"] = etag(account.version)
     return _read(account)
+
+
+@router.post(
+    "/api/v1/auth/officer-changes",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["accounts"],
+    summary="Tell the gateway that a registry officer changed (services only)",
+    description=(
+        "Sent by the registry when an officer is deactivated or moved to another bureau or body. "
+        "The gateway reads the officer from the registry itself and brings the officer's login in "
+        "line: a deactivated officer's tokens stop here at once, a moved officer's login follows "
+        "the move. The notice carries no state of its own, so a forged one changes nothing."
+    ),
+    dependencies=[require_roles(Role.SERVICE)],
+    responses=problem_responses(403, 503, 504),
+)
+async def officer_changed(
+    request: Request, session: SessionDep, audit: AuditDep, data: OfficerChange
+) -> Response:
+    account = await accounts.follow_registry(
+        session, audit, request.app.state.registry_officers, data.officer_id
+    )
+    await session.commit()
+    if account is not None:
+        request.app.state.revocations.note(str(account.id), account.active, account.version)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

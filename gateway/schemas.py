@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from gateway.models import AccountKind
 from services.common.auth import Role
-from services.common.types import EntityId, InputModel
+from services.common.types import EntityId, Flag, InputModel
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
 Password = Annotated[str, StringConstraints(min_length=12, max_length=128)]
@@ -22,6 +22,15 @@ OFFICER_ROLES = frozenset({Role.ADMIN, Role.HEAD, Role.SUPERVISION, Role.ENFORCE
 # administrator and bureau head are not bound to a body.
 BODY_ROLES = frozenset({Role.SUPERVISION, Role.ENFORCEMENT, Role.LEGAL})
 SYSTEM_ROLES = frozenset({Role.SYSTEM})
+# Granted for one bureau: an officer moved to another loses them.
+BUREAU_BOUND_ROLES = frozenset({Role.ADMIN, Role.HEAD})
+# Separation of duties: pairs one account may not hold together.
+ROLE_DUTIES = {
+    Role.HEAD: "approve opening cases and penalty decisions",
+    Role.ADMIN: "grant roles and manage accounts",
+    Role.LEGAL: "review cases in the legal review",
+}
+INCOMPATIBLE_ROLES = ((Role.HEAD, Role.ADMIN), (Role.HEAD, Role.LEGAL))
 
 
 class TokenResponse(BaseModel):
@@ -45,10 +54,14 @@ class SystemAccountCreate(InputModel):
 
 
 class AccountUpdate(InputModel):
-    active: bool | None = None
+    active: Flag | None = None
     roles: list[Role] | None = Field(default=None, min_length=1)
     password: Password | None = None
     display_name: DisplayName | None = None
+
+
+class OfficerChange(InputModel):
+    officer_id: EntityId = Field(description="The registry officer that changed")
 
 
 class AccountRead(BaseModel):

@@ -137,10 +137,19 @@ async def enforcement() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def gateway() -> AsyncIterator[httpx.AsyncClient]:
+async def registry_url(registry) -> AsyncIterator[str]:
+    """The in-process registry on a real socket, for the gateway to call."""
+    from tests.servers import serve
+
+    async with serve(registry.app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def gateway(registry_url) -> AsyncIterator[httpx.AsyncClient]:
     from gateway.app import create_app
 
-    async for client in _app_client(create_app(), "http://gateway"):
+    async for client in _app_client(create_app(GatewaySettings(registry_url=registry_url)), "http://gateway"):
         yield client
 
 

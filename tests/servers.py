@@ -72,11 +72,16 @@ async def echo_app(scope, receive, send):
 
 @contextlib.asynccontextmanager
 async def echo_server() -> AsyncIterator[str]:
+    async with serve(echo_app) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serve(app) -> AsyncIterator[str]:
+    """``app`` on a real socket in this event loop (its lifespan is the caller's)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            echo_app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -87,6 +87,9 @@ def create_service_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=f"/api/v1/{name}/openapi.json",
+        # A redirect would carry the service's own address to the client: a path
+        # that is not exactly a route is a 404.
+        redirect_slashes=False,
     )
     install_problem_handlers(app)
     app.include_router(health_router)

@@ -71,6 +71,9 @@ class Principal:
     roles: frozenset[str] = field(default_factory=frozenset)
     body: str | None = None
     officer_id: int | None = None
+    # The version of the account the token was issued from: the gateway refuses a
+    # token issued before the account last changed (roles, bureau, disabling…).
+    account_version: int | None = None
 
     def in_scope(self, bureau_path: str) -> bool:
         """True when the object's bureau lies in this principal's subtree."""
@@ -86,6 +89,9 @@ class Principal:
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> Principal:
         try:
+            for optional in ("officer_id", "ver"):
+                if claims.get(optional) is not None and type(claims[optional]) is not int:
+                    raise TypeError(f"{optional} must be an integer")
             return cls(
                 account_id=str(claims["sub"]),
                 kind=PrincipalKind(claims["kind"]),
@@ -94,6 +100,7 @@ class Principal:
                 roles=frozenset(claims.get("roles") or ()),
                 body=claims.get("body"),
                 officer_id=claims.get("officer_id"),
+                account_version=claims.get("ver"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise Unauthorized("The token does not carry a valid principal.") from exc
@@ -110,6 +117,8 @@ class Principal:
             out["body"] = self.body
         if self.officer_id is not None:
             out["officer_id"] = self.officer_id
+        if self.account_version is not None:
+            out["ver"] = self.account_version
         return out
 
 

@@ -11,10 +11,9 @@ def etag(version: int) -> str:
 
 def check_if_match(if_match: str | None, current_version: int) -> None:
     """Refuse an update that does not name the version it was based on, or names an old one."""
-    if not if_match:
-        raise PreconditionRequired("Send the ETag you read in an If-Match header.")
-    if if_match.strip() == "*":
-        return
+    if not if_match or if_match.strip() == "*":
+        # "*" would let a write through whatever it read: an update names its version.
+        raise PreconditionRequired("Send the ETag you read in an If-Match header (not *).")
     accepted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
     if etag(current_version) not in accepted:
         raise PreconditionFailed(

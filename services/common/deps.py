@@ -50,3 +50,17 @@ def require_roles(*roles: str):
         return principal
 
     return Depends(check)
+
+
+def require_national_roles(*roles: str):
+    """Only principals of the national regulator holding one of ``roles``."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if not (principal.is_national and principal.has_role(*roles)):
+            raise Forbidden(
+                f"This needs one of the roles {', '.join(roles)} at the national regulator.",
+                slug="role-required",
+            )
+        return principal
+
+    return Depends(check)

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from services.common.audit import ChainReport
 from services.common.auth import Role
-from services.common.deps import PrincipalDep, SessionDep, require_roles
+from services.common.deps import PrincipalDep, SessionDep, require_national_roles
 from services.common.problems import problem_responses
 
 
@@ -46,14 +46,18 @@ def principal_router(service: str) -> APIRouter:
 
 
 def audit_router(service: str) -> APIRouter:
-    """``GET /api/v1/<service>/audit/verify``: recompute the chain (administrators)."""
+    """``GET /api/v1/<service>/audit/verify``: recompute the chain.
+
+    The whole service's log size and head hash: for the national regulator's
+    administrators and legal-affairs officers, not for every bureau's.
+    """
     router = APIRouter(prefix=f"/api/v1/{service}/audit", tags=["audit"])
 
     @router.get(
         "/verify",
         response_model=ChainReport,
         summary="Verify the hash chain of this service's audit log",
-        dependencies=[require_roles(Role.ADMIN)],
+        dependencies=[require_national_roles(Role.ADMIN, Role.LEGAL)],
         responses=problem_responses(403),
     )
     async def verify_audit_chain(request: Request, session: SessionDep) -> ChainReport:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 BIGINT_MAX = 2**63 - 1
 BIGINT_MIN = -(2**63)
 
-EntityId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+# In bodies, numbers and flags are strict: JSON true is not id 1, "1" is not a number.
+EntityId = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
+Flag = StrictBool
 IdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 IdQuery = Annotated[int | None, Query(ge=1, le=BIGINT_MAX)]
 

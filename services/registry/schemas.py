@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from services.common.types import EntityId, InputModel
+from services.common.types import EntityId, Flag, InputModel
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=128)]
@@ -89,16 +89,23 @@ class OfficerCreate(InputModel):
 
 
 class OfficerUpdate(InputModel):
-    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them."""
+    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them.
+
+    A move to another bureau or body (``bureau_id``, ``body``) clears the post
+    unless a post of the new bureau and body is named with it; the officer's
+    login follows the move, and loses roles that do not fit it.
+    """
 
     name: PersonName | None = None
+    bureau_id: EntityId | None = Field(default=None, description="Move to this bureau (in scope)")
+    body: BodyKind | None = Field(default=None, description="Move to this body of the bureau")
     post_id: EntityId | None = None
     credential_number: CredentialNumber | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
     @model_validator(mode="after")
     def _required_fields_not_null(self):
-        for field in ("name", "active"):
+        for field in ("name", "active", "bureau_id", "body"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be null")
         return self

@@ -7,16 +7,18 @@ here never commit: the route commits once, after the audit entry is written.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal, Role
+from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
 from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
-from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
+from services.common.problems import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
 from services.registry import repository as repo
 from services.registry.models import (
     BodyKind,
@@ -40,6 +42,8 @@ from services.registry.schemas import (
     OfficerUpdate,
     PostCreate,
 )
+
+log = logging.getLogger("registry")
 
 # Which levels a bureau may have under it, by its level and system.
 CHILD_LEVELS: dict[tuple[BureauLevel, BureauSystem], frozenset[BureauLevel]] = {
@@ -391,15 +395,24 @@ async def update_officer(
 ) -> OfficerRead:
     require_admin(principal)
     officer = await repo.get_officer(session, officer_id, for_update=True)
-    if officer is None:
+    # Scope before anything else is read or said: another province's officer is "not found"
+    # exactly as a missing one is.
+    home = await repo.get_bureau(session, officer.bureau_id) if officer is not None else None
+    if officer is None or home is None or not principal.in_scope(home.path):
         raise NotFound(f"Officer {officer_id} not found.")
-    await _bureau_in_scope(session, principal, officer.bureau_id)
     check_if_match(if_match, officer.version)
     changes = data.model_dump(exclude_unset=True, mode="json")
     if not changes:
         raise _field_error("body", "Name at least one field to change.", "empty_update")
-    if "post_id" in changes:
-        await _check_post(session, changes["post_id"], officer.bureau_id, officer.body)
+    bureau_id = changes.get("bureau_id", officer.bureau_id)
+    body = changes.get("body", officer.body)
+    if bureau_id != officer.bureau_id:
+        await _bureau_in_scope(session, principal, bureau_id)
+    moved = bureau_id != officer.bureau_id or body != officer.body
+    if moved and "post_id" not in changes:
+        changes["post_id"] = None  # the old post belongs to the old bureau or body
+    if changes.get("post_id") is not None:
+        await _check_post(session, changes["post_id"], bureau_id, body)
     if "credential_number" in changes:
         await _check_credential(session, changes["credential_number"], officer.id)
     for key, value in changes.items():
@@ -409,3 +422,24 @@ async def update_officer(
     await session.flush()
     await audit.record(session, principal, "officer.updated", "officer", officer_id, changes)
     return await read_officer(session, principal, officer_id)
+
+
+async def tell_gateway_officer_changed(services: ServiceClient, officer_id: int) -> None:
+    """The gateway brings the officer's login in line (a deactivated officer's tokens stop).
+
+    Best effort: should the notice be lost, the gateway still checks the officer
+    at every login, and the officer's tokens expire within one lifetime.
+    """
+    try:
+        response = await services.request(
+            "POST", "/api/v1/auth/officer-changes", json={"officer_id": officer_id}
+        )
+        if response.status_code != 204:
+            log.warning(
+                "gateway refused an officer change notice",
+                extra={"officer_id": officer_id, "status": response.status_code},
+            )
+    except ProblemError as exc:
+        log.warning(
+            "gateway not told of an officer change", extra={"officer_id": officer_id, "error": exc.detail}
+        )

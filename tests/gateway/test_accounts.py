@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.app import Revocations
 from gateway.models import AccountKind
 from tests.conftest import auth
@@ -11,6 +13,15 @@ from tests.conftest import auth
 ACCOUNTS = "/api/v1/auth/accounts"
 PROVINCE = {"id": 8, "path": "1.8."}  # a provincial unit
 OTHER_PROVINCE = {"id": 9, "path": "1.9."}
+NATIONAL = {"id": 1, "path": "1."}
+
+
+async def patch_account(gateway, account, token: str, changes: dict):
+    """PATCH with the ETag just read, as a careful client does."""
+    url = f"{ACCOUNTS}/{account.id}"
+    read = await gateway.get(url, headers=auth(token))
+    assert read.status_code == 200, read.text
+    return await gateway.patch(url, json=changes, headers={**auth(token), "If-Match": read.headers["etag"]})
 
 
 class TestAdministration:
@@ -38,7 +49,7 @@ class TestAdministration:
 
     async def test_change_roles_with_if_match(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
-        url, headers = f"{ACCOUNTS}/{account.id}", auth(token_for(PROVINCE))
+        url, headers = f"{ACCOUNTS}/{account.id}", auth(token_for(NATIONAL))
         etag = (await gateway.get(url, headers=headers)).headers["etag"]
         response = await gateway.patch(
             url, json={"roles": ["enforcement", "head"]}, headers={**headers, "If-Match": etag}
@@ -49,14 +60,31 @@ class TestAdministration:
             url, json={"roles": ["enforcement"]}, headers={**headers, "If-Match": etag}
         )
         assert stale.status_code == 412
+        assert stale.json()["type"] == "/problems/precondition-failed"
 
-    async def test_roles_an_officer_cannot_hold(self, gateway, make_account, token_for):
+    async def test_if_match_star_does_not_skip_the_version_check(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
         response = await gateway.patch(
             f"{ACCOUNTS}/{account.id}",
-            json={"roles": ["service"]},
+            json={"display_name": "x"},
             headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
         )
+        assert response.status_code == 428
+        assert response.json()["type"] == "/problems/precondition-required"
+        read = await gateway.get(f"{ACCOUNTS}/{account.id}", headers=auth(token_for(PROVINCE)))
+        assert read.json()["display_name"] == "" and read.json()["version"] == account.version
+
+    @pytest.mark.parametrize("value", [0, 1, "false", "no"])
+    async def test_active_is_a_json_boolean(self, gateway, make_account, token_for, value):
+        account = await make_account(bureau=PROVINCE)
+        response = await patch_account(gateway, account, token_for(PROVINCE), {"active": value})
+        assert response.status_code == 422
+        assert response.json()["type"] == "/problems/validation-error"
+        assert response.json()["errors"][0]["loc"].startswith("body")
+
+    async def test_roles_an_officer_cannot_hold(self, gateway, make_account, token_for):
+        account = await make_account(bureau=PROVINCE)
+        response = await patch_account(gateway, account, token_for(PROVINCE), {"roles": ["service"]})
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/role-not-grantable"
 
@@ -72,10 +100,9 @@ class TestAdministration:
     async def test_admin_cannot_disable_itself(self, gateway, make_account, token_for):
         admin = await make_account(bureau=PROVINCE, roles=("admin",))
         token = token_for(PROVINCE, account_id=str(admin.id))
-        response = await gateway.patch(
-            f"{ACCOUNTS}/{admin.id}", json={"active": False}, headers={**auth(token), "If-Match": "*"}
-        )
+        response = await patch_account(gateway, admin, token, {"active": False})
         assert response.status_code == 409
+        assert response.json()["type"] == "/problems/self-disable"
 
     async def test_short_password_is_refused(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
@@ -101,11 +128,7 @@ class TestDisabling:
             },
         )
         token = login.json()["access_token"]
-        response = await gateway.patch(
-            f"{ACCOUNTS}/{account.id}",
-            json={"active": False},
-            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
-        )
+        response = await patch_account(gateway, account, token_for(PROVINCE), {"active": False})
         assert response.status_code == 200 and response.json()["active"] is False
         refused = await gateway.get("/api/v1/registry/me", headers=auth(token))
         assert refused.status_code == 401
@@ -124,7 +147,7 @@ class TestDisabling:
         """A replica that did not handle the PATCH picks the disabled account up on its next refresh."""
         account = await make_account(AccountKind.SYSTEM, roles=("system",), active=False)
         replica = Revocations()
-        watcher = asyncio.create_task(replica.watch(gateway.app.state.sessionmaker, 0.05))
+        watcher = asyncio.create_task(replica.watch(gateway.app.state.sessionmaker, 0.05, 900))
         try:
             for _ in range(100):
                 if str(account.id) in replica.disabled:
@@ -138,22 +161,50 @@ class TestDisabling:
 class TestSeparationOfDuties:
     async def test_a_body_role_goes_only_to_an_officer_of_that_body(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)  # an officer of the enforcement body
-        response = await gateway.patch(
-            f"{ACCOUNTS}/{account.id}",
-            json={"roles": ["enforcement", "legal"]},
-            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        response = await patch_account(
+            gateway, account, token_for(PROVINCE), {"roles": ["enforcement", "legal"]}
         )
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/role-body-mismatch"
 
-    async def test_head_and_admin_are_not_bound_to_a_body(self, gateway, make_account, token_for):
+    async def test_head_is_not_bound_to_a_body(self, gateway, make_account, token_for):
         account = await make_account(bureau=PROVINCE)
-        response = await gateway.patch(
-            f"{ACCOUNTS}/{account.id}",
-            json={"roles": ["enforcement", "head", "admin"]},
-            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+        response = await patch_account(
+            gateway, account, token_for(NATIONAL), {"roles": ["enforcement", "head"]}
         )
-        assert response.status_code == 200
+        assert response.status_code == 200, response.text
+        assert response.json()["roles"] == ["enforcement", "head"]
+
+    @pytest.mark.parametrize("roles", [["head", "admin"], ["head", "legal"]])
+    async def test_the_head_holds_no_role_that_checks_the_head(self, gateway, make_account, token_for, roles):
+        account = await make_account(bureau=PROVINCE)
+        response = await patch_account(gateway, account, token_for(NATIONAL), {"roles": roles})
+        assert response.status_code == 409
+        assert response.json()["type"] in ("/problems/roles-incompatible", "/problems/role-body-mismatch")
+
+    async def test_head_and_admin_together_are_refused(self, gateway, make_account, token_for):
+        account = await make_account(bureau=PROVINCE)
+        response = await patch_account(gateway, account, token_for(NATIONAL), {"roles": ["admin", "head"]})
+        assert response.status_code == 409
+        assert response.json()["type"] == "/problems/roles-incompatible"
+
+    async def test_an_administrator_cannot_make_itself_head(self, gateway, make_account, token_for):
+        admin = await make_account(bureau=PROVINCE, roles=("admin",))
+        token = token_for(PROVINCE, account_id=str(admin.id))
+        for roles in (["admin", "head"], ["head"], ["admin", "enforcement"]):
+            response = await patch_account(gateway, admin, token, {"roles": roles})
+            assert response.status_code == 403, roles
+            assert response.json()["type"] == "/problems/self-grant"
+        read = await gateway.get(f"{ACCOUNTS}/{admin.id}", headers=auth(token))
+        assert read.json()["roles"] == ["admin"] and read.json()["version"] == admin.version
+
+    async def test_a_bureau_head_is_appointed_from_above(self, gateway, make_account, token_for):
+        account = await make_account(bureau=PROVINCE)
+        response = await patch_account(gateway, account, token_for(PROVINCE), {"roles": ["head"]})
+        assert response.status_code == 403
+        assert response.json()["type"] == "/problems/head-granted-from-above"
+        read = await gateway.get(f"{ACCOUNTS}/{account.id}", headers=auth(token_for(PROVINCE)))
+        assert read.json()["roles"] == ["enforcement"]
 
 
 class TestRevocationRefresh:
@@ -167,5 +218,5 @@ class TestRevocationRefresh:
                 replica.note("account-disabled-meanwhile", active=False)
                 return maker()
 
-        await replica.refresh(NoteWhileQuerying())
+        await replica.refresh(NoteWhileQuerying(), 900)
         assert "account-disabled-meanwhile" in replica.disabled

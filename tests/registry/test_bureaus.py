@@ -376,9 +376,10 @@ class TestPilotDesignationAndOwnRecord:
         response = await registry.patch(
             f"{BUREAUS}/{network['sd_qs']['id']}",
             json={"pilot": "grassroots"},
-            headers={**auth(token_for()), "If-Match": "*"},
+            headers={**auth(token_for()), "If-Match": f'"{network["sd_qs"]["version"]}"'},
         )
         assert response.status_code == 409
+        assert response.json()["type"] == "/problems/pilot-level-mismatch"
 
 
 class TestValuesTheDatabaseCannotHold:

@@ -60,6 +60,14 @@ async def officer_count(registry) -> int:
     return await row_count(registry, Officer)
 
 
+def same_problem(problem: dict, asked_id: int) -> dict:
+    """A problem with the id that was asked for masked, and without its request id."""
+    masked = {k: v for k, v in problem.items() if k != "request_id"}
+    if "detail" in masked:
+        masked["detail"] = masked["detail"].replace(str(asked_id), "<id>")
+    return masked
+
+
 def walk(pages: list[dict]) -> list[int]:
     return [o["id"] for page in pages for o in page["items"]]
 
@@ -317,7 +325,7 @@ class TestUpdateOfficer:
         officer = await create_officer(registry, token, network["county_a"])
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}",
-            headers={**auth(token), "If-Match": "*"},
+            headers={**auth(token), "If-Match": '"1"'},
             json={"active": False, "post_id": network["enforcement_post"]["id"], "credential_number": None},
         )
         assert response.status_code == 200, response.text
@@ -349,7 +357,10 @@ class TestUpdateOfficer:
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
 
-    @pytest.mark.parametrize("payload", [{}, {"bureau_id": 1}, {"body": "legal"}, {"version": 9}])
+    @pytest.mark.parametrize(
+        "payload",
+        [{}, {"version": 9}, {"bureau_path": "1."}, {"body": "judge"}, {"bureau_id": None}, {"body": None}],
+    )
     async def test_nothing_to_change_or_unchangeable_field(self, registry, token_for, network, payload):
         officer = await create_officer(registry, token_for(), network["county_a"])
         response = await registry.patch(
@@ -399,23 +410,107 @@ class TestUpdateOfficer:
         )
         assert response.status_code == 403
 
-    async def test_out_of_scope_officer_is_not_found(self, registry, token_for, network):
+    async def test_out_of_scope_officer_is_not_found_as_a_missing_one_is(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_b"])
+        missing = 999_999_999
         for admin in ("county_a", "sd_qs"):
-            response = await registry.patch(
-                f"{OFFICERS}/{officer['id']}",
-                json={"name": "越界者"},
-                headers={**auth(token_for(network[admin])), "If-Match": "*"},
-            )
-            assert response.status_code == 404, admin
+            token = token_for(network[admin])
+            for stale_or_not in ('"1"', '"7"'):  # scope is checked before the version
+                out = await registry.patch(
+                    f"{OFFICERS}/{officer['id']}",
+                    json={"name": "越界者"},
+                    headers={**auth(token), "If-Match": stale_or_not},
+                )
+                gone = await registry.patch(
+                    f"{OFFICERS}/{missing}",
+                    json={"name": "越界者"},
+                    headers={**auth(token), "If-Match": stale_or_not},
+                )
+                assert out.status_code == gone.status_code == 404, admin
+                assert same_problem(out.json(), officer["id"]) == same_problem(gone.json(), missing)
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read["version"] == 1
 
     async def test_unknown_officer(self, registry, token_for):
         response = await registry.patch(
-            f"{OFFICERS}/999999999", json={"name": "无此人"}, headers={**auth(token_for()), "If-Match": "*"}
+            f"{OFFICERS}/999999999", json={"name": "无此人"}, headers={**auth(token_for()), "If-Match": '"1"'}
         )
         assert response.status_code == 404
+        assert response.json()["type"] == "/problems/not-found"
+
+    @pytest.mark.parametrize("value", [True, False, "5", 5.0])
+    async def test_ids_and_flags_take_no_other_json_type(self, registry, token_for, network, value):
+        officer = await create_officer(registry, token_for(), network["county_a"])
+        for field in ("post_id", "bureau_id", "active"):
+            if isinstance(value, bool) and field == "active":
+                continue
+            response = await registry.patch(
+                f"{OFFICERS}/{officer['id']}",
+                json={field: value},
+                headers={**auth(token_for()), "If-Match": '"1"'},
+            )
+            assert response.status_code == 422, (field, value)
+            assert response.json()["type"] == "/problems/validation-error"
+            assert response.json()["errors"][0]["loc"] == f"body.{field}"
+        read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
+        assert read == officer
+
+
+class TestMoveOfficer:
+    async def test_a_move_to_another_bureau_clears_the_post(self, registry, token_for, network):
+        officer = await create_officer(
+            registry, token_for(), network["county_a"], post_id=network["enforcement_post"]["id"]
+        )
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}",
+            json={"bureau_id": network["county_b"]["id"]},
+            headers={**auth(token_for(network["city"])), "If-Match": '"1"'},
+        )
+        assert response.status_code == 200, response.text
+        moved = response.json()
+        assert (moved["bureau_id"], moved["bureau_path"], moved["post_id"]) == (
+            network["county_b"]["id"],
+            network["county_b"]["path"],
+            None,
+        )
+
+    async def test_a_move_to_another_body_with_a_post_of_it(self, registry, token_for, network):
+        officer = await create_officer(registry, token_for(), network["county_a"])
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}",
+            json={"body": "legal", "post_id": network["legal_post"]["id"]},
+            headers={**auth(token_for()), "If-Match": '"1"'},
+        )
+        assert response.status_code == 200, response.text
+        assert (response.json()["body"], response.json()["post_id"]) == ("legal", network["legal_post"]["id"])
+
+    async def test_a_move_keeps_the_post_rules(self, registry, token_for, network):
+        officer = await create_officer(registry, token_for(), network["county_a"])
+        response = await registry.patch(
+            f"{OFFICERS}/{officer['id']}",
+            json={"body": "legal", "post_id": network["enforcement_post"]["id"]},
+            headers={**auth(token_for()), "If-Match": '"1"'},
+        )
+        assert response.status_code == 409
+        assert response.json()["type"] == "/problems/post-body-mismatch"
+
+    async def test_a_move_out_of_scope_is_refused_as_not_found(self, registry, token_for, network):
+        officer = await create_officer(registry, token_for(), network["county_a"])
+        for target in (network["sd_qs"]["id"], 999_999_999):
+            response = await registry.patch(
+                f"{OFFICERS}/{officer['id']}",
+                json={"bureau_id": target},
+                headers={**auth(token_for(network["zj_qs"])), "If-Match": '"1"'},
+            )
+            assert response.status_code == 404
+            assert same_problem(response.json(), target) == {
+                "type": "/problems/not-found",
+                "title": "Not found",
+                "status": 404,
+                "detail": "Bureau <id> not found.",
+            }
+        read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
+        assert read == officer
 
 
 @pytest.fixture(scope="module")
