@@ -62,6 +62,19 @@ class TestVerifyEndpoint:
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
 
+    @pytest.mark.parametrize("roles", [("admin",), ("legal",), ("admin", "legal")])
+    async def test_a_provincial_administrator_or_legal_officer_is_refused(self, registry, token_for, roles):
+        province = {"id": 8, "path": "1.8."}
+        response = await registry.get(VERIFY, headers=auth(token_for(province, roles=roles)))
+        assert response.status_code == 403
+        assert response.json()["type"] == "/problems/role-required"
+        assert "entries" not in response.text and "head" not in response.json()
+
+    async def test_the_national_legal_affairs_role_may_verify(self, registry, token_for):
+        response = await registry.get(VERIFY, headers=auth(token_for(roles=("legal",), body="legal")))
+        assert response.status_code == 200
+        assert response.json()["valid"] is True
+
     async def test_anonymous_is_refused(self, registry):
         assert (await registry.get(VERIFY)).status_code == 401
 
