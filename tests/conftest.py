@@ -117,6 +117,7 @@ async def _app_client(app, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             client.app = api  # type: ignore[attr-defined]
+            client.asgi = app  # type: ignore[attr-defined]  # the whole app, middleware included
             yield client
 
 

@@ -41,6 +41,15 @@ async def echo_app(scope, receive, send):
             sent += len(part)
             await send({"type": "http.response.body", "body": part, "more_body": sent < size})
         return
+    if scope["path"].endswith("/redirect"):
+        # A service that answers with its own address, as a framework's slash redirect does.
+        own = f"http://{scope['server'][0]}:{scope['server'][1]}"
+        target = scope["query_string"].decode().removeprefix("to=") or own + "/api/v1/registry/me"
+        await send(
+            {"type": "http.response.start", "status": 307, "headers": [(b"location", target.encode())]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+        return
     digest, length = hashlib.sha256(), 0
     while True:
         message = await receive()

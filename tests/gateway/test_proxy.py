@@ -45,19 +45,18 @@ def echoed(response: httpx.Response) -> dict:
 
 class TestForwarding:
     async def test_path_query_method_and_body_reach_the_service_unchanged(self, proxied, token_for):
+        sent = json.dumps({"name": "岗位"}, ensure_ascii=False).encode()
         response = await proxied.post(
             "/api/v1/registry/bureaus/7/posts?a=1&b=%E4%B8%AD",
-            json={"name": "岗位"},
-            headers=auth(token_for()),
+            content=sent,
+            headers={**auth(token_for()), "Content-Type": "application/json"},
         )
         body = echoed(response)
         assert body["method"] == "POST"
         assert body["raw_path"] == "/api/v1/registry/bureaus/7/posts"
         assert body["query"] == "a=1&b=%E4%B8%AD"
-        assert (
-            body["sha256"] == hashlib.sha256(json.dumps({"name": "岗位"}).encode()).hexdigest()
-            or body["length"] > 0
-        )
+        assert (body["length"], body["sha256"]) == (len(sent), hashlib.sha256(sent).hexdigest())
+        assert body["header_map"]["content-length"] == [str(len(sent))]
         assert body["header_map"]["authorization"][0].startswith("Bearer ")
 
     async def test_identity_and_origin_headers_from_the_client_are_replaced(self, proxied, token_for):
@@ -134,6 +133,85 @@ class TestForwarding:
     async def test_unknown_service_prefix_is_not_forwarded(self, proxied, token_for):
         response = await proxied.get("/api/v1/registryx/me", headers=auth(token_for()))
         assert response.status_code == 404
+
+
+class TestFraming:
+    """What goes upstream is framed exactly: a body with its own length, or neither."""
+
+    @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "DELETE"])
+    async def test_a_body_on_a_bodyless_method_is_refused(self, proxied, token_for, method):
+        response = await proxied.request(
+            method, "/api/v1/registry/me", content=b"GET /x HTTP/1.1\r\n", headers=auth(token_for())
+        )
+        assert response.status_code == 400
+        if method != "HEAD":
+            assert response.json()["type"] == "/problems/body-not-allowed"
+
+    async def test_a_bodyless_request_goes_up_without_a_length(self, proxied, token_for):
+        response = await proxied.get(
+            "/api/v1/registry/me", headers={**auth(token_for()), "Content-Length": "0"}
+        )
+        body = echoed(response)
+        assert "content-length" not in body["header_map"] and body["length"] == 0
+
+    async def test_a_chunked_body_goes_up_chunked_without_a_length(self, proxied, token_for):
+        async def chunks():
+            yield b"abc"
+            yield b"def"
+
+        response = await proxied.post("/api/v1/registry/bulk", content=chunks(), headers=auth(token_for()))
+        body = echoed(response)
+        assert body["length"] == 6 and "content-length" not in body["header_map"]
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            [("content-length", "3"), ("content-length", "3")],
+            [("content-length", "3"), ("transfer-encoding", "chunked")],
+            [("content-length", "+3")],
+            [("content-length", "0x3")],
+        ],
+    )
+    async def test_ambiguous_framing_is_refused(self, proxied, token_for, headers):
+        """Reached through ASGI, past a server's own parser: the gateway's check holds alone."""
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"abc", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/v1/registry/bulk",
+            "raw_path": b"/api/v1/registry/bulk",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {token_for()}".encode())]
+            + [(n.encode(), v.encode()) for n, v in headers],
+            "client": ("127.0.0.1", 1234),
+            "server": ("gateway", 80),
+            "scheme": "http",
+            "http_version": "1.1",
+        }
+        await proxied.asgi(scope, receive, send)
+        assert sent[0]["status"] == 400
+        assert b"/problems/ambiguous-framing" in sent[1]["body"]
+
+
+class TestRedirects:
+    async def test_a_location_on_the_services_own_address_is_cut_to_its_path(self, proxied, token_for):
+        response = await proxied.get("/api/v1/registry/redirect", headers=auth(token_for()))
+        assert response.status_code == 307
+        assert response.headers["location"] == "/api/v1/registry/me"
+
+    @pytest.mark.parametrize("target", ["https://example.org/elsewhere", "/api/v1/registry/relative"])
+    async def test_other_locations_are_left_as_they_are(self, proxied, token_for, target):
+        response = await proxied.get(
+            "/api/v1/registry/redirect", params={"to": target}, headers=auth(token_for())
+        )
+        assert response.headers["location"] == target
 
 
 class TestFailingServices:
