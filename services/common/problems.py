@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.common.context import current_request_id
+from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "/problems/"
@@ -215,6 +216,8 @@ def internal_error_response() -> Response:
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    if client_went_away(exc):
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody is left to read an answer
     log.exception("unhandled error", exc_info=exc)
     return internal_error_response()
 
