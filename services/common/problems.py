@@ -145,6 +145,12 @@ class PreconditionRequired(ProblemError):
     status, slug, title = 428, "precondition-required", "If-Match is required for this update"
 
 
+class TooManyRequests(ProblemError):
+    """Send ``Retry-After`` (seconds) in ``headers``."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
 class ServiceUnavailable(ProblemError):
     status, slug, title = 503, "service-unavailable", "A service this request needs is unavailable"
 
@@ -165,6 +171,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Malformed payload, with the field errors",
         428: "If-Match is required",
+        429: "Too many requests: retry after `Retry-After` seconds",
         503: "A service is unavailable",
         504: "A service did not answer in time",
     }
