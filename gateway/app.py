@@ -24,6 +24,7 @@ from gateway.models import AuditEntry
 from gateway.openapi import MergedOpenAPI, install_docs
 from gateway.proxy import Proxy
 from gateway.routes import router
+from gateway.throttle import LoginThrottle
 from services.common.app import platform_state
 from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
@@ -111,6 +112,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                 lifetime_seconds=settings.token_lifetime_seconds,
             )
             app.state.jwks_bytes = settings.jwks_path.read_bytes()
+            app.state.login_throttle = LoginThrottle.connect(settings)
             verifier, revocations = app.state.verifier, Revocations()
 
             def authorize(header: str | None) -> Principal:
@@ -155,6 +157,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                     await watcher
                 for client in app.state.upstreams.values():
                     await client.aclose()
+                await app.state.login_throttle.aclose()
 
     api = FastAPI(
         title=TITLE,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import VAR_DIR, ServiceSettings
@@ -25,6 +26,14 @@ class GatewaySettings(ServiceSettings):
     upstream_read_timeout: float = 30.0
     upstream_pool_timeout: float = 2.0
     upstream_max_connections: int = 200
+    # Login throttling at the token endpoint (see gateway/throttle.py), counted in Redis.
+    login_failure_window_seconds: PositiveInt = 900  # failures are forgotten after this long without one
+    login_slowdown_after: PositiveInt = 5  # an account's failures before each next attempt must wait
+    login_slowdown_seconds: PositiveInt = 1  # the first wait; doubles with every further failure
+    login_max_failures: PositiveInt = 10  # an account's failures that lock it
+    login_address_max_failures: PositiveInt = 50  # failures from one address, any accounts, that lock it
+    login_lockout_seconds: PositiveInt = 900
+    login_throttle_key_prefix: str = "login-throttle:"
 
     def upstreams(self) -> dict[str, str]:
         return {name: getattr(self, f"{name}_url").rstrip("/") for name in SERVICES}

@@ -22,6 +22,7 @@ from gateway.schemas import (
     SystemAccountCreated,
     TokenResponse,
 )
+from gateway.throttle import LoginThrottle
 from services.common.auth import Role, TokenSigner
 from services.common.concurrency import etag
 from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep, require_roles
@@ -39,6 +40,15 @@ _TOKEN_ERRORS = {
         "content": {PROBLEM_MEDIA_TYPE: {}},
     },
     401: {"model": Problem, "description": "invalid_client", "content": {PROBLEM_MEDIA_TYPE: {}}},
+    429: {
+        "model": Problem,
+        "description": (
+            "Too many failed logins for this account or from this address "
+            "(`/problems/too-many-login-attempts`); the secret is not checked until `Retry-After`"
+        ),
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -68,7 +78,8 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         "Form-encoded (RFC 6749). Officers use `grant_type=password` with `username` and "
         "`password`; provincial systems and services use `grant_type=client_credentials` with "
         "`client_id` and `client_secret` (or HTTP Basic). Errors carry the OAuth `error` code "
-        "inside an RFC 9457 problem document."
+        "inside an RFC 9457 problem document. Repeated failed logins for one account or from "
+        "one address slow down, then are refused for a while (429 with `Retry-After`)."
     ),
     responses=_TOKEN_ERRORS,
 )
@@ -98,8 +109,7 @@ async def issue_token(
     if grant_type == "password":
         if not username or not password:
             raise OAuthError("invalid_request", "username and password are required.")
-        account = await accounts.authenticate(session, username, password, {AccountKind.OFFICER})
-        await accounts.confirm_officer(session, audit, request.app.state.registry_officers, account)
+        identifier, secret, kinds = username, password, {AccountKind.OFFICER}
     elif grant_type == "client_credentials":
         basic = _basic_credentials(authorization)
         if basic and (client_id or client_secret):
@@ -108,13 +118,18 @@ async def issue_token(
             client_id, client_secret = basic
         if not client_id or not client_secret:
             raise OAuthError("invalid_request", "client_id and client_secret are required.")
-        account = await accounts.authenticate(
-            session, client_id, client_secret, {AccountKind.SYSTEM, AccountKind.SERVICE}
-        )
+        identifier, secret, kinds = client_id, client_secret, {AccountKind.SYSTEM, AccountKind.SERVICE}
     elif grant_type is None:
         raise OAuthError("invalid_request", "grant_type is required.")
     else:
         raise OAuthError("unsupported_grant_type", "Use grant_type password or client_credentials.")
+    # The gateway is the edge: the connection's address, never a client-sent X-Forwarded-For.
+    host = request.client.host if request.client else None
+    throttle: LoginThrottle = request.app.state.login_throttle
+    async with throttle.attempt(identifier, host):
+        account = await accounts.authenticate(session, identifier, secret, kinds)
+    if account.kind == AccountKind.OFFICER:
+        await accounts.confirm_officer(session, audit, request.app.state.registry_officers, account)
     signer: TokenSigner = request.app.state.signer
     principal = accounts.principal_of(account)
     token = signer.issue(principal)

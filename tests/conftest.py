@@ -28,6 +28,8 @@ TEST_ENV = {
     "JWKS_PATH": str(RUN_DIR / "keys" / "jwks.json"),
     "GATEWAY_PRIVATE_KEY_PATH": str(RUN_DIR / "keys" / "signing-key.pem"),
     "LOG_LEVEL": "WARNING",
+    # Failed logins counted by this run only, though runs share the Redis database.
+    "GATEWAY_LOGIN_THROTTLE_KEY_PREFIX": f"login-throttle:{RUN_ID}:",
     **{
         f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_{p}"
         for p in PARTS

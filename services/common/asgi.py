@@ -18,6 +18,7 @@ from services.common.context import (
     reset_request_id,
     set_request_id,
 )
+from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
 from services.common.metrics import observe_request
 from services.common.problems import PayloadTooLarge, internal_error_response
 
@@ -49,6 +50,8 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
         started_response = [False]
+        completed_response = [False]
+        client_gone = [False]
         rid_header = (_REQUEST_ID_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -56,7 +59,16 @@ class RequestContextMiddleware:
                 status_holder[0] = message["status"]
                 started_response[0] = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                completed_response[0] = True
             await send(message)
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            # Servers also answer http.disconnect once the response is complete: not a hang-up.
+            if message["type"] == "http.disconnect" and not completed_response[0]:
+                client_gone[0] = True
+            return message
 
         try:
             if declared_length is not None and _too_long(declared_length, self.max_body_bytes):
@@ -64,17 +76,24 @@ class RequestContextMiddleware:
                     scope, receive, send_with_id
                 )
                 return
-            await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
-        except Exception:
-            # Answered here, while the request id is still known; a response that has
-            # started (an app's own error page, already sent) is left as it is.
-            if not started_response[0]:
+            await self.app(scope, _limited(watched_receive, self.max_body_bytes), send_with_id)
+        except Exception as exc:
+            if client_went_away(exc):
+                client_gone[0] = True
+            elif client_gone[0]:
+                # Most likely a consequence of the cut body; nobody is left to answer.
+                log.warning("error after the client disconnected", extra={"error": type(exc).__name__})
+            elif not started_response[0]:
+                # Answered here, while the request id is still known; a response that has
+                # started (an app's own error page, already sent) is left as it is.
                 log.exception("unhandled error")
                 await internal_error_response()(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or scope.get("route_label") or "unmatched"
+            if client_gone[0]:
+                status_holder[0] = CLIENT_CLOSED_REQUEST
             observe_request(scope["method"], template, status_holder[0], elapsed)
             if self.access_log_enabled:
                 access_log.info(

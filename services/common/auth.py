@@ -3,7 +3,8 @@
 The only module that imports python-jose, so the library can be swapped in
 one place. Tokens are RS256, pinned on decode; ``exp``, ``iat``, ``iss``,
 ``aud`` and ``sub`` are required and checked. Any JOSE error, and any token
-that is malformed, oversized or signed with an unknown key id, is a 401.
+that is malformed, oversized, signed with an unknown key id or marked with
+critical header extensions (``crit``), is a 401.
 """
 
 from __future__ import annotations
@@ -229,6 +230,10 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != ALGORITHM:
                 raise Unauthorized("The token's algorithm is not accepted.")
+            # RFC 7515 §4.1.11: a recipient must refuse extensions it does not understand,
+            # and we understand none; a malformed crit is refused all the same.
+            if "crit" in header:
+                raise Unauthorized("The token marks header extensions as critical; none are supported.")
             key = self._keys.get(header.get("kid"))
             if key is None:
                 raise Unauthorized("The token was signed with an unknown key.")

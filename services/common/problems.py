@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.common.context import current_request_id
+from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "/problems/"
@@ -144,6 +145,12 @@ class PreconditionRequired(ProblemError):
     status, slug, title = 428, "precondition-required", "If-Match is required for this update"
 
 
+class TooManyRequests(ProblemError):
+    """Send ``Retry-After`` (seconds) in ``headers``."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
 class ServiceUnavailable(ProblemError):
     status, slug, title = 503, "service-unavailable", "A service this request needs is unavailable"
 
@@ -164,6 +171,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Malformed payload, with the field errors",
         428: "If-Match is required",
+        429: "Too many requests: retry after `Retry-After` seconds",
         503: "A service is unavailable",
         504: "A service did not answer in time",
     }
@@ -215,6 +223,8 @@ def internal_error_response() -> Response:
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    if client_went_away(exc):
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody is left to read an answer
     log.exception("unhandled error", exc_info=exc)
     return internal_error_response()
 

@@ -35,6 +35,9 @@ def serve_http(part: str, host: str, port: int) -> None:
         http="httptools",
         log_config=None,
         access_log=False,
+        # The gateway is the edge: its peer's address is the client's (login throttling counts
+        # by it), never what an X-Forwarded-For header claims.
+        proxy_headers=part != "gateway",
         timeout_graceful_shutdown=10,
     )
 

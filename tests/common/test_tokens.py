@@ -141,6 +141,11 @@ def signed_raw_header(keys: Keys, header: bytes) -> str:
     return f"{signing_input}.{b64url(signature)}"
 
 
+def with_header(keys: Keys, **parameters) -> str:
+    """A correctly signed token whose header carries these extra parameters."""
+    return keys.sign(keys.claims(), headers={"kid": keys.kid, **parameters})
+
+
 BAD_TOKENS = {
     "alg-none-without-kid": lambda k: unsigned(k, {"alg": "none", "typ": "JWT"}),
     "alg-none-with-kid": lambda k: unsigned(k, {"alg": "none", "typ": "JWT", "kid": k.kid}),
@@ -186,6 +191,13 @@ BAD_TOKENS = {
     "unknown-kind": lambda k: k.token(kind="superuser"),
     "bureau-id-not-a-number": lambda k: k.token(bureau_id="one"),
     "roles-not-a-list": lambda k: k.token(roles=7),
+    # RFC 7515 §4.1.11: critical extensions we do not understand (we understand none).
+    "crit-unknown-extension": lambda k: with_header(k, crit=["urn:example:must-understand"]),
+    "crit-b64-unencoded-payload": lambda k: with_header(k, crit=["b64"], b64=True),
+    "crit-naming-a-registered-parameter": lambda k: with_header(k, crit=["exp"]),
+    "crit-empty-list": lambda k: with_header(k, crit=[]),
+    "crit-not-a-list": lambda k: with_header(k, crit="urn:example:must-understand"),
+    "crit-null": lambda k: with_header(k, crit=None),
 }
 
 
@@ -210,6 +222,16 @@ class TestVerifierRefuses:
         for _ in range(2):
             with pytest.raises(Unauthorized):
                 verifier.verify(token)
+
+    def test_an_unknown_header_parameter_that_is_not_critical_is_ignored(self, keys, verifier):
+        # The crit cases above differ from this token only by crit, so crit is what refuses them.
+        token = with_header(keys, **{"urn:example:must-understand": 1})
+        assert verifier.verify(token).bureau_path == "1."
+
+    def test_crit_token_is_refused_for_what_it_is(self, keys, verifier):
+        with pytest.raises(Unauthorized) as refused:
+            verifier.verify(BAD_TOKENS["crit-unknown-extension"](keys))
+        assert "critical" in str(refused.value.detail)
 
     def test_signer_output_is_accepted(self, keys, verifier, signer):
         principal = Principal(
