@@ -33,7 +33,7 @@ def new_address() -> str:
 
 
 @pytest.fixture(scope="module")
-async def gateways() -> AsyncIterator[dict]:
+async def gateways(registry_url) -> AsyncIterator[dict]:
     """Gateways on the test Redis with small limits; ``strict`` and ``replica`` share them."""
     strict = dict(
         login_max_failures=3,
@@ -50,7 +50,10 @@ async def gateways() -> AsyncIterator[dict]:
         "fast": dict(login_max_failures=2, login_lockout_seconds=3, login_failure_window_seconds=10),
         "slowing": dict(login_slowdown_after=2, login_slowdown_seconds=3, login_max_failures=10),
     }
-    apps = {name: create_app(GatewaySettings(**values)) for name, values in configs.items()}
+    apps = {
+        name: create_app(GatewaySettings(registry_url=registry_url, **values))
+        for name, values in configs.items()
+    }
     async with contextlib.AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(app.api.router.lifespan_context(app.api))

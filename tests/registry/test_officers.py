@@ -561,6 +561,7 @@ class TestListOfficers:
         assert await ids(body="supervision") == []
 
     async def test_list_holds_only_the_subtree(self, registry, token_for, network, staff):
+        await create_officer(registry, token_for(), network["county_a"])  # so the list is not empty
         token = token_for(network["county_a"], roles=("enforcement",))
         items = [o for p in await all_pages(registry, token, OFFICERS, limit=50) for o in p["items"]]
         assert items and all(o["bureau_path"].startswith(network["county_a"]["path"]) for o in items)
