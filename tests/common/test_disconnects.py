@@ -4,13 +4,12 @@ at INFO in the access log, never as a 500 with an error logged."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from prometheus_client import REGISTRY
@@ -19,8 +18,7 @@ from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from services.common.asgi import RequestContextMiddleware
 from services.common.problems import install_problem_handlers
-from tests.servers import echo_server
-from tools.platform import free_port
+from tests.servers import echo_server, serve
 
 PREFIX = f"/api/v1/dc{uuid.uuid4().hex[:6]}"  # this module's own metric labels
 
@@ -157,28 +155,12 @@ class TestServiceApp:
         assert counts("POST", path) == before
 
 
-@contextlib.asynccontextmanager
-async def served(app) -> AsyncIterator[int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-
-
 class TestRealServer:
     async def test_socket_closed_mid_body_is_499(self, access_logged):
         path = f"{PREFIX}/raw"
         before = counts("POST", path)
-        async with served(probe_app()) as port:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        async with serve(probe_app()) as url:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(url).port)
             writer.write(
                 f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n".encode() + b"0123456789"
             )
