@@ -29,6 +29,7 @@ from services.common.audit import AuditLog
 from services.common.auth import Principal, TokenSigner
 from services.common.client import pooled_client, pooled_transport
 from services.common.health import router as health_router
+from services.common.openapi import PlatformAPI
 from services.common.problems import Unauthorized, install_problem_handlers
 from services.common.routers import audit_router
 
@@ -131,7 +132,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                 for client in app.state.upstreams.values():
                     await client.aclose()
 
-    api = FastAPI(
+    api = PlatformAPI(
         title=TITLE,
         version="1.0.0",
         description=(

@@ -25,19 +25,16 @@ from services.common.auth import TokenSigner
 from services.common.concurrency import etag
 from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep
 from services.common.pagination import Page, PageParams, page_params
-from services.common.problems import PROBLEM_MEDIA_TYPE, Problem, problem_responses
+from services.common.problems import problem_doc, problem_responses
 
 router = APIRouter()
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 _TOKEN_ERRORS = {
-    400: {
-        "model": Problem,
-        "description": "invalid_request, invalid_grant or unsupported_grant_type",
-        "content": {PROBLEM_MEDIA_TYPE: {}},
-    },
-    401: {"model": Problem, "description": "invalid_client", "content": {PROBLEM_MEDIA_TYPE: {}}},
+    400: problem_doc("invalid_request, invalid_grant or unsupported_grant_type"),
+    401: problem_doc("invalid_client"),
+    422: problem_doc("A form field is not text (a file part, for instance)"),
 }
 
 

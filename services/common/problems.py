@@ -167,9 +167,18 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "A service is unavailable",
         504: "A service did not answer in time",
     }
+    return {s: problem_doc(descriptions[s]) for s in (401, 422, *statuses)}
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """One error response for OpenAPI: the Problem schema on the media type sent.
+
+    Not FastAPI's ``model``, which would declare it on ``application/json``; the
+    app (``services.common.openapi.PlatformAPI``) adds the component itself.
+    """
     return {
-        s: {"model": Problem, "description": descriptions[s], "content": {PROBLEM_MEDIA_TYPE: {}}}
-        for s in (401, 422, *statuses)
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
 
 
