@@ -203,6 +203,9 @@ class Proxy:
         query = scope.get("query_string", b"")
         url = base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
         body = RequestBody(receive) if has_body and scope["method"] not in _BODYLESS else None
+        if body is None and has_body:
+            # A length announcing a body that is not sent would make the service read the next request.
+            headers = [(n, v) for n, v in headers if n != b"content-length"]
         request = httpx.Request(
             scope["method"], url, headers=headers, content=body, extensions={"timeout": self._timeout}
         )
