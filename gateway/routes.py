@@ -141,6 +141,8 @@ async def jwks(request: Request) -> Response:
 # --- accounts --------------------------------------------------------------
 
 ACCOUNTS = "/api/v1/auth/accounts"
+# Only a UUID is an account id: `/accounts/officers` must not match the item routes.
+ACCOUNT = f"{ACCOUNTS}/{{account_id:uuid}}"
 AccountId = Annotated[uuid.UUID, Path()]
 
 
@@ -164,7 +166,7 @@ async def list_accounts(
 
 
 @router.get(
-    f"{ACCOUNTS}/{{account_id}}",
+    ACCOUNT,
     response_model=AccountRead,
     tags=["accounts"],
     summary="Read one account",
@@ -238,7 +240,7 @@ async def create_system_account(
 
 
 @router.patch(
-    f"{ACCOUNTS}/{{account_id}}",
+    ACCOUNT,
     response_model=AccountRead,
     tags=["accounts"],
     summary="Disable or enable an account, change its roles or password (If-Match required)",

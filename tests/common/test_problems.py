@@ -95,6 +95,14 @@ class TestRoutingProblems:
         assert_problem(response, 405, "/problems/method-not-allowed")
         assert response.headers["allow"] == "GET, PATCH"
 
+    async def test_a_collection_action_is_not_taken_for_an_account_id(self, gateway, token_for):
+        # `/accounts/officers` used to match `PATCH /accounts/{account_id}` and answer 422.
+        response = await gateway.patch(
+            "/api/v1/auth/accounts/officers", json={"active": False}, headers=auth(token_for())
+        )
+        assert_problem(response, 405, "/problems/method-not-allowed")
+        assert response.headers["allow"] == "POST"
+
     async def test_validation_error_lists_the_fields(self, registry, token_for):
         response = await registry.get(f"{BUREAUS}/abc", headers=auth(token_for()))
         problem = assert_problem(response, 422, "/problems/validation-error")
