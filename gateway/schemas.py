@@ -45,7 +45,7 @@ class SystemAccountCreate(InputModel):
 
 
 class AccountUpdate(InputModel):
-    active: bool | None = None
+    active: bool | None = Field(default=None, strict=True)  # not 0 / "yes": a JSON boolean
     roles: list[Role] | None = Field(default=None, min_length=1)
     password: Password | None = None
     display_name: DisplayName | None = None

@@ -67,5 +67,19 @@ class PlatformAPI(FastAPI):
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in problem_schemas().items():
             schemas.setdefault(name, schema)
+        _require_if_match(doc)
         check_operation_ids(operation_ids(doc))
         return doc
+
+
+def _require_if_match(doc: dict[str, Any]) -> None:
+    """Updates need If-Match; its absence is a 428 (RFC 6585) rather than FastAPI's 422,
+    so the route declares it optional and the document states the rule here."""
+    for item in doc.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+                    parameter["required"] = True
+                    parameter["schema"] = {"type": "string", "minLength": 1, "title": "If-Match"}

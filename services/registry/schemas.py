@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.common.types import EntityId, InputModel
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
@@ -88,20 +88,19 @@ class OfficerCreate(InputModel):
     )
 
 
-class OfficerUpdate(InputModel):
-    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them."""
+def _without_default(schema: dict) -> None:
+    # The None default only marks "left out"; the document must not offer null as a value.
+    schema.pop("default", None)
 
-    name: PersonName | None = None
+
+class OfficerUpdate(InputModel):
+    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear
+    them, ``name`` and ``active`` may be left out but not set to null."""
+
+    name: PersonName = Field(default=None, json_schema_extra=_without_default)
     post_id: EntityId | None = None
     credential_number: CredentialNumber | None = None
-    active: bool | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self):
-        for field in ("name", "active"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
-        return self
+    active: bool = Field(default=None, strict=True, json_schema_extra=_without_default)
 
 
 class OfficerRead(BaseModel):

@@ -119,6 +119,32 @@ class TestOperationIds:
             app.openapi()
 
 
+class TestParameters:
+    def test_if_match_is_required_by_every_update(self, merged):
+        updates = [(p, op) for p, m, op in operations(merged) if m == "patch"]
+        assert len(updates) == 3
+        for path, operation in updates:
+            header = next(p for p in operation["parameters"] if p["name"].lower() == "if-match")
+            assert header["required"] is True, path
+            assert header["schema"] == {"type": "string", "minLength": 1, "title": "If-Match"}
+
+    def test_ids_are_bounded_to_what_json_clients_hold_exactly(self, merged):
+        operation = merged["paths"]["/api/v1/registry/officers/{officer_id}"]["get"]
+        schema = operation["parameters"][0]["schema"]
+        assert (schema["minimum"], schema["maximum"]) == (1, 2**53 - 1)
+        body = merged["components"]["schemas"]["OfficerCreate"]["properties"]["bureau_id"]
+        assert body["maximum"] == 2**53 - 1
+
+    async def test_an_id_beyond_the_bound_is_a_422_problem(self, registry, token_for):
+        response = await registry.get(f"/api/v1/registry/officers/{2**53}", headers=auth(token_for()))
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["path.officer_id"]
+
+    def test_account_ids_are_uuids(self, merged):
+        operation = merged["paths"]["/api/v1/auth/accounts/{account_id}"]["get"]
+        assert operation["parameters"][0]["schema"]["format"] == "uuid"
+
+
 class TestPagination:
     def parameters(self, merged) -> dict:
         operation = merged["paths"]["/api/v1/registry/officers"]["get"]
