@@ -14,6 +14,7 @@ BIGINT_MIN = -(2**63)
 # Beyond 2**53 JSON parsers (JavaScript, and validators using doubles) round integers.
 ID_MAX = 2**53 - 1
 
+
 def _json_number(value: Any) -> Any:
     # JSON Schema's integer is a number (7 or 7.0), never text or a boolean: no lax "7" or true.
     if isinstance(value, str | bool):

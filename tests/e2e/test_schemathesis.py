@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from services.common.openapi import operation_ids
+from tests.conftest import RUN_DIR
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
@@ -40,7 +41,8 @@ def run_schemathesis(gateway_url: str, token: str) -> subprocess.CompletedProces
         "--checks",
         "all",
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    # Run from the test run's directory so nothing is written into the repository.
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=RUN_DIR)
 
 
 async def test_the_merged_document_names_every_operation_once(through_gateway):
