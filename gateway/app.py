@@ -32,6 +32,7 @@ from services.common.auth import Principal, TokenSigner
 from services.common.client import pooled_client, pooled_transport
 from services.common.db import utcnow
 from services.common.health import router as health_router
+from services.common.openapi import PlatformAPI
 from services.common.problems import Unauthorized, install_problem_handlers
 from services.common.routers import audit_router
 
@@ -159,7 +160,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                     await client.aclose()
                 await app.state.login_throttle.aclose()
 
-    api = FastAPI(
+    api = PlatformAPI(
         title=TITLE,
         version="1.0.0",
         description=(

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.common.client import TOKEN_PATH
+from services.common.openapi import check_operation_ids, operation_ids
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
@@ -42,7 +43,11 @@ def _rename_schemas(doc: dict[str, Any], renames: dict[str, str]) -> dict[str, A
 
 
 def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Union of paths and components; a clashing schema name is prefixed with its service."""
+    """Union of paths and components; a clashing schema name is prefixed with its service.
+
+    Operation ids are not renamed: two operations with one id (or one path served
+    twice) raise ``ValueError``, since generated clients would silently lose one.
+    """
     merged = json.loads(json.dumps(base))
     schemas = merged.setdefault("components", {}).setdefault("schemas", {})
     tags = {t["name"]: t for t in merged.get("tags", [])}
@@ -59,9 +64,12 @@ def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> d
             for operation in item.values():
                 if isinstance(operation, dict):
                     operation["tags"] = [f"{service}: {t}" for t in operation.get("tags", [service])]
+            if path in merged["paths"]:
+                raise ValueError(f"{service} serves {path}, which the document already has")
             merged["paths"][path] = item
         for tag in doc.get("tags", []):
             tags.setdefault(f"{service}: {tag['name']}", {**tag, "name": f"{service}: {tag['name']}"})
+    check_operation_ids(operation_ids(merged))
     if tags:
         merged["tags"] = list(tags.values())
     merged["components"].setdefault("securitySchemes", {})["OAuth2PasswordBearer"] = {

@@ -27,26 +27,21 @@ from services.common.auth import Role, TokenSigner
 from services.common.concurrency import etag
 from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep, require_roles
 from services.common.pagination import Page, PageParams, page_params
-from services.common.problems import PROBLEM_MEDIA_TYPE, Problem, problem_responses
+from services.common.problems import problem_doc, problem_responses
 
 router = APIRouter()
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 _TOKEN_ERRORS = {
-    400: {
-        "model": Problem,
-        "description": "invalid_request, invalid_grant or unsupported_grant_type",
-        "content": {PROBLEM_MEDIA_TYPE: {}},
-    },
-    401: {"model": Problem, "description": "invalid_client", "content": {PROBLEM_MEDIA_TYPE: {}}},
+    400: problem_doc("invalid_request, invalid_grant or unsupported_grant_type"),
+    401: problem_doc("invalid_client"),
+    422: problem_doc("A form field is not text (a file part, for instance)"),
     429: {
-        "model": Problem,
-        "description": (
+        **problem_doc(
             "Too many failed logins for this account or from this address "
             "(`/problems/too-many-login-attempts`); the secret is not checked until `Retry-After`"
         ),
-        "content": {PROBLEM_MEDIA_TYPE: {}},
         "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
     },
 }
@@ -161,6 +156,8 @@ async def jwks(request: Request) -> Response:
 # --- accounts --------------------------------------------------------------
 
 ACCOUNTS = "/api/v1/auth/accounts"
+# Only a UUID is an account id: `/accounts/officers` must not match the item routes.
+ACCOUNT = f"{ACCOUNTS}/{{account_id:uuid}}"
 AccountId = Annotated[uuid.UUID, Path()]
 
 
@@ -184,7 +181,7 @@ async def list_accounts(
 
 
 @router.get(
-    f"{ACCOUNTS}/{{account_id}}",
+    ACCOUNT,
     response_model=AccountRead,
     tags=["accounts"],
     summary="Read one account",
@@ -258,7 +255,7 @@ async def create_system_account(
 
 
 @router.patch(
-    f"{ACCOUNTS}/{{account_id}}",
+    ACCOUNT,
     response_model=AccountRead,
     tags=["accounts"],
     summary="Disable or enable an account, change its roles or password (If-Match required)",

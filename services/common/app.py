@@ -15,6 +15,7 @@ from services.common.db import make_engine, make_read_sessionmaker, make_session
 from services.common.health import router as health_router
 from services.common.jobs import create_job_pool
 from services.common.logging import configure_logging
+from services.common.openapi import PlatformAPI
 from services.common.problems import install_problem_handlers
 from services.common.routers import audit_router, principal_router
 from services.common.settings import ServiceSettings
@@ -79,7 +80,7 @@ def create_service_app(
             finally:
                 await app.state.services.aclose()
 
-    app = FastAPI(
+    app = PlatformAPI(
         title=title,
         description=description,
         version=version,

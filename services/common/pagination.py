@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.common.problems import UnprocessableEntity
 from services.common.types import BIGINT_MAX, BIGINT_MIN
@@ -21,9 +21,20 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
+# URL-safe base64 without padding: groups of four characters, then two or three.
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+CURSOR_MAX_LENGTH = 512
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(
+        default=None,
+        description=(
+            "Pass as `cursor` to read the next page; null on the last page. Opaque: "
+            "URL-safe base64 without padding."
+        ),
+    )
 
 
 def encode_cursor(key: list[Any]) -> str:
@@ -61,9 +72,20 @@ class PageParams(BaseModel):
 
 async def page_params(
     cursor: Annotated[
-        str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=CURSOR_MAX_LENGTH,
+            pattern=CURSOR_PATTERN,
+            description=(
+                "The `next_cursor` of the previous page, unchanged (opaque, URL-safe base64 without "
+                "padding). Omit it for the first page; a cursor this list did not issue is a 422."
+            ),
+        ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, at most {MAX_LIMIT}.")
+    ] = DEFAULT_LIMIT,
 ) -> PageParams:
     return PageParams(cursor=cursor, limit=limit)
 

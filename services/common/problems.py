@@ -15,10 +15,12 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import get_route_path
 
 from services.common.context import current_request_id
 from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
@@ -175,9 +177,18 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "A service is unavailable",
         504: "A service did not answer in time",
     }
+    return {s: problem_doc(descriptions[s]) for s in (401, 422, *statuses)}
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """One error response for OpenAPI: the Problem schema on the media type sent.
+
+    Not FastAPI's ``model``, which would declare it on ``application/json``; the
+    app (``services.common.openapi.PlatformAPI``) adds the component itself.
+    """
     return {
-        s: {"model": Problem, "description": descriptions[s], "content": {PROBLEM_MEDIA_TYPE: {}}}
-        for s in (401, 422, *statuses)
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
 
 
@@ -196,8 +207,24 @@ async def _problem_error(_: Request, exc: ProblemError) -> Response:
     return exc.to_response()
 
 
+def _malformed_body(message: str, error_type: str) -> Response:
+    errors = [{"loc": "body", "message": message, "type": error_type}]
+    return problem_response(
+        422, "validation-error", "The request is not valid", f"body: {message}", errors=errors
+    )
+
+
 async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
-    errors = field_errors(list(exc.errors()))
+    raw = list(exc.errors())
+    if raw and raw[0].get("type") == "json_invalid":
+        # FastAPI puts the character offset in the location; the field is the body itself.
+        error = raw[0]
+        offset = error.get("loc", ("body",))[-1]
+        reason = (error.get("ctx") or {}).get("error") or error.get("msg", "")
+        return _malformed_body(
+            f"The body is not valid JSON ({reason} at character {offset}).", "json_invalid"
+        )
+    errors = field_errors(raw)
     detail = "; ".join(f"{e['loc']}: {e['message']}" for e in errors[:5])
     return problem_response(422, "validation-error", "The request is not valid", detail, errors=errors)
 
@@ -210,10 +237,31 @@ _HTTP_SLUGS = {
 }
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+def allowed_methods(request: Request) -> str:
+    """Every method the app serves at this path.
+
+    Starlette's 405 names only the methods of the first route matching the path,
+    although other routes (``GET`` and ``PATCH`` of one item) may share it.
+    """
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's answer to a body that is not UTF-8: a malformed payload like any other.
+        return _malformed_body("The body is not UTF-8 text.", "unicode_invalid")
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return problem_response(exc.status_code, slug, title, detail, headers=headers)
 
 
 def internal_error_response() -> Response:

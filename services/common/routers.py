@@ -29,6 +29,8 @@ def principal_router(service: str) -> APIRouter:
         "/me",
         response_model=PrincipalRead,
         summary="The principal of the presented token",
+        # Every service has this route: the id names the service so the merged document stays unique.
+        operation_id=f"{service}_me",
         responses=problem_responses(),
     )
     async def me(principal: PrincipalDep) -> PrincipalRead:
@@ -57,6 +59,7 @@ def audit_router(service: str) -> APIRouter:
         "/verify",
         response_model=ChainReport,
         summary="Verify the hash chain of this service's audit log",
+        operation_id=f"verify_{service}_audit_chain",
         dependencies=[require_national_roles(Role.ADMIN, Role.LEGAL)],
         responses=problem_responses(403),
     )

@@ -1,20 +1,32 @@
-"""Field types shared by every API: identifiers are positive PostgreSQL bigints."""
+"""Field types shared by every API: identifiers are positive PostgreSQL bigints that a
+JSON client can hold exactly (at most 2**53 - 1, RFC 7493 §2.2)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 BIGINT_MAX = 2**63 - 1
 BIGINT_MIN = -(2**63)
 
-# In bodies, numbers and flags are strict: JSON true is not id 1, "1" is not a number.
-EntityId = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
+# Beyond 2**53 JSON parsers (JavaScript, and validators using doubles) round integers.
+ID_MAX = 2**53 - 1
+
+
+def _json_number(value: Any) -> Any:
+    # JSON Schema's integer is a number (7 or 7.0), never text or a boolean: no lax "7" or true.
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# In bodies, ids and flags take their own JSON type: true is not id 1, "1" not a number.
+EntityId = Annotated[int, Field(ge=1, le=ID_MAX), BeforeValidator(_json_number)]
 Flag = StrictBool
-IdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
-IdQuery = Annotated[int | None, Query(ge=1, le=BIGINT_MAX)]
+IdPath = Annotated[int, Path(ge=1, le=ID_MAX)]
+IdQuery = Annotated[int | None, Query(ge=1, le=ID_MAX)]
 
 
 def _has_nul(value: Any) -> bool:

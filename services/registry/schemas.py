@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.common.types import EntityId, Flag, InputModel
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
@@ -88,27 +88,30 @@ class OfficerCreate(InputModel):
     )
 
 
+def _without_default(schema: dict) -> None:
+    # The None default only marks "left out"; the document must not offer null as a value.
+    schema.pop("default", None)
+
+
 class OfficerUpdate(InputModel):
-    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear them.
+    """Fields to change; ``post_id`` and ``credential_number`` may be set to null to clear
+    them, the others may be left out but not set to null.
 
     A move to another bureau or body (``bureau_id``, ``body``) clears the post
     unless a post of the new bureau and body is named with it; the officer's
     login follows the move, and loses roles that do not fit it.
     """
 
-    name: PersonName | None = None
-    bureau_id: EntityId | None = Field(default=None, description="Move to this bureau (in scope)")
-    body: BodyKind | None = Field(default=None, description="Move to this body of the bureau")
+    name: PersonName = Field(default=None, json_schema_extra=_without_default)
+    bureau_id: EntityId = Field(
+        default=None, description="Move to this bureau (in scope)", json_schema_extra=_without_default
+    )
+    body: BodyKind = Field(
+        default=None, description="Move to this body of the bureau", json_schema_extra=_without_default
+    )
     post_id: EntityId | None = None
     credential_number: CredentialNumber | None = None
-    active: Flag | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self):
-        for field in ("name", "active", "bureau_id", "body"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
-        return self
+    active: Flag = Field(default=None, json_schema_extra=_without_default)
 
 
 class OfficerRead(BaseModel):

@@ -72,13 +72,71 @@ class TestRoutingProblems:
     async def test_wrong_method_is_a_405_problem(self, registry, token_for):
         response = await registry.delete(f"{BUREAUS}/1", headers=auth(token_for()))
         assert_problem(response, 405, "/problems/method-not-allowed")
-        allowed = {m.strip() for m in response.headers["allow"].split(",")}
-        assert "GET" in allowed and "DELETE" not in allowed
+
+    @pytest.mark.parametrize(
+        ("method", "path", "allowed"),
+        [
+            ("DELETE", "/api/v1/registry/officers/1", "GET, PATCH"),
+            ("PUT", "/api/v1/registry/bureaus/7", "GET, PATCH"),
+            ("DELETE", "/api/v1/registry/bureaus", "GET, POST"),
+            ("POST", "/api/v1/registry/me", "GET"),
+        ],
+    )
+    async def test_405_allows_every_method_of_the_path(self, registry, token_for, method, path, allowed):
+        # Starlette named only the first route's methods: GET for an item that also has PATCH.
+        response = await registry.request(method, path, headers=auth(token_for()))
+        assert_problem(response, 405, "/problems/method-not-allowed")
+        assert response.headers["allow"] == allowed
+
+    async def test_gateway_405_allows_every_method_of_the_path(self, gateway, token_for):
+        response = await gateway.delete(
+            "/api/v1/auth/accounts/00000000-0000-0000-0000-000000000001", headers=auth(token_for())
+        )
+        assert_problem(response, 405, "/problems/method-not-allowed")
+        assert response.headers["allow"] == "GET, PATCH"
+
+    async def test_a_collection_action_is_not_taken_for_an_account_id(self, gateway, token_for):
+        # `/accounts/officers` used to match `PATCH /accounts/{account_id}` and answer 422.
+        response = await gateway.patch(
+            "/api/v1/auth/accounts/officers", json={"active": False}, headers=auth(token_for())
+        )
+        assert_problem(response, 405, "/problems/method-not-allowed")
+        assert response.headers["allow"] == "POST"
 
     async def test_validation_error_lists_the_fields(self, registry, token_for):
         response = await registry.get(f"{BUREAUS}/abc", headers=auth(token_for()))
         problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["path.bureau_id"]
+
+
+class TestMalformedBody:
+    """A body that is not JSON is a malformed payload: 422, as the documents declare, never 400."""
+
+    @pytest.mark.parametrize("body", ['{"name": "杭州'.encode(), b"{", b"[1,", b"nul", b'{"a": 1}}'])
+    async def test_json_that_does_not_parse_is_a_422_at_body(self, registry, token_for, body):
+        response = await registry.post(
+            BUREAUS, content=body, headers={**auth(token_for()), "content-type": "application/json"}
+        )
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [(e["loc"], e["type"]) for e in problem["errors"]] == [("body", "json_invalid")]
+        assert "not valid JSON" in problem["errors"][0]["message"]
+
+    @pytest.mark.parametrize("body", [b"\xff\xfe{", b'{"name": "\xff"}'])
+    async def test_body_that_is_not_utf8_is_a_422_at_body(self, registry, token_for, body):
+        response = await registry.post(
+            BUREAUS, content=body, headers={**auth(token_for()), "content-type": "application/json"}
+        )
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [(e["loc"], e["type"]) for e in problem["errors"]] == [("body", "unicode_invalid")]
+
+    async def test_gateway_answers_the_same(self, gateway, token_for):
+        response = await gateway.post(
+            "/api/v1/auth/accounts/officers",
+            content=b'{"officer_id": 1, "username": "ab',
+            headers={**auth(token_for()), "content-type": "application/json"},
+        )
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [(e["loc"], e["type"]) for e in problem["errors"]] == [("body", "json_invalid")]
 
 
 class TestUnexpectedError:

@@ -56,3 +56,18 @@ async def national_admin_token(through_gateway):
     )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+async def provincial_admin_token(through_gateway):
+    """The demo administrator of Zhejiang's quality-supervision bureau (a provincial pilot)."""
+    response = await through_gateway.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "password",
+            "username": "admin-330000-qs",
+            "password": os.environ["DEMO_ADMIN_PASSWORD"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]

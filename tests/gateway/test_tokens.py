@@ -137,6 +137,13 @@ class TestBadTokenRequests:
         )
         assert_oauth_problem(response, 400, "invalid_request")
 
+    async def test_a_file_part_is_the_declared_422_problem(self, gateway):
+        response = await gateway.post(
+            TOKEN, data={"grant_type": "password", "password": "b"}, files={"username": ("u.txt", b"a")}
+        )
+        assert response.status_code == 422 and response.json()["type"] == "/problems/validation-error"
+        assert response.headers["content-type"] == "application/problem+json"
+
     async def test_overlong_field_is_an_invalid_request(self, gateway):
         response = await gateway.post(
             TOKEN, data={"grant_type": "password", "username": "a" * 65, "password": "b"}
