@@ -80,10 +80,6 @@ class AmbiguousFraming(BadRequest):
     slug, title = "ambiguous-framing", "The request's body framing is ambiguous"
 
 
-class BodyNotAllowed(BadRequest):
-    slug, title = "body-not-allowed", "This method takes no request body"
-
-
 def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
     """Headers to send upstream, and whether the request's body goes with them.
 
@@ -118,9 +114,9 @@ def request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
         raise AmbiguousFraming("Send one Content-Length, or a chunked body, not both or several.")
     if lengths and not lengths[0].isdigit():
         raise AmbiguousFraming("Content-Length must be a decimal number of bytes.")
-    has_body = chunked or (bool(lengths) and int(lengths[0]) > 0)
-    if has_body and scope["method"] in _BODYLESS:
-        raise BodyNotAllowed(f"A {scope['method']} request carries no body; send it without one.")
+    # A body on GET, HEAD, OPTIONS or DELETE means nothing to the services: neither it
+    # nor its length goes upstream (the gateway's own server reads past it).
+    has_body = scope["method"] not in _BODYLESS and (chunked or (bool(lengths) and int(lengths[0]) > 0))
     if has_body and lengths:
         out.append((b"content-length", lengths[0]))
     client = scope.get("client")

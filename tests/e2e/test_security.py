@@ -62,10 +62,11 @@ class TestFramingOnPooledConnections:
     # What an attacker puts in the body: the start of a request of its own.
     SMUGGLED = b"GET /api/v1/registry/bureaus/1 HTTP/1.1\r\nHost: x\r\nX-Pad: "
 
-    @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "DELETE"])
-    async def test_a_body_on_a_bodyless_method_is_refused_at_the_gateway(
-        self, platform, provincial_token, method
+    @pytest.mark.parametrize(("method", "status"), [("GET", 200), ("OPTIONS", 405), ("DELETE", 405)])
+    async def test_a_body_on_a_bodyless_method_is_not_forwarded(
+        self, platform, provincial_token, method, status
     ):
+        """The request is answered as itself; the smuggled request in its body is never run."""
         host = urlsplit(platform.gateway_url).netloc.encode()
         request = (
             f"{method} /api/v1/registry/me HTTP/1.1\r\n".encode()
@@ -76,9 +77,8 @@ class TestFramingOnPooledConnections:
             + self.SMUGGLED
         )  # fmt: skip
         answer = await raw_exchange(platform.gateway_url, request)
-        assert status_of(answer) == 400, answer[:300]
-        if method != "HEAD":
-            assert b"/problems/body-not-allowed" in answer
+        assert status_of(answer) == status, answer[:300]
+        assert b'"path":"1."' not in answer  # the national bureau, which the smuggled request asked for
 
     async def test_other_principals_get_their_own_answers_every_time(
         self, platform, through_gateway, national_admin_token, provincial_token
@@ -91,14 +91,14 @@ class TestFramingOnPooledConnections:
         provincial = (await through_gateway.get("/api/v1/registry/me", headers=auth(provincial_token))).json()
         assert national["account_id"] != provincial["account_id"]
 
-        async def smuggle(method: bytes) -> int:
+        async def smuggle(method: bytes) -> bytes:
             request = (
                 method + b" /api/v1/registry/me HTTP/1.1\r\nHost: " + host + b"\r\n"
                 + b"Authorization: Bearer " + provincial_token.encode() + b"\r\n"
                 + b"Content-Length: " + str(len(self.SMUGGLED)).encode() + b"\r\n"
                 + b"Connection: close\r\n\r\n" + self.SMUGGLED
             )  # fmt: skip
-            return status_of(await raw_exchange(platform.gateway_url, request))
+            return await raw_exchange(platform.gateway_url, request)
 
         async def read_me(token: str) -> dict:
             response = await through_gateway.get("/api/v1/registry/me", headers=auth(token))
@@ -115,7 +115,9 @@ class TestFramingOnPooledConnections:
             )
             assert [r["account_id"] for r in results[2:7]] == [national["account_id"]] * 5
             assert [r["account_id"] for r in results[7:12]] == [provincial["account_id"]] * 5
-            assert results[0] == results[1] == results[-1] == 400
+            smuggled = [results[0], results[1], results[-1]]
+            assert [status_of(r) for r in smuggled] == [200, 405, 405]
+            assert provincial["account_id"].encode() in smuggled[0]
 
     async def test_a_post_body_goes_upstream_with_its_length(self, through_gateway, national_admin_token):
         """The good case of the same rule: a body is forwarded whole, and the next request is intact."""
