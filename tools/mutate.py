@@ -1,0 +1,246 @@
+"""`make mutate`: mutation testing of the security-critical code, on demand.
+
+mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) changes the code of
+the token verifier, the scope checks, account administration, the proxy and the
+audit chain one small edit at a time and runs the tests that reach each edit; a
+mutant the tests do not notice has survived. The score per module is written to
+docs/quality.md. Mutants run one at a time on one set of test databases, which
+the first test run sets up and the last one leaves for this tool to drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tools.platform import drop_databases
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTANTS = ROOT / "mutants"
+REPORT = ROOT / "docs" / "quality.md"
+RUN_ID = "mutate"
+PARTS = ("registry", "enforcement", "statistics", "gateway")
+COMMAND = "make mutate"
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    path: str
+    # Functions (mutmut's mangled names) this module counts; None: every function of the file.
+    functions: tuple[str, ...] | None = None
+    # Functions of the file left to another module.
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def dotted(self) -> str:
+        return self.path.removesuffix(".py").replace("/", ".")
+
+    def globs(self) -> list[str]:
+        if self.functions is None:
+            return [f"{self.dotted}.*"]
+        return [f"{self.dotted}.{f}__mutmut_*" for f in self.functions]
+
+    def owns(self, mutant: str) -> bool:
+        function = mutant.removeprefix(f"{self.dotted}.").rsplit("__mutmut_", 1)[0]
+        if not mutant.startswith(f"{self.dotted}."):
+            return False
+        if self.functions is not None:
+            return function in self.functions
+        return function not in self.excluded
+
+
+PRINCIPAL = (
+    "xǁPrincipalǁin_scope",
+    "xǁPrincipalǁhas_role",
+    "xǁPrincipalǁis_national",
+    "xǁPrincipalǁfrom_claims",
+    "xǁPrincipalǁclaims",
+)
+MODULES = (
+    Module("token verifier (services/common/auth.py)", "services/common/auth.py", excluded=PRINCIPAL),
+    Module("scope: Principal (services/common/auth.py)", "services/common/auth.py", functions=PRINCIPAL),
+    Module(
+        "scope: registry subtree filters (services/registry/repository.py)",
+        "services/registry/repository.py",
+        functions=("x__subtree_rows", "x_list_bureau_rows", "x_list_officer_rows"),
+    ),
+    Module(
+        "scope: registry loaders (services/registry/service.py)",
+        "services/registry/service.py",
+        functions=(
+            "x_read_bureau",
+            "x__page_in_subtree",
+            "x_list_bureaus",
+            "x__bureau_in_scope",
+            "x_list_bodies",
+            "x_list_posts",
+            "x_read_officer",
+            "x_list_officers",
+        ),
+    ),
+    Module("accounts (gateway/accounts.py)", "gateway/accounts.py"),
+    Module("proxy (gateway/proxy.py)", "gateway/proxy.py"),
+    Module("audit chain (services/common/audit.py)", "services/common/audit.py"),
+)
+
+# Survivors that cannot change behaviour, with the reason; they still count as survived
+# in the raw score.
+EQUIVALENT: dict[str, str] = {}
+
+DETECTED = {
+    1: "killed",
+    3: "killed",
+    36: "timeout",
+    24: "timeout",
+    -24: "timeout",
+    152: "timeout",
+    255: "timeout",
+}
+
+
+def owned(mutant: str) -> bool:
+    return any(module.owns(mutant) for module in MODULES)
+
+
+def status(exit_code: int | None) -> str:
+    if exit_code in DETECTED:
+        return DETECTED[exit_code]
+    return {0: "survived", None: "not run", 5: "no tests", 33: "no tests"}.get(exit_code, "suspicious")
+
+
+def database_urls() -> dict[str, str]:
+    return {p: f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_t{RUN_ID}_{p}" for p in PARTS}
+
+
+def reset_test_state() -> None:
+    asyncio.run(drop_databases(database_urls()))
+    shutil.rmtree(MUTANTS / "var" / "test-runs" / f"t{RUN_ID}", ignore_errors=True)
+
+
+def run_mutmut(names: list[str]) -> int:
+    env = {**os.environ, "TEST_RUN_ID": f"t{RUN_ID}", "TEST_KEEP_DATABASES": "1"}
+    mutmut = Path(sys.executable).parent / "mutmut"
+    return subprocess.run([str(mutmut), "run", "--max-children", "1", *names], cwd=ROOT, env=env).returncode
+
+
+def results() -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for path in sorted({m.path for m in MODULES}):
+        meta = MUTANTS / f"{path}.meta"
+        if meta.exists():
+            out |= json.loads(meta.read_text())["exit_code_by_key"]
+    return out
+
+
+def show(mutant: str) -> str:
+    mutmut = Path(sys.executable).parent / "mutmut"
+    shown = subprocess.run([str(mutmut), "show", mutant], cwd=ROOT, capture_output=True, text=True)
+    lines = [
+        line for line in shown.stdout.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    return " / ".join(line.strip() for line in lines) or "(no diff shown)"
+
+
+def report(codes: dict[str, int | None], started: datetime, finished: datetime) -> str:
+    rows, survivors = [], []
+    total_counts: Counter[str] = Counter()
+    for module in MODULES:
+        counts: Counter[str] = Counter()
+        for mutant, code in codes.items():
+            if module.owns(mutant):
+                counts[status(code)] += 1
+                if status(code) != "killed" and status(code) != "timeout":
+                    survivors.append((module.name, mutant, status(code)))
+        total = sum(counts.values())
+        detected = counts["killed"] + counts["timeout"]
+        total_counts += counts
+        rows.append(
+            f"| {module.name} | {detected} | {total} | {percent(detected, total)} | "
+            f"{counts['timeout']} | {counts['survived']} | {total - detected - counts['survived']} |"
+        )
+    total = sum(total_counts.values())
+    detected = total_counts["killed"] + total_counts["timeout"]
+    equivalent = sum(1 for _, m, _ in survivors if m in EQUIVALENT)
+    lines = [
+        "# Quality: mutation testing",
+        "",
+        f"Command: `{COMMAND}` (mutmut, configured under `[tool.mutmut]` in pyproject.toml; "
+        "runs on demand, not in CI or `make test`).",
+        f"Run: {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC.",
+        "",
+        "Each mutant is one small edit of the code (an operator, a constant, a condition, a "
+        "dropped argument); it is killed when one of the tests that reach the edited function "
+        "fails. Timeouts count as killed (the mutant made the tests hang).",
+        "",
+        "| module | killed | total | score | of which timeouts | survived | not run / no tests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        f"| **overall** | **{detected}** | **{total}** | **{percent(detected, total)}** | "
+        f"{total_counts['timeout']} | {total_counts['survived']} | "
+        f"{total - detected - total_counts['survived']} |",
+        "",
+    ]
+    if equivalent:
+        lines += [
+            f"{equivalent} of the survivors are equivalent mutants (they cannot change behaviour); "
+            f"without them the score is {percent(detected, total - equivalent)}.",
+            "",
+        ]
+    lines += ["## Mutants not killed", ""]
+    if not survivors:
+        lines.append("None.")
+    heading = None
+    for module_name, mutant, state in survivors:
+        if module_name != heading:
+            heading = module_name
+            lines += ["", f"### {module_name}", ""]
+        note = f" — equivalent: {EQUIVALENT[mutant]}" if mutant in EQUIVALENT else ""
+        lines.append(f"- `{mutant}` ({state}){note}: `{show(mutant)}`")
+    return "\n".join(lines) + "\n"
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "n/a"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make mutate", description=__doc__.splitlines()[0])
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--rerun-survivors", action="store_true", help="retry only the last run's survivors")
+    what.add_argument("--report-only", action="store_true", help="rewrite the report from the last run")
+    args = parser.parse_args()
+    started = datetime.now(UTC)
+    code = 0
+    if not args.report_only:
+        names = [g for module in MODULES for g in module.globs()]
+        if args.rerun_survivors:
+            names = [m for m, c in results().items() if owned(m) and status(c) not in ("killed", "timeout")]
+            if not names:
+                print("no survivors to retry")
+        if names:
+            reset_test_state()
+            try:
+                code = run_mutmut(names)
+            finally:
+                reset_test_state()
+    codes = results()
+    if not codes:
+        print("mutmut produced no results", file=sys.stderr)
+        return code or 1
+    REPORT.write_text(report(codes, started, datetime.now(UTC)))
+    print(f"{REPORT.relative_to(ROOT)} written")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
