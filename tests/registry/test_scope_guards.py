@@ -58,16 +58,14 @@ class TestInScope:
 
 @pytest.fixture(scope="module")
 async def siblings(registry, token_for) -> dict:
-    """Provincial units P and P7 (ids sharing a decimal prefix), each with a city and an
-    officer; a post in P7. The bureau sequence is moved past P7 so it never hands it out."""
+    """Provincial units P and P000000007 (ids sharing a decimal prefix), each with a city
+    and an officer; a post in the second. Its id lies far beyond any the bureau sequence
+    will hand out, so runs that share a database never collide on it."""
     async with registry.app.state.sessionmaker() as session:
         prefix_id = (
             await session.exec(text("SELECT nextval(pg_get_serial_sequence('bureau', 'id'))"))
         ).scalar_one()
-        sibling_id = prefix_id * 10 + 7
-        await session.exec(
-            text("SELECT setval(pg_get_serial_sequence('bureau', 'id'), :v)"), params={"v": sibling_id + 1}
-        )
+        sibling_id = prefix_id * 10**9 + 7
         national = await get_bureau(session, 1)
         for bureau_id in (prefix_id, sibling_id):
             await insert_bureau(
