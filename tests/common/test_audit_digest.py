@@ -13,14 +13,17 @@ import hashlib
 import itertools
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import Text, select, text
+from sqlalchemy.exc import DBAPIError
 
-from services.common.audit import GENESIS_HASH, _digest
+from services.common.audit import GENESIS_HASH, _digest, append_only_trigger_sql
 from services.common.auth import Principal, PrincipalKind
 from services.common.context import reset_request_id, set_request_id
 from services.common.migrations import upgrade
@@ -251,3 +254,50 @@ class TestBatches:
         report = await check(scratch)
         assert (report.valid, report.entries, report.broken_at) == (True, 0, None)
         assert report.head == GENESIS_HASH
+
+
+class TestAppendOnlyTable:
+    """The trigger a migration creates, on a database migrated by this run's code."""
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE audit_entry SET actor = 'x'",
+            "DELETE FROM audit_entry",
+            "TRUNCATE audit_entry",
+        ],
+    )
+    async def test_changes_are_refused(self, scratch, chain, statement):
+        async with scratch.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+            with pytest.raises(DBAPIError, match="the audit log is append-only"):
+                await conn.execute(text(statement))
+        assert [row.id for row in await rows(scratch)] == chain
+
+    async def test_the_downgrade_statements_remove_the_trigger(self, scratch, chain):
+        upgrade_sql, downgrade_sql = append_only_trigger_sql()
+        assert len(upgrade_sql) == len(downgrade_sql) == 2
+        async with scratch.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+            transaction = await conn.begin()
+            for statement in downgrade_sql:
+                await conn.execute(text(statement))
+            await conn.execute(text("UPDATE audit_entry SET actor = 'x'"))  # allowed without it
+            functions = await conn.execute(
+                text("SELECT count(*) FROM pg_proc WHERE proname = 'audit_entry_append_only'")
+            )
+            assert functions.scalar_one() == 0
+            await transaction.rollback()
+        assert {row.actor for row in await rows(scratch)} != {"x"}
+
+
+class TestData:
+    async def test_values_json_does_not_know_are_kept_as_text(self, scratch, chain):
+        data = {"amount": Decimal("12.50"), "case": uuid.UUID(int=7), "on": date(2026, 3, 1)}
+        async with scratch.app.state.sessionmaker() as session:
+            await AUDIT.record(session, ACTORS[0], "case.fined", "case", 7, data)
+            await session.commit()
+        stored = (await rows(scratch))[-1]
+        assert stored.data == {"amount": "12.50", "case": str(uuid.UUID(int=7)), "on": "2026-03-01"}
+        assert (await check(scratch)).valid is True
+
+    async def test_entity_id_is_kept_as_text(self, scratch, chain):
+        assert [row.entity_id for row in await rows(scratch)] == [str(100 + n) for n in range(5)]
