@@ -11,7 +11,9 @@ the first test run sets up and the last one leaves for this tool to drop.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import difflib
 import json
 import os
 import shutil
@@ -142,13 +144,28 @@ def results() -> dict[str, int | None]:
     return out
 
 
-def show(mutant: str) -> str:
-    mutmut = Path(sys.executable).parent / "mutmut"
-    shown = subprocess.run([str(mutmut), "show", mutant], cwd=ROOT, capture_output=True, text=True)
-    lines = [
-        line for line in shown.stdout.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))
+def show(mutant: str, sources: dict[str, dict[str, str]]) -> str:
+    """The changed lines of a mutant, from the mutated copy mutmut keeps of its file."""
+    module, _, function = mutant.rpartition(".")
+    path = module.replace(".", "/") + ".py"
+    if path not in sources:
+        tree_source = (MUTANTS / path).read_text()
+        sources[path] = {
+            node.name: ast.get_source_segment(tree_source, node) or ""
+            for node in ast.walk(ast.parse(tree_source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+    functions = sources[path]
+    original = functions.get(function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "")
+    mutated = functions.get(function, "")
+    changed = [
+        line[0] + " " + line[1:].strip()
+        for line in difflib.unified_diff(
+            original.splitlines()[1:], mutated.splitlines()[1:], lineterm="", n=0
+        )
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-    return " / ".join(line.strip() for line in lines) or "(no diff shown)"
+    return " / ".join(changed) or "(no diff found)"
 
 
 def report(codes: dict[str, int | None], started: datetime, finished: datetime) -> str:
@@ -159,7 +176,7 @@ def report(codes: dict[str, int | None], started: datetime, finished: datetime) 
         for mutant, code in codes.items():
             if module.owns(mutant):
                 counts[status(code)] += 1
-                if status(code) != "killed" and status(code) != "timeout":
+                if status(code) not in ("killed", "timeout", "not run"):
                     survivors.append((module.name, mutant, status(code)))
         total = sum(counts.values())
         detected = counts["killed"] + counts["timeout"]
@@ -182,7 +199,7 @@ def report(codes: dict[str, int | None], started: datetime, finished: datetime) 
         "dropped argument); it is killed when one of the tests that reach the edited function "
         "fails. Timeouts count as killed (the mutant made the tests hang).",
         "",
-        "| module | killed | total | score | of which timeouts | survived | not run / no tests |",
+        "| module | killed | total | score | of which timeouts | survived | no tests / not run |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         f"| **overall** | **{detected}** | **{total}** | **{percent(detected, total)}** | "
@@ -196,6 +213,7 @@ def report(codes: dict[str, int | None], started: datetime, finished: datetime) 
             f"without them the score is {percent(detected, total - equivalent)}.",
             "",
         ]
+    sources: dict[str, dict[str, str]] = {}
     lines += ["## Mutants not killed", ""]
     if not survivors:
         lines.append("None.")
@@ -205,7 +223,7 @@ def report(codes: dict[str, int | None], started: datetime, finished: datetime) 
             heading = module_name
             lines += ["", f"### {module_name}", ""]
         note = f" — equivalent: {EQUIVALENT[mutant]}" if mutant in EQUIVALENT else ""
-        lines.append(f"- `{mutant}` ({state}){note}: `{show(mutant)}`")
+        lines.append(f"- `{mutant}` ({state}){note}: `{show(mutant, sources)}`")
     return "\n".join(lines) + "\n"
 
 

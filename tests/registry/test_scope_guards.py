@@ -107,10 +107,11 @@ def assert_not_found(response) -> None:
     assert response.json()["type"] == NOT_FOUND
 
 
-async def all_items(registry, token: str, url: str, **params) -> list[dict]:
+async def all_items(registry, token: str, url: str, limit: int = 1, **params) -> list[dict]:
+    """Every item, walked one keyset page at a time so the cursor takes part."""
     items, cursor = [], None
     while True:
-        query = {"limit": 100, **params, **({"cursor": cursor} if cursor else {})}
+        query = {"limit": limit, **params, **({"cursor": cursor} if cursor else {})}
         response = await registry.get(url, params=query, headers=auth(token))
         assert response.status_code == 200, response.text
         items += response.json()["items"]
@@ -152,6 +153,16 @@ class TestReads:
         response = await registry.get(f"{BUREAUS}/{siblings['p_city']['id']}/bodies", headers=auth(token))
         assert response.status_code == 200
         assert sorted(b["kind"] for b in response.json()) == ["enforcement", "legal", "supervision"]
+
+    async def test_posts_of_an_own_bureau_are_listed_in_pages(self, registry, token_for, siblings):
+        token = token_for(siblings["p7"], roles=("enforcement",))
+        url = f"{BUREAUS}/{siblings['p7']['id']}/posts"
+        items = await all_items(registry, token, url)
+        assert siblings["p7_post"]["id"] in [p["id"] for p in items]
+        assert all(p["bureau_id"] == siblings["p7"]["id"] for p in items)
+        assert [p["id"] for p in items] == sorted({p["id"] for p in items})
+        first = await registry.get(url, params={"limit": 1}, headers=auth(token))
+        assert [p["id"] for p in first.json()["items"]] == [items[0]["id"]]
 
     async def test_posts_of_the_prefix_sibling_are_not_found(self, registry, token_for, siblings):
         token = token_for(siblings["p"], roles=("enforcement",))
