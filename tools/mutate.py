@@ -29,7 +29,8 @@ from tools.platform import drop_databases
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 REPORT = ROOT / "docs" / "quality.md"
-RUN_ID = "mutate"
+# Another id lets a second copy of the tree run part of the mutants beside this one.
+RUN_ID = os.environ.get("MUTATE_RUN_ID", "mutate")
 PARTS = ("registry", "enforcement", "statistics", "gateway")
 COMMAND = "make mutate"
 
@@ -236,15 +237,24 @@ def main() -> int:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--rerun-survivors", action="store_true", help="retry only the last run's survivors")
     what.add_argument("--report-only", action="store_true", help="rewrite the report from the last run")
+    what.add_argument("--untested", action="store_true", help="run only the mutants without a result")
+    parser.add_argument("--modules", help="comma-separated words; only modules whose name holds one")
     args = parser.parse_args()
+    modules = MODULES
+    if args.modules:
+        words = args.modules.split(",")
+        modules = tuple(m for m in MODULES if any(w in m.name for w in words))
     started = datetime.now(UTC)
     code = 0
     if not args.report_only:
-        names = [g for module in MODULES for g in module.globs()]
+        names = [g for module in modules for g in module.globs()]
+        mine = [(m, c) for m, c in results().items() if any(module.owns(m) for module in modules)]
         if args.rerun_survivors:
-            names = [m for m, c in results().items() if owned(m) and status(c) not in ("killed", "timeout")]
-            if not names:
-                print("no survivors to retry")
+            names = [m for m, c in mine if status(c) not in ("killed", "timeout")]
+        elif args.untested:
+            names = [m for m, c in mine if c is None]
+        if not names:
+            print("no mutants to run")
         if names:
             reset_test_state()
             try:

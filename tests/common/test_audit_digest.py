@@ -22,11 +22,12 @@ import httpx
 import pytest
 from sqlalchemy import Text, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.common.audit import GENESIS_HASH, _digest, append_only_trigger_sql
+from services.common.audit import GENESIS_HASH, AuditLog, _digest, append_only_trigger_sql
 from services.common.auth import Principal, PrincipalKind
 from services.common.context import reset_request_id, set_request_id
-from services.common.migrations import upgrade
+from services.common.migrations import downgrade, upgrade
 from services.registry.app import AUDIT, create_app
 from services.registry.config import RegistrySettings
 from services.registry.models import AuditEntry
@@ -301,3 +302,76 @@ class TestData:
 
     async def test_entity_id_is_kept_as_text(self, scratch, chain):
         assert [row.entity_id for row in await rows(scratch)] == [str(100 + n) for n in range(5)]
+
+
+class TestTableShape:
+    """The table a migration creates: every column required but the request id, one identity key."""
+
+    async def test_columns(self, scratch):
+        query = text(
+            "SELECT column_name, data_type, character_maximum_length, is_nullable, is_identity "
+            "FROM information_schema.columns WHERE table_name = 'audit_entry' ORDER BY ordinal_position"
+        )
+        async with scratch.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+            columns = [tuple(row) for row in (await conn.execute(query)).all()]
+        assert columns == [
+            ("id", "bigint", None, "NO", "YES"),
+            ("at", "timestamp with time zone", None, "NO", "NO"),
+            ("actor", "character varying", 64, "NO", "NO"),
+            ("actor_kind", "character varying", 16, "NO", "NO"),
+            ("request_id", "character varying", 128, "YES", "NO"),
+            ("action", "character varying", 64, "NO", "NO"),
+            ("entity", "character varying", 64, "NO", "NO"),
+            ("entity_id", "character varying", 64, "NO", "NO"),
+            ("data", "jsonb", None, "NO", "NO"),
+            ("prev_hash", "character varying", 64, "NO", "NO"),
+            ("hash", "character varying", 64, "NO", "NO"),
+        ]
+
+    async def test_constraints(self, scratch):
+        query = text(
+            "SELECT tc.constraint_name, tc.constraint_type, kcu.column_name "
+            "FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu "
+            "USING (constraint_schema, constraint_name) WHERE tc.table_name = 'audit_entry' "
+            "ORDER BY tc.constraint_name"
+        )
+        async with scratch.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+            constraints = [tuple(row) for row in (await conn.execute(query)).all()]
+        assert constraints == [
+            ("pk_audit_entry", "PRIMARY KEY", "id"),
+            ("uq_audit_entry_hash", "UNIQUE", "hash"),
+        ]
+
+    async def test_a_log_object_of_its_own_writes_and_verifies(self, scratch, chain):
+        log = AuditLog(AuditEntry)
+        async with scratch.app.state.sessionmaker() as session:
+            digest = await log.record(session, ACTORS[1], "sync.ran", "system", "zj", {"rows": 3})
+            await session.commit()
+        async with scratch.app.state.sessionmaker() as session:
+            report = await log.verify(session)
+            assert await log.count(session) == 6
+        assert (report.valid, report.entries, report.head) == (True, 6, digest)
+
+
+DOWNGRADE_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{os.getpid()}_scratch_downgrade"
+
+
+async def test_downgrade_drops_the_table_and_its_trigger_function():
+    urls = {"scratch": DOWNGRADE_URL}
+    await drop_databases(urls)
+    await create_databases(urls)
+    try:
+        await asyncio.to_thread(upgrade, "registry", DOWNGRADE_URL)
+        await asyncio.to_thread(downgrade, "registry", DOWNGRADE_URL)
+        engine = create_async_engine(DOWNGRADE_URL)
+        try:
+            async with engine.connect() as conn:
+                tables = await conn.execute(text("SELECT to_regclass('audit_entry')"))
+                functions = await conn.execute(
+                    text("SELECT count(*) FROM pg_proc WHERE proname = 'audit_entry_append_only'")
+                )
+                assert (tables.scalar_one(), functions.scalar_one()) == (None, 0)
+        finally:
+            await engine.dispose()
+    finally:
+        await drop_databases(urls)
