@@ -7,9 +7,11 @@ cannot be listed, read or changed, and a refused change leaves the row as it was
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from gateway.models import Account
+from gateway.models import Account, AccountKind
 from tests.conftest import auth
 
 ACCOUNTS = "/api/v1/auth/accounts"
@@ -117,3 +119,41 @@ class TestChange:
         # The disabled set is also rebuilt from the database: the account is not in it.
         await gateway.app.state.revocations.refresh(gateway.app.state.sessionmaker)
         assert str(account.id) not in gateway.app.state.revocations.disabled
+
+
+class TestListPages:
+    """A subtree of its own (a fresh bureau id each time), so the whole list is known."""
+
+    async def test_pages_walk_the_subtree_once_in_username_order(self, gateway, make_account, token_for):
+        bureau = {"id": 10**12 + uuid.uuid4().int % 10**12, "path": ""}
+        bureau["path"] = f"1.8.{bureau['id']}."
+        made = [await make_account(bureau=bureau) for _ in range(5)]
+        names, pages = [], 0
+        cursor = None
+        while True:
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            response = await gateway.get(ACCOUNTS, params=params, headers=auth(token_for(bureau)))
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert len(page["items"]) <= 2
+            names += [a["username"] for a in page["items"]]
+            pages += 1
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert names == sorted(a.username for a in made)
+        assert pages == 3
+
+    async def test_kind_filter(self, gateway, make_account, token_for):
+        bureau = {"id": 10**12 + uuid.uuid4().int % 10**12, "path": ""}
+        bureau["path"] = f"1.8.{bureau['id']}."
+        officer = await make_account(bureau=bureau)
+        system = await make_account(AccountKind.SYSTEM, roles=("system",), bureau=bureau)
+        token = token_for(bureau)
+        for kind, expected in (("system", [system]), ("officer", [officer])):
+            response = await gateway.get(ACCOUNTS, params={"kind": kind}, headers=auth(token))
+            assert [a["username"] for a in response.json()["items"]] == [a.username for a in expected]
+        everything = await gateway.get(ACCOUNTS, headers=auth(token))
+        assert sorted(a["username"] for a in everything.json()["items"]) == sorted(
+            [officer.username, system.username]
+        )
