@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 
-.PHONY: run test bench lint fmt migrate keys openapi install
+.PHONY: run test bench lint fmt migrate keys openapi install mutate
 
 # Installs uv if missing, then the locked dependencies into .venv.
 install:
@@ -20,6 +20,12 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq wrk)
 	@$(PY) -m tools.bench $(BENCH_ARGS)
+
+# Mutation testing of the security-critical modules (slow; on demand, not part of `test`):
+# writes the score per module to docs/quality.md. MUTATE_ARGS=--rerun-survivors retries
+# only what survived the last run; --report-only rewrites the report from it.
+mutate: install
+	@$(PY) -m tools.mutate $(MUTATE_ARGS)
 
 lint: install
 	@$(UV) run --frozen ruff check .

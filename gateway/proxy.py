@@ -69,7 +69,8 @@ def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
     """Headers named in ``Connection`` are hop-by-hop too (RFC 9110 §7.6.1)."""
     tokens: set[bytes] = set()
     for name, value in headers:
-        if name == b"connection":
+        # An upstream's raw response headers keep the case it wrote them in.
+        if name.lower() == b"connection":
             tokens.update(t.strip().lower() for t in value.split(b","))
     return tokens
 

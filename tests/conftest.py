@@ -19,8 +19,12 @@ import pytest
 
 from services.common.settings import VAR_DIR
 
-RUN_ID = f"t{os.getpid()}"
+RUN_ID = os.environ.get("TEST_RUN_ID") or f"t{os.getpid()}"
 RUN_DIR = VAR_DIR / "test-runs" / RUN_ID
+# Mutation testing runs the suite once per mutant, one run at a time: the first run
+# sets the databases up and later ones reuse them (the tests already share them).
+KEEP_DATABASES = os.environ.get("TEST_KEEP_DATABASES") == "1"
+READY_MARK = RUN_DIR / "databases-ready"
 PARTS = ("registry", "enforcement", "statistics", "gateway")
 TEST_ENV = {
     "PLATFORM_ENV": "test",
@@ -59,13 +63,16 @@ async def platform_databases(database_urls_for_run) -> AsyncIterator[dict[str, s
     from services.registry.seed import seed
 
     ensure_keys(GatewaySettings())
-    await drop_databases(database_urls_for_run)
-    await create_databases(database_urls_for_run)
-    await asyncio.to_thread(migrate, database_urls_for_run)
-    await seed(registry_settings())
+    if not (KEEP_DATABASES and READY_MARK.exists()):
+        await drop_databases(database_urls_for_run)
+        await create_databases(database_urls_for_run)
+        await asyncio.to_thread(migrate, database_urls_for_run)
+        await seed(registry_settings())
+        READY_MARK.touch()
     yield database_urls_for_run
-    await drop_databases(database_urls_for_run)
-    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    if not KEEP_DATABASES:
+        await drop_databases(database_urls_for_run)
+        shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """The append-only, hash-chained audit log every service keeps.
 
-Each entry's hash covers its content and the previous entry's hash, so any
-edit, deletion or reordering breaks the chain at that point. Appends take a
+Each entry's hash covers every column of it (who acted and of which kind, the
+request that caused it, what was done to which entity, the data) and the
+previous entry's hash, so any edit, deletion or reordering breaks the chain at
+that point. Appends take a
 transaction-scoped advisory lock, which makes ids, hashes and commits follow
 one order. The table itself refuses UPDATE and DELETE (a trigger created by
 each service's migration with :func:`append_only_trigger_sql`).
@@ -90,11 +92,24 @@ def drop_audit_log(op) -> None:
 
 
 def _digest(
-    prev_hash: str, at: datetime, actor: str, action: str, entity: str, entity_id: str, data_text: str
+    *,
+    prev_hash: str,
+    at: datetime,
+    actor: str,
+    actor_kind: str,
+    request_id: str | None,
+    action: str,
+    entity: str,
+    entity_id: str,
+    data_text: str,
 ) -> str:
-    # ``data_text`` is PostgreSQL's own text of the stored JSONB, so what is hashed is
-    # exactly what is kept, numbers included (JSONB normalises them).
-    payload = orjson.dumps([prev_hash, at.isoformat(), actor, action, entity, entity_id, data_text])
+    # Every column but the id and the hash itself: who acted, in which request, did
+    # what to which entity, and the entry before. ``data_text`` is PostgreSQL's own
+    # text of the stored JSONB, so what is hashed is exactly what is kept, numbers
+    # included (JSONB normalises them).
+    payload = orjson.dumps(
+        [prev_hash, at.isoformat(), actor, actor_kind, request_id, action, entity, entity_id, data_text]
+    )
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -124,14 +139,25 @@ class AuditLog:
         at = utcnow()
         actor = principal.account_id if principal else "system"
         kind = principal.kind.value if principal else "system"
+        request_id = current_request_id()
         entity_id = str(entity_id)
-        digest = _digest(prev_hash, at, actor, action, entity, entity_id, data_text)
+        digest = _digest(
+            prev_hash=prev_hash,
+            at=at,
+            actor=actor,
+            actor_kind=kind,
+            request_id=request_id,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            data_text=data_text,
+        )
         await session.exec(
             self.table.insert().values(
                 at=at,
                 actor=actor,
                 actor_kind=kind,
-                request_id=current_request_id(),
+                request_id=request_id,
                 action=action,
                 entity=entity,
                 entity_id=entity_id,
@@ -149,6 +175,8 @@ class AuditLog:
             t.c.id,
             t.c.at,
             t.c.actor,
+            t.c.actor_kind,
+            t.c.request_id,
             t.c.action,
             t.c.entity,
             t.c.entity_id,
@@ -166,7 +194,15 @@ class AuditLog:
                 break
             for row in rows:
                 digest = _digest(
-                    row.prev_hash, row.at, row.actor, row.action, row.entity, row.entity_id, row.data_text
+                    prev_hash=row.prev_hash,
+                    at=row.at,
+                    actor=row.actor,
+                    actor_kind=row.actor_kind,
+                    request_id=row.request_id,
+                    action=row.action,
+                    entity=row.entity,
+                    entity_id=row.entity_id,
+                    data_text=row.data_text,
                 )
                 if row.prev_hash != expected_prev or digest != row.hash:
                     return ChainReport(valid=False, entries=count, broken_at=row.id)

@@ -211,7 +211,15 @@ class TestTampering:
             query = select(AuditEntry, AuditEntry.c.data.cast(Text).label("data_text"))
             row = (await session.exec(query.where(AuditEntry.c.id == chain[1]))).one()
         forged = _digest(
-            row.prev_hash, row.at, "forger", row.action, row.entity, row.entity_id, row.data_text
+            prev_hash=row.prev_hash,
+            at=row.at,
+            actor="forger",
+            actor_kind=row.actor_kind,
+            request_id=row.request_id,
+            action=row.action,
+            entity=row.entity,
+            entity_id=row.entity_id,
+            data_text=row.data_text,
         )
         await tamper(
             scratch, f"UPDATE audit_entry SET actor = 'forger', hash = '{forged}' WHERE id = {chain[1]}"
