@@ -1,7 +1,7 @@
 """Creating officer logins and system clients: the registry, read with the administrator's own
 token, decides which officers and bureaus exist within scope.
 
-The gateway here talks to the run's registry app in process; the registry's own
+The gateway here talks to the run's registry app on a socket of its own; the registry's own
 failures (no answer, not reachable, an unexpected status) come from real servers.
 """
 
@@ -17,6 +17,7 @@ from sqlmodel import select as select_model
 
 from gateway import accounts, passwords
 from gateway.app import create_app
+from gateway.config import GatewaySettings
 from gateway.models import Account, AuditEntry
 from services.common.context import reset_request_id, set_request_id
 from services.common.problems import GatewayTimeout, NotFound, ServiceUnavailable
@@ -32,23 +33,14 @@ PASSWORD = "a long enough password"
 
 
 @pytest.fixture(scope="module")
-async def admin_gateway(registry) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway, reading the registry app of this run in process."""
-    app = create_app()
+async def admin_gateway(registry_url) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway, reading the registry app of this run on its socket."""
+    app = create_app(GatewaySettings(registry_url=registry_url))
     async with app.api.router.lifespan_context(app.api):
-        state = app.api.state
-        real_client = state.upstreams["registry"]
-        state.upstreams["registry"] = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=registry.app), base_url="http://registry"
-        )
-        try:
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                client.app = app.api  # type: ignore[attr-defined]
-                yield client
-        finally:
-            await state.upstreams["registry"].aclose()
-            state.upstreams["registry"] = real_client
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            client.app = app.api  # type: ignore[attr-defined]
+            yield client
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +97,7 @@ class TestOfficerAccount:
                 "username": name,
                 "password": PASSWORD,
                 "officer_id": officer["id"],
-                "roles": ["head", "enforcement", "head"],
+                "roles": ["admin", "enforcement", "admin"],
             },
             headers=auth(token_for(units["zj"])),
         )
@@ -120,7 +112,11 @@ class TestOfficerAccount:
             "bureau_id": units["zj"]["id"],
             "bureau_path": units["zj"]["path"],
         }
-        assert (body["roles"], body["body"], body["active"]) == (["enforcement", "head"], "enforcement", True)
+        assert (body["roles"], body["body"], body["active"]) == (
+            ["admin", "enforcement"],
+            "enforcement",
+            True,
+        )
         assert body["display_name"] == officer["name"]
         account = await stored(admin_gateway, name)
         assert await passwords.verify_secret(account.secret_hash, PASSWORD)

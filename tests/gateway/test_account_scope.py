@@ -88,7 +88,7 @@ class TestChange:
         response = await gateway.patch(
             f"{ACCOUNTS}/{account.id}",
             json=CHANGES[change],
-            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+            headers={**auth(token_for(PROVINCE)), "If-Match": f'"{account.version}"'},
         )
         assert_not_found(response)
         assert await stored(gateway, account) == before
@@ -100,7 +100,7 @@ class TestChange:
         response = await gateway.patch(
             f"{ACCOUNTS}/{account.id}",
             json=CHANGES[change],
-            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+            headers={**auth(token_for(PROVINCE)), "If-Match": f'"{account.version}"'},
         )
         assert response.status_code == 200, response.text
         after = await stored(gateway, account)
@@ -112,12 +112,12 @@ class TestChange:
         response = await gateway.patch(
             f"{ACCOUNTS}/{account.id}",
             json={"active": False},
-            headers={**auth(token_for(PROVINCE)), "If-Match": "*"},
+            headers={**auth(token_for(PROVINCE)), "If-Match": f'"{account.version}"'},
         )
         assert_not_found(response)
         assert str(account.id) not in gateway.app.state.revocations.disabled
         # The disabled set is also rebuilt from the database: the account is not in it.
-        await gateway.app.state.revocations.refresh(gateway.app.state.sessionmaker)
+        await gateway.app.state.revocations.refresh(gateway.app.state.sessionmaker, 900)
         assert str(account.id) not in gateway.app.state.revocations.disabled
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from gateway import accounts
 from gateway.app import create_app
+from gateway.config import GatewaySettings
 from tests.conftest import auth
 
 SECRET = "connection to db-primary.internal:5432 failed, password=hunter2"
@@ -21,9 +22,9 @@ LEAKS = ("db-primary", "hunter2", "password=", "RuntimeError", "Traceback", 'Fil
 
 
 @pytest.fixture(scope="module")
-async def gateway_server() -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_server(registry_url) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway driven as a server would drive it: an app error becomes a response, not a raise."""
-    app = create_app()
+    app = create_app(GatewaySettings(registry_url=registry_url))
     async with app.api.router.lifespan_context(app.api):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

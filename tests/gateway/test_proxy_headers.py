@@ -111,8 +111,15 @@ class TestThroughTheGateway:
         assert upstream != ["bad id!"]
 
 
-def scope(headers: list[tuple[bytes, bytes]], **extra) -> dict:
-    return {"type": "http", "headers": headers, "client": ("10.1.2.3", 5555), "scheme": "https", **extra}
+def scope(headers: list[tuple[bytes, bytes]], method: str = "POST", **extra) -> dict:
+    return {
+        "type": "http",
+        "method": method,
+        "headers": headers,
+        "client": ("10.1.2.3", 5555),
+        "scheme": "https",
+        **extra,
+    }
 
 
 class TestRequestHeaders:
@@ -161,8 +168,15 @@ class TestRequestHeaders:
         out, _ = request_headers(scope([(b"content-length", b"12")]))
         assert (b"content-length", b"12") in out
 
+    @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "DELETE"])
+    def test_no_body_nor_its_length_goes_up_on_a_bodyless_method(self, method):
+        for raw in ([(b"content-length", b"12")], [(b"transfer-encoding", b"chunked")]):
+            out, has_body = request_headers(scope(raw, method=method))
+            assert has_body is False
+            assert not any(n in (b"content-length", b"transfer-encoding") for n, _ in out)
+
     def test_without_client_or_host_only_what_is_known_is_added(self):
-        out, _ = request_headers({"type": "http", "headers": []})
+        out, _ = request_headers({"type": "http", "method": "GET", "headers": []})
         assert [n for n, _ in out] == [b"x-forwarded-proto", b"x-request-id"]
         assert dict(out)[b"x-forwarded-proto"] == b"http"
         assert dict(out)[b"x-request-id"] == b""
@@ -180,4 +194,7 @@ class TestResponseHeaders:
             (b"X-Request-ID", b"upstream-id"),
             (b"ETag", b'"3"'),
         ]
-        assert response_headers(raw) == [(b"content-type", b"application/json"), (b"etag", b'"3"')]
+        assert response_headers(raw, b"http://127.0.0.1:8001") == [
+            (b"content-type", b"application/json"),
+            (b"etag", b'"3"'),
+        ]
