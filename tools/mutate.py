@@ -213,7 +213,8 @@ def report(codes: dict[str, int | None], started: datetime, finished: datetime) 
         "",
         f"Command: `{COMMAND}` (mutmut, configured under `[tool.mutmut]` in pyproject.toml; "
         "runs on demand, not in CI or `make test`).",
-        f"Run: {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC.",
+        f"Written {finished:%Y-%m-%d %H:%M} UTC from the results mutmut keeps in mutants/ "
+        f"(this invocation started {started:%H:%M}).",
         "",
         "Each mutant is one small edit of the code (an operator, a constant, a condition, a "
         "dropped argument); it is killed when one of the tests that reach the edited function "
@@ -227,6 +228,14 @@ def report(codes: dict[str, int | None], started: datetime, finished: datetime) 
         f"{total - detected - total_counts['survived']} |",
         "",
     ]
+    not_run = total_counts["not run"] + total_counts["no tests"]
+    if not_run:
+        lines += [
+            f"{not_run} mutants have no result (not run yet, or no selected test reaches them): "
+            f"of the {total - not_run} that were run, {detected} were killed "
+            f"({percent(detected, total - not_run)}). `make mutate MUTATE_ARGS=--untested` runs the rest.",
+            "",
+        ]
     if equivalent:
         lines += [
             f"{equivalent} of the survivors are equivalent mutants (they cannot change behaviour); "
