@@ -12,7 +12,6 @@ each service's migration with :func:`append_only_trigger_sql`).
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -91,26 +90,26 @@ def drop_audit_log(op) -> None:
     op.drop_table("audit_entry")
 
 
-def _digest(
-    *,
-    prev_hash: str,
-    at: datetime,
-    actor: str,
-    actor_kind: str,
-    request_id: str | None,
-    action: str,
-    entity: str,
-    entity_id: str,
-    data_text: str,
-) -> str:
-    # Every column but the id and the hash itself: who acted, in which request, did
-    # what to which entity, and the entry before. ``data_text`` is PostgreSQL's own
-    # text of the stored JSONB, so what is hashed is exactly what is kept, numbers
-    # included (JSONB normalises them).
-    payload = orjson.dumps(
-        [prev_hash, at.isoformat(), actor, actor_kind, request_id, action, entity, entity_id, data_text]
-    )
-    return hashlib.sha256(payload).hexdigest()
+# The columns an entry's hash covers, in order: every one but the id and the hash
+# itself. ``data_text`` is PostgreSQL's own text of the stored JSONB, so what is
+# hashed is exactly what is kept, numbers included (JSONB normalises them).
+HASHED = (
+    "prev_hash",
+    "at",
+    "actor",
+    "actor_kind",
+    "request_id",
+    "action",
+    "entity",
+    "entity_id",
+    "data_text",
+)
+
+
+def _digest(**entry: Any) -> str:
+    values = [entry[name] for name in HASHED]
+    values[HASHED.index("at")] = entry["at"].isoformat()
+    return hashlib.sha256(orjson.dumps(values)).hexdigest()
 
 
 class AuditLog:
@@ -139,32 +138,19 @@ class AuditLog:
         at = utcnow()
         actor = principal.account_id if principal else "system"
         kind = principal.kind.value if principal else "system"
-        request_id = current_request_id()
-        entity_id = str(entity_id)
-        digest = _digest(
-            prev_hash=prev_hash,
-            at=at,
-            actor=actor,
-            actor_kind=kind,
-            request_id=request_id,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            data_text=data_text,
-        )
+        entry = {
+            "prev_hash": prev_hash,
+            "at": at,
+            "actor": actor,
+            "actor_kind": kind,
+            "request_id": current_request_id(),
+            "action": action,
+            "entity": entity,
+            "entity_id": str(entity_id),
+        }
+        digest = _digest(**entry, data_text=data_text)
         await session.exec(
-            self.table.insert().values(
-                at=at,
-                actor=actor,
-                actor_kind=kind,
-                request_id=request_id,
-                action=action,
-                entity=entity,
-                entity_id=entity_id,
-                data=cast(literal(data_text, Text), JSONB),
-                prev_hash=prev_hash,
-                hash=digest,
-            )
+            self.table.insert().values(**entry, data=cast(literal(data_text, Text), JSONB), hash=digest)
         )
         return digest
 
@@ -173,16 +159,9 @@ class AuditLog:
         t = self.table
         columns = [
             t.c.id,
-            t.c.at,
-            t.c.actor,
-            t.c.actor_kind,
-            t.c.request_id,
-            t.c.action,
-            t.c.entity,
-            t.c.entity_id,
-            t.c.data.cast(Text).label("data_text"),
-            t.c.prev_hash,
             t.c.hash,
+            *(t.c[name] for name in HASHED if name != "data_text"),
+            t.c.data.cast(Text).label("data_text"),
         ]
         expected_prev = GENESIS_HASH
         count = 0
@@ -193,17 +172,7 @@ class AuditLog:
             if not rows:
                 break
             for row in rows:
-                digest = _digest(
-                    prev_hash=row.prev_hash,
-                    at=row.at,
-                    actor=row.actor,
-                    actor_kind=row.actor_kind,
-                    request_id=row.request_id,
-                    action=row.action,
-                    entity=row.entity,
-                    entity_id=row.entity_id,
-                    data_text=row.data_text,
-                )
+                digest = _digest(**{name: getattr(row, name) for name in HASHED})
                 if row.prev_hash != expected_prev or digest != row.hash:
                     return ChainReport(valid=False, entries=count, broken_at=row.id)
                 expected_prev = row.hash
