@@ -8,6 +8,7 @@ so every part of the platform reads the test databases and keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -161,6 +162,25 @@ async def gateway(registry_url) -> AsyncIterator[httpx.AsyncClient]:
 
     async for client in _app_client(create_app(GatewaySettings(registry_url=registry_url)), "http://gateway"):
         yield client
+
+
+@contextlib.asynccontextmanager
+async def scratch_registry(name: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A registry app on a freshly migrated, empty database of its own (``name`` tells it
+    apart), for tests that tamper with what other tests must not see."""
+    from services.common.migrations import upgrade
+    from services.registry.app import create_app
+    from services.registry.config import RegistrySettings
+
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_scratch_{name}"
+    await drop_databases({"scratch": url})
+    await create_databases({"scratch": url})
+    try:
+        await asyncio.to_thread(upgrade, "registry", url)
+        async for client in _app_client(create_app(RegistrySettings(database_url=url)), "http://scratch"):
+            yield client
+    finally:
+        await drop_databases({"scratch": url})
 
 
 def unique(prefix: str) -> str:

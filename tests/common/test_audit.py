@@ -7,7 +7,6 @@ database of its own; the run's registry database is only ever appended to.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,16 +16,12 @@ from sqlalchemy.exc import DBAPIError
 
 from services.common.audit import _digest
 from services.common.auth import Principal, PrincipalKind
-from services.common.migrations import upgrade
-from services.registry.app import AUDIT, create_app
-from services.registry.config import RegistrySettings
+from services.registry.app import AUDIT
 from services.registry.models import AuditEntry
-from tests.conftest import auth
+from tests.conftest import auth, scratch_registry
 from tests.factories import create_bureau, pilot_unit
-from tools.platform import create_databases, drop_databases
 
 VERIFY = "/api/v1/registry/audit/verify"
-SCRATCH_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{os.getpid()}_scratch_audit"
 ACTOR = Principal(account_id="auditor-test", kind=PrincipalKind.OFFICER, bureau_id=1, bureau_path="1.")
 
 
@@ -138,19 +133,8 @@ class TestConcurrentAppends:
 @pytest.fixture(scope="module")
 async def scratch() -> AsyncIterator[httpx.AsyncClient]:
     """A registry app on its own freshly migrated (empty) database."""
-    urls = {"scratch": SCRATCH_URL}
-    await drop_databases(urls)
-    await create_databases(urls)
-    try:
-        await asyncio.to_thread(upgrade, "registry", SCRATCH_URL)
-        app = create_app(RegistrySettings(database_url=SCRATCH_URL))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://scratch") as client:
-                client.app = app  # type: ignore[attr-defined]
-                yield client
-    finally:
-        await drop_databases(urls)
+    async with scratch_registry("audit") as client:
+        yield client
 
 
 async def tamper(client: httpx.AsyncClient, *statements: str) -> None:

@@ -28,12 +28,11 @@ from services.common.audit import GENESIS_HASH, AuditLog, _digest, append_only_t
 from services.common.auth import Principal, PrincipalKind
 from services.common.context import reset_request_id, set_request_id
 from services.common.migrations import downgrade, upgrade
-from services.registry.app import AUDIT, create_app
-from services.registry.config import RegistrySettings
+from services.registry.app import AUDIT
 from services.registry.models import AuditEntry
+from tests.conftest import scratch_registry
 from tools.platform import create_databases, drop_databases
 
-SCRATCH_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{os.getpid()}_scratch_digest"
 ACTORS = [
     Principal(account_id="officer-1", kind=PrincipalKind.OFFICER, bureau_id=1, bureau_path="1."),
     Principal(account_id="system-1", kind=PrincipalKind.SYSTEM, bureau_id=1, bureau_path="1."),
@@ -68,19 +67,9 @@ EDITED = 2  # index of the entry edited in a chain of five
 
 @pytest.fixture(scope="module")
 async def scratch() -> AsyncIterator[httpx.AsyncClient]:
-    urls = {"scratch": SCRATCH_URL}
-    await drop_databases(urls)
-    await create_databases(urls)
-    try:
-        await asyncio.to_thread(upgrade, "registry", SCRATCH_URL)
-        app = create_app(RegistrySettings(database_url=SCRATCH_URL))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://scratch") as client:
-                client.app = app  # type: ignore[attr-defined]
-                yield client
-    finally:
-        await drop_databases(urls)
+    """A registry app on its own freshly migrated (empty) database."""
+    async with scratch_registry("digest") as client:
+        yield client
 
 
 async def tamper(client: httpx.AsyncClient, *statements: str, params: dict | None = None) -> None:
