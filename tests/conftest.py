@@ -121,10 +121,13 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _app_client(app, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def _app_client(
+    app, base_url: str, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``raise_app_exceptions=False`` drives the app as a server would: an error becomes a response."""
     api = getattr(app, "api", app)
     async with api.router.lifespan_context(api):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             client.app = api  # type: ignore[attr-defined]
             client.asgi = app  # type: ignore[attr-defined]  # the whole app, middleware included

@@ -21,7 +21,7 @@ from gateway.config import GatewaySettings
 from gateway.models import Account, AuditEntry
 from services.common.context import reset_request_id, set_request_id
 from services.common.problems import GatewayTimeout, NotFound, ServiceUnavailable
-from tests.conftest import auth
+from tests.conftest import _app_client, auth
 from tests.factories import create_officer, pilot_unit
 from tests.servers import echo_server, silent_server
 from tools.platform import free_port
@@ -36,11 +36,8 @@ PASSWORD = "a long enough password"
 async def admin_gateway(registry_url) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway, reading the registry app of this run on its socket."""
     app = create_app(GatewaySettings(registry_url=registry_url))
-    async with app.api.router.lifespan_context(app.api):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            client.app = app.api  # type: ignore[attr-defined]
-            yield client
+    async for client in _app_client(app, "http://gateway", raise_app_exceptions=False):
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from gateway import accounts
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from tests.conftest import auth
+from tests.conftest import _app_client, auth
 
 SECRET = "connection to db-primary.internal:5432 failed, password=hunter2"
 LEAKS = ("db-primary", "hunter2", "password=", "RuntimeError", "Traceback", 'File "')
@@ -25,10 +25,8 @@ LEAKS = ("db-primary", "hunter2", "password=", "RuntimeError", "Traceback", 'Fil
 async def gateway_server(registry_url) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway driven as a server would drive it: an app error becomes a response, not a raise."""
     app = create_app(GatewaySettings(registry_url=registry_url))
-    async with app.api.router.lifespan_context(app.api):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client
+    async for client in _app_client(app, "http://gateway", raise_app_exceptions=False):
+        yield client
 
 
 def fail(*_args, **_kwargs):
