@@ -73,13 +73,13 @@ MODULES = (
     Module("token verifier (services/common/auth.py)", "services/common/auth.py", excluded=PRINCIPAL),
     Module("scope: Principal (services/common/auth.py)", "services/common/auth.py", functions=PRINCIPAL),
     Module(
-        "scope: registry subtree filters (services/registry/repository.py)",
-        "services/registry/repository.py",
+        "scope: registry subtree filters (services.registry.network.repository.py)",
+        "services.registry.network.repository.py",
         functions=("x__subtree_rows", "x_list_bureau_rows", "x_list_officer_rows"),
     ),
     Module(
-        "scope: registry loaders (services/registry/service.py)",
-        "services/registry/service.py",
+        "scope: registry loaders (services/registry/network/service.py)",
+        "services/registry/network/service.py",
         functions=(
             "x_read_bureau",
             "x__page_in_subtree",
@@ -103,8 +103,8 @@ _CONSTRAINT = "the unique constraint behind it answers the same 409 problem"
 _REGISTRY_ACTIVE = "the registry's officer always carries `active`, so the default is never used"
 _DUMP_MODE = "pydantic treats any mode but python as json here; roles dump to the same strings"
 EQUIVALENT: dict[str, str] = {
-    "services.registry.repository.x_list_bureau_rows__mutmut_7": _SAME_PAGE,
-    "services.registry.repository.x_list_officer_rows__mutmut_7": _SAME_PAGE,
+    "services.registry.network.repository.x_list_bureau_rows__mutmut_7": _SAME_PAGE,
+    "services.registry.network.repository.x_list_officer_rows__mutmut_7": _SAME_PAGE,
     "gateway.accounts.x_create_officer_account__mutmut_15": _REGISTRY_ACTIVE,
     "gateway.accounts.x_create_officer_account__mutmut_17": _REGISTRY_ACTIVE,
     "gateway.accounts.x_create_officer_account__mutmut_20": _REGISTRY_ACTIVE,

@@ -11,7 +11,7 @@ from services.common.app import create_service_app
 from services.common.audit import AuditLog
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.models import AuditEntry
-from services.registry.routes import router
+from services.registry.network.routes import router as network_router
 
 AUDIT = AuditLog(AuditEntry)
 # Unique constraints two concurrent writers can still hit after the service's own checks.
@@ -32,7 +32,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "the bodies of each bureau, posts and officers."
         ),
         settings=settings or get_settings(),
-        routers=[router],
+        routers=[network_router],
         audit=AUDIT,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )

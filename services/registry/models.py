@@ -1,142 +1,60 @@
-"""Registry tables: divisions, the bureau network, bodies, posts and officers."""
+"""Every registry table, gathered for Alembic and for the tables the mechanisms add.
+
+Each domain package keeps its own models; this module only imports them, so the
+registry's metadata is complete wherever it is used.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
-
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    ForeignKey,
-    Identity,
-    Index,
-    String,
-    UniqueConstraint,
-)
-from sqlmodel import Field, SQLModel
-
 from services.common.audit import audit_table
-from services.common.db import new_model_registry, utcnow
+from services.registry.base import RegistryModel
+from services.registry.certification.models import (
+    Auditor,
+    AuditorAffiliation,
+    Certificate,
+    CertificateAuditor,
+    CertificateProduct,
+    CertificateStatusChange,
+    CertificationActivity,
+    CertificationBody,
+)
+from services.registry.imports.models import ImportBatch, ImportRowError
+from services.registry.inspections.models import Inspection, InspectionOfficer
+from services.registry.network.models import (
+    NATIONAL_BUREAU_ID,
+    Bureau,
+    BureauBody,
+    Division,
+    Officer,
+    PilotDesignation,
+    Post,
+)
+from services.registry.subjects.models import Enterprise, Product
 
-
-class RegistryModel(SQLModel, registry=new_model_registry()):
-    pass
-
-
-class DivisionLevel(StrEnum):
-    PROVINCE = "province"
-    CITY = "city"
-    COUNTY = "county"
-
-
-class BureauLevel(StrEnum):
-    NATIONAL = "national"
-    PROVINCIAL = "provincial"  # incl. directly-under entry-exit bureaus (Ningbo)
-    CITY = "city"
-    BRANCH = "branch"  # entry-exit branch bureau (分支局)
-    COUNTY = "county"
-
-
-class BureauSystem(StrEnum):
-    NATIONAL = "national"  # the national regulator itself
-    ENTRY_EXIT = "entry_exit"  # entry-exit inspection and quarantine (出入境检验检疫)
-    QUALITY_SUPERVISION = "quality_supervision"  # quality and technical supervision (质量技术监督)
-
-
-class PilotRole(StrEnum):
-    NONE = "none"
-    PROVINCIAL = "provincial"  # one of the 16 provincial pilot units
-    GRASSROOTS = "grassroots"  # the grassroots pilot unit a provincial unit named
-
-
-class BodyKind(StrEnum):
-    SUPERVISION = "supervision"  # certification supervision body (认证监管机构)
-    ENFORCEMENT = "enforcement"  # dedicated enforcement body (专职执法机构)
-    LEGAL = "legal"  # legal-affairs body (法制工作机构)
-
-
-NATIONAL_BUREAU_ID = 1  # the root of the tree; its path is "1."
-
-
-def _created() -> datetime:
-    return utcnow()
-
-
-class Division(RegistryModel, table=True):
-    """An administrative division of GB/T 2260 (行政区划代码)."""
-
-    code: str = Field(primary_key=True, max_length=6)
-    name: str = Field(max_length=64)
-    level: DivisionLevel = Field(sa_type=String(16))
-    parent_code: str | None = Field(default=None, max_length=6, index=True)
-    revision: int
-
-
-class Bureau(RegistryModel, table=True):
-    """A bureau of the three-level network (national → provincial → city / branch → county)."""
-
-    __table_args__ = (
-        UniqueConstraint("parent_id", "name", name="uq_bureau_parent_id_name"),
-        Index("ix_bureau_path_prefix", "path", postgresql_ops={"path": "text_pattern_ops"}),
-    )
-
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
-    )
-    parent_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, ForeignKey("bureau.id"), index=True)
-    )
-    path: str = Field(max_length=512, unique=True)
-    name: str = Field(max_length=128)
-    level: BureauLevel = Field(sa_type=String(16))
-    system: BureauSystem = Field(sa_type=String(24))
-    division_code: str | None = Field(default=None, foreign_key="division.code", max_length=6)
-    pilot: PilotRole = Field(default=PilotRole.NONE, sa_type=String(16))
-    version: int = 1
-    created_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
-
-
-class BureauBody(RegistryModel, table=True):
-    """One of the three bodies of a bureau."""
-
-    __tablename__ = "bureau_body"
-    __table_args__ = (UniqueConstraint("bureau_id", "kind", name="uq_bureau_body_bureau_id_kind"),)
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    bureau_id: int = Field(sa_column=Column(BigInteger, ForeignKey("bureau.id"), nullable=False))
-    kind: BodyKind = Field(sa_type=String(16))
-    name: str = Field(max_length=128)
-
-
-class Post(RegistryModel, table=True):
-    """A post (岗位) of a body, to which duties and authority are bound."""
-
-    __table_args__ = (UniqueConstraint("bureau_id", "name", name="uq_post_bureau_id_name"),)
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    bureau_id: int = Field(sa_column=Column(BigInteger, ForeignKey("bureau.id"), nullable=False, index=True))
-    body: BodyKind = Field(sa_type=String(16))
-    name: str = Field(max_length=128)
-    duties: str = Field(default="", max_length=2000)
-    created_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
-
-
-class Officer(RegistryModel, table=True):
-    """An officer of a bureau; enforcement officers hold an enforcement credential (执法证)."""
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    bureau_id: int = Field(sa_column=Column(BigInteger, ForeignKey("bureau.id"), nullable=False, index=True))
-    body: BodyKind = Field(sa_type=String(16))
-    post_id: int | None = Field(default=None, sa_column=Column(BigInteger, ForeignKey("post.id")))
-    name: str = Field(max_length=64)
-    credential_number: str | None = Field(default=None, max_length=32, unique=True)
-    active: bool = True
-    version: int = 1
-    created_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
-
+__all__ = [
+    "NATIONAL_BUREAU_ID",
+    "AuditEntry",
+    "Auditor",
+    "AuditorAffiliation",
+    "Bureau",
+    "BureauBody",
+    "Certificate",
+    "CertificateAuditor",
+    "CertificateProduct",
+    "CertificateStatusChange",
+    "CertificationActivity",
+    "CertificationBody",
+    "Division",
+    "Enterprise",
+    "ImportBatch",
+    "ImportRowError",
+    "Inspection",
+    "InspectionOfficer",
+    "Officer",
+    "PilotDesignation",
+    "Post",
+    "Product",
+    "RegistryModel",
+]
 
 AuditEntry = audit_table(RegistryModel.metadata)

@@ -15,10 +15,10 @@ import gb2260.data
 from sqlalchemy import func, select
 
 from services.common.db import make_engine, make_sessionmaker
-from services.registry import repository as repo
 from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings, get_settings
-from services.registry.models import (
+from services.registry.network import repository as repo
+from services.registry.network.models import (
     NATIONAL_BUREAU_ID,
     BodyKind,
     BureauLevel,
@@ -27,7 +27,7 @@ from services.registry.models import (
     Officer,
     PilotRole,
 )
-from services.registry.service import division_level, division_parent, insert_bureau
+from services.registry.network.service import division_level, division_parent, insert_bureau
 
 DATA_DIR = Path(__file__).parent / "data"
 NATIONAL_NAME = "国家认证认可监督管理委员会"

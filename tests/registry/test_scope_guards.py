@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from services.common.auth import Principal, PrincipalKind
 from services.registry.models import Bureau, BureauLevel, BureauSystem, Officer, Post
-from services.registry.repository import get_bureau
-from services.registry.service import insert_bureau
+from services.registry.network.repository import get_bureau
+from services.registry.network.service import insert_bureau
 from tests.conftest import auth
 from tests.factories import create_bureau, create_officer, unique
 

@@ -10,10 +10,10 @@ from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
-from services.registry import service
 from services.registry.deps import AuditDep, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
-from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
-from services.registry.schemas import (
+from services.registry.network import service
+from services.registry.network.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
+from services.registry.network.schemas import (
     BodyRead,
     BureauCreate,
     BureauRead,

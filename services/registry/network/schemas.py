@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.common.types import EntityId, Flag, InputModel
-from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
+from services.registry.network.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=128)]
 PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=64)]

@@ -19,8 +19,8 @@ from services.common.concurrency import check_if_match
 from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
-from services.registry import repository as repo
-from services.registry.models import (
+from services.registry.network import repository as repo
+from services.registry.network.models import (
     BodyKind,
     Bureau,
     BureauBody,
@@ -32,7 +32,7 @@ from services.registry.models import (
     PilotRole,
     Post,
 )
-from services.registry.schemas import (
+from services.registry.network.schemas import (
     BureauCreate,
     BureauRead,
     BureauUpdate,

@@ -9,7 +9,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.models import Bureau, BureauBody, Division, Officer, Post
+from services.registry.network.models import Bureau, BureauBody, Division, Officer, Post
 
 _bureau = Bureau.__table__  # type: ignore[attr-defined]
 _division = Division.__table__  # type: ignore[attr-defined]
