@@ -29,7 +29,7 @@ from services.common.app import platform_state
 from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
 from services.common.auth import Principal, TokenSigner
-from services.common.client import pooled_client, pooled_transport
+from services.common.client import ServiceClient, SignedTokens, pooled_client, pooled_transport
 from services.common.db import utcnow
 from services.common.health import router as health_router
 from services.common.openapi import PlatformAPI
@@ -139,9 +139,12 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                 for name, url in settings.upstreams().items()
             }
             app.state.upstream_transports = transports
-            app.state.registry_officers = accounts.RegistryOfficers(
-                app.state.upstreams["registry"], app.state.signer
+            # The gateway's own calls to the registry: its pool, its own signed token.
+            app.state.registry = ServiceClient(
+                http=app.state.upstreams["registry"],
+                tokens=SignedTokens(app.state.signer, accounts.GATEWAY_PRINCIPAL),
             )
+            app.state.registry_officers = accounts.RegistryOfficers(app.state.registry)
             app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
             watcher = asyncio.create_task(
                 revocations.watch(

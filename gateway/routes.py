@@ -214,7 +214,7 @@ async def create_officer_account(
 ) -> AccountRead:
     accounts.require_admin(principal)
     officer = await accounts.registry_get(
-        request.app.state.upstreams["registry"],
+        request.app.state.registry,
         f"/officers/{data.officer_id}",
         request.headers["authorization"],
     )
@@ -243,7 +243,7 @@ async def create_system_account(
 ) -> SystemAccountCreated:
     accounts.require_admin(principal)
     bureau = await accounts.registry_get(
-        request.app.state.upstreams["registry"],
+        request.app.state.registry,
         f"/bureaus/{data.bureau_id}",
         request.headers["authorization"],
     )
