@@ -32,7 +32,9 @@ from services.common.auth import Principal, TokenSigner
 from services.common.client import ServiceClient, SignedTokens, pooled_client, pooled_transport
 from services.common.db import utcnow
 from services.common.health import router as health_router
+from services.common.idempotency import IdempotencyMiddleware
 from services.common.openapi import PlatformAPI
+from services.common.outages import OutageLog, outage_of
 from services.common.problems import Unauthorized, install_problem_handlers
 from services.common.routers import audit_router
 
@@ -91,12 +93,19 @@ class Revocations:
         finally:
             self._noted_during_refresh = None
 
-    async def watch(self, maker, interval: float, lifetime_seconds: float) -> None:
+    async def watch(
+        self, maker, interval: float, lifetime_seconds: float, outages: OutageLog | None = None
+    ) -> None:
+        outages = outages or OutageLog()
         while True:
             try:
                 await self.refresh(maker, lifetime_seconds)
-            except Exception:  # keep the last known set; the next round tries again
-                log.exception("could not refresh revoked accounts")
+            except Exception as exc:  # keep the last known set; the next round tries again
+                store = outage_of(exc)
+                if store is None:
+                    log.exception("could not refresh revoked accounts")
+                else:
+                    outages.failed(store, exc)  # logged once per outage
             await asyncio.sleep(interval)
 
 
@@ -151,6 +160,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                     app.state.sessionmaker,
                     settings.revocation_refresh_seconds,
                     settings.token_lifetime_seconds,
+                    app.state.outages,
                 )
             )
             try:
@@ -180,6 +190,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
         redirect_slashes=False,  # as the services: no redirects, a path is exact or 404
     )
     install_problem_handlers(api)
+    api.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_key_ttl_seconds)
     api.include_router(health_router)
     api.include_router(router)
     api.include_router(audit_router("auth"))

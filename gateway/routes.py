@@ -26,6 +26,7 @@ from gateway.throttle import LoginThrottle
 from services.common.auth import Role, TokenSigner
 from services.common.concurrency import etag
 from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep, require_roles
+from services.common.openapi import NO_IDEMPOTENCY_KEY
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_doc, problem_responses
 
@@ -77,6 +78,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         "one address slow down, then are refused for a while (429 with `Retry-After`)."
     ),
     responses=_TOKEN_ERRORS,
+    openapi_extra={NO_IDEMPOTENCY_KEY: True},  # no bearer token, no key: a token is never replayed
 )
 async def issue_token(
     request: Request,

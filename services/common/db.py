@@ -33,13 +33,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, connect_timeout: float = 5.0
+) -> AsyncEngine:
+    # No pre-ping (a round trip per checkout): a connection lost under the pool fails one
+    # statement, and SQLAlchemy then invalidates the whole pool, so the next ones reconnect.
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"timezone": "UTC"}},
+        connect_args={"server_settings": {"timezone": "UTC"}, "timeout": connect_timeout},
     )
 
 

@@ -24,6 +24,7 @@ from starlette.routing import get_route_path
 
 from services.common.context import current_request_id
 from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
+from services.common.outages import DATABASE, outage_log, outage_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "/problems/"
@@ -330,9 +331,24 @@ def internal_error_response() -> Response:
     )
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> Response:
+def outage_problem(app: Any, exc: BaseException) -> StoreUnavailable | None:
+    """The 503 for an error that means a backing store cannot be reached (logged once per
+    incident on ``app``'s outage log), or None for any other error."""
+    store = outage_of(exc)
+    if store is None:
+        return None
+    outage_log(app).failed(store, exc)
+    if store == DATABASE:
+        return DatabaseUnavailable("The database cannot be reached; retry shortly.")
+    return QueueUnavailable("The job queue cannot be reached; retry shortly.")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     if client_went_away(exc):
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody is left to read an answer
+    unavailable = outage_problem(request.app, exc)
+    if unavailable is not None:
+        return unavailable.to_response()
     log.exception("unhandled error", exc_info=exc)
     return internal_error_response()
 
@@ -359,8 +375,12 @@ async def _integrity_error(request: Request, exc: IntegrityError) -> Response:
     return internal_error_response()
 
 
-async def _data_error(_: Request, exc: DBAPIError) -> Response:
-    """A value the database cannot hold (SQLSTATE class 22: out of range, bad character…)."""
+async def _data_error(request: Request, exc: DBAPIError) -> Response:
+    """A value the database cannot hold (SQLSTATE class 22: out of range, bad character…),
+    or a database that cannot be reached."""
+    unavailable = outage_problem(request.app, exc)
+    if unavailable is not None:
+        return unavailable.to_response()
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     if sqlstate.startswith("22"):
         return problem_response(

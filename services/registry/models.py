@@ -7,6 +7,7 @@ registry's metadata is complete wherever it is used.
 from __future__ import annotations
 
 from services.common.audit import audit_table
+from services.common.idempotency import idempotency_table
 from services.registry.base import RegistryModel
 from services.registry.certification.models import (
     Auditor,
@@ -46,6 +47,7 @@ __all__ = [
     "CertificationBody",
     "Division",
     "Enterprise",
+    "IdempotencyKey",
     "ImportBatch",
     "ImportRowError",
     "Inspection",
@@ -58,3 +60,4 @@ __all__ = [
 ]
 
 AuditEntry = audit_table(RegistryModel.metadata)
+IdempotencyKey = idempotency_table(RegistryModel.metadata)

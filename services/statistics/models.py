@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from services.common.audit import audit_table
 from services.common.db import new_model_registry
+from services.common.idempotency import idempotency_table
 
 
 class StatisticsModel(SQLModel, registry=new_model_registry()):
@@ -13,3 +14,4 @@ class StatisticsModel(SQLModel, registry=new_model_registry()):
 
 
 AuditEntry = audit_table(StatisticsModel.metadata)
+IdempotencyKey = idempotency_table(StatisticsModel.metadata)
