@@ -33,6 +33,7 @@ from services.common.client import ServiceClient, SignedTokens, pooled_client, p
 from services.common.db import utcnow
 from services.common.health import router as health_router
 from services.common.idempotency import IdempotencyMiddleware
+from services.common.jobs import purge_idempotency_keys
 from services.common.openapi import PlatformAPI
 from services.common.outages import OutageLog, outage_of
 from services.common.problems import Unauthorized, install_problem_handlers
@@ -109,6 +110,17 @@ class Revocations:
             await asyncio.sleep(interval)
 
 
+async def purge_keys_hourly(state) -> None:
+    """The gateway has no arq worker: it purges its own expired Idempotency-Keys."""
+    ctx = {"sessionmaker": state.sessionmaker, "settings": state.settings}
+    while True:
+        await asyncio.sleep(3600)
+        try:
+            await purge_idempotency_keys(ctx)
+        except Exception as exc:  # the next hour tries again
+            log.warning("expired idempotency keys not purged", extra={"error": type(exc).__name__})
+
+
 def build_api(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,20 +167,24 @@ def build_api(settings: GatewaySettings) -> FastAPI:
             )
             app.state.registry_officers = accounts.RegistryOfficers(app.state.registry)
             app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
-            watcher = asyncio.create_task(
-                revocations.watch(
-                    app.state.sessionmaker,
-                    settings.revocation_refresh_seconds,
-                    settings.token_lifetime_seconds,
-                    app.state.outages,
-                )
-            )
+            background = [
+                asyncio.create_task(
+                    revocations.watch(
+                        app.state.sessionmaker,
+                        settings.revocation_refresh_seconds,
+                        settings.token_lifetime_seconds,
+                        app.state.outages,
+                    )
+                ),
+                asyncio.create_task(purge_keys_hourly(app.state)),
+            ]
             try:
                 yield
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 for client in app.state.upstreams.values():
                     await client.aclose()
                 await app.state.login_throttle.aclose()

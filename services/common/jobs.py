@@ -14,6 +14,7 @@ from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from services.common.audit import AuditLog
+from services.common.client import ServiceClient
 from services.common.db import make_engine, make_sessionmaker
 from services.common.idempotency import purge_expired_keys
 from services.common.logging import configure_logging
@@ -101,8 +102,10 @@ def worker_settings(
         ctx["sessionmaker"] = make_sessionmaker(engine)
         ctx["audit"] = audit
         ctx["settings"] = settings
+        ctx["services"] = ServiceClient(settings)  # the same client the routes use
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["services"].aclose()
         await ctx["engine"].dispose()
 
     functions = _with_common(overrides.pop("functions", None), COMMON_FUNCTIONS, lambda f: f.__name__)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -105,7 +106,7 @@ def _document_idempotency_key(doc: dict[str, Any]) -> None:
         operation = item.get("post")
         if operation is None or operation.pop(NO_IDEMPOTENCY_KEY, False):
             continue
-        operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+        operation.setdefault("parameters", []).append(copy.deepcopy(IDEMPOTENCY_KEY_PARAMETER))
         responses = operation.setdefault("responses", {})
         for status, response in _IDEMPOTENCY_ERRORS.items():
             responses.setdefault(status, response)

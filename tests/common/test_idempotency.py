@@ -20,7 +20,8 @@ from services.common.app import create_service_app
 from services.common.auth import PrincipalKind
 from services.common.db import utcnow
 from services.common.deps import AuditDep, PrincipalDep, SessionDep
-from services.common.idempotency import KEYS, MAX_STORED_BODY_BYTES, purge_expired_keys
+from services.common.idempotency import KEYS, MAX_STORED_BODY_BYTES
+from services.common.jobs import purge_idempotency_keys
 from services.common.problems import Conflict, ServiceUnavailable
 from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings
@@ -348,33 +349,22 @@ class TestExpiry:
         (row,) = await key_rows(client, key)
         assert utcnow() - row.created_at < timedelta(minutes=1)
 
-    async def test_purge_deletes_only_expired_keys(self, service):
+    async def test_the_purge_job_deletes_only_expired_keys(self, service):
         client, _ = service
         owner = f"purge-{uuid.uuid4()}"
         now = utcnow()
         rows = [
-            {
-                "principal": owner,
-                "key": "old",
-                "method": "POST",
-                "path": "/x",
-                "created_at": now - timedelta(hours=25),
-            },
-            {
-                "principal": owner,
-                "key": "new",
-                "method": "POST",
-                "path": "/x",
-                "created_at": now - timedelta(hours=23),
-            },
+            {"principal": owner, "key": key, "method": "POST", "path": "/x", "created_at": now - age}
+            for key, age in (("old", timedelta(hours=25)), ("new", timedelta(hours=23)))
         ]
-        async with client.app.state.sessionmaker() as session:
+        maker = client.app.state.sessionmaker
+        async with maker() as session:
             await session.exec(KEYS.insert().values(rows))
             await session.commit()
-            purged = await purge_expired_keys(session, ttl_seconds=24 * 3600)
-            await session.commit()
+        outcome = await purge_idempotency_keys({"sessionmaker": maker, "settings": RegistrySettings()})
+        async with maker() as session:
             left = (await session.exec(select(KEYS.c.key).where(KEYS.c.principal == owner))).scalars().all()
-        assert purged >= 1 and left == ["new"]
+        assert outcome["purged"] >= 1 and left == ["new"]
 
 
 class TestStreaming:
