@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.common.idempotency import DEFAULT_TTL_SECONDS, IDEMPOTENCY_KEY_HEADER, KEY_PATTERN
-from services.common.problems import Problem, problem_doc
+from services.common.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem, problem_doc
 
 OPERATION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -51,6 +51,11 @@ def check_operation_ids(ids: Iterable[str]) -> None:
 def problem_schemas() -> dict[str, Any]:
     """``Problem`` and the models it uses, as component schemas."""
     schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    listed = "; ".join(f"`{PROBLEM_TYPE_BASE}{slug}`: {meaning}" for slug, meaning in PROBLEM_TYPES.items())
+    schema["properties"]["type"]["description"] = (
+        f"The rule broken, a stable URI. Those every service may answer: {listed}. "
+        "A service adds the rules of its own domain (`/problems/credential-taken`…)."
+    )
     components = schema.pop("$defs", {})
     components["Problem"] = schema
     return components
