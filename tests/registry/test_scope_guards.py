@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from services.common.auth import Principal, PrincipalKind
-from services.registry.models import Bureau, BureauLevel, BureauSystem, Officer, Post
+from services.registry.network.models import Bureau, BureauLevel, BureauSystem, Officer, Post
 from services.registry.network.repository import get_bureau
 from services.registry.network.service import insert_bureau
 from tests.conftest import auth

@@ -8,8 +8,11 @@ characters 9–17, which is how one enterprise is recognised under both.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
+from typing import Annotated
 
+from pydantic import AfterValidator, StringConstraints
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
@@ -82,3 +85,34 @@ def certificate_number(scheme: str, value: str) -> str:
     if not MANAGEMENT_SYSTEM.fullmatch(value):
         raise IdentifierError(f"{value!r} is not a certificate number: 6–40 digits, capitals, '-' or '/'.")
     return value
+
+
+def _checked(rule: Callable[[str], str]) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            return rule(value)
+        except IdentifierError as exc:  # pydantic reports a ValueError as a field error
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(check)
+
+
+# Input field types: a value breaking its rule is a field error naming the rule.
+CreditCode = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), _checked(credit_code)]
+OrgCode = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16), _checked(org_code)]
+ApprovalNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=32), _checked(approval_number)
+]
+
+
+def make_org_code(serial: int) -> str:
+    """A valid organisation code for a serial number (demo data, test factories)."""
+    body = f"{serial:08d}"
+    return body + org_code_check_character(body)
+
+
+def make_credit_code(division_code: str, serial: int, *, authority: str = "9", kind: str = "1") -> str:
+    """A valid unified social credit code: authority (9 = market regulation), kind (1 = enterprise),
+    the division, the embedded organisation code and the check character."""
+    body = f"{authority}{kind}{division_code}{make_org_code(serial)}"
+    return body + uscc.calc_check_digit(body)
