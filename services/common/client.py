@@ -16,7 +16,9 @@ in a route or in an arq job alike:
   short jittered backoff; a write is retried only when it carries an
   ``Idempotency-Key`` (every POST does: the caller's, or one generated and
   kept across the retries), except that a connection never made is always
-  retried: nothing was sent.
+  retried: nothing was sent. A keyed write answered 409
+  ``idempotency-key-in-progress`` (an earlier attempt still running) is retried
+  too, until its answer is replayed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.common.auth import Principal, TokenSigner
 from services.common.context import REQUEST_ID_HEADER, current_request_id
+from services.common.idempotency import IDEMPOTENCY_KEY_HEADER, KeyInProgress
 from services.common.problems import (
     PROBLEM_TYPE_BASE,
     BadRequest,
@@ -58,7 +61,7 @@ from services.common.settings import ServiceSettings
 T = TypeVar("T")
 
 TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
-IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+KEY_IN_PROGRESS = PROBLEM_TYPE_BASE + KeyInProgress.slug
 _REFRESH_MARGIN_SECONDS = 30
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRIED_STATUSES = frozenset({502, 503, 504})
@@ -263,6 +266,14 @@ def _failure(exc: httpx.TransportError) -> str:
     return TIMED_OUT if isinstance(exc, httpx.TimeoutException) else BROKEN
 
 
+def _worth_retrying(response: httpx.Response) -> bool:
+    """A gateway or service failure, or an earlier attempt of this very request still running
+    (its answer will be replayed once it is done)."""
+    if response.status_code in RETRIED_STATUSES:
+        return True
+    return response.status_code == 409 and KEY_IN_PROGRESS.encode() in response.content
+
+
 class ServiceClient:
     """Calls to the platform's services; see the module docstring.
 
@@ -369,7 +380,7 @@ class ServiceClient:
                 renewed = True
                 attempt -= 1
                 continue
-            if response.status_code in RETRIED_STATUSES and repeatable and attempt < self.attempts:
+            if repeatable and attempt < self.attempts and _worth_retrying(response):
                 await self._pause(attempt)
                 continue
             return response

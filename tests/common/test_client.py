@@ -78,11 +78,17 @@ class Upstream:
             return Response("upstream exploded", status_code=500, media_type="text/plain")
 
         @app.api_route("/flaky/{name}", methods=["GET", "POST", "PATCH"])
-        async def flaky(name: str, request: Request, failures: int = 2, status: int = 503) -> dict:
+        async def flaky(
+            name: str,
+            request: Request,
+            failures: int = 2,
+            status: int = 503,
+            slug: str = "service-unavailable",
+        ) -> dict:
             self.calls[name] += 1
             self.keys[name].append(request.headers.get("idempotency-key"))
             if self.calls[name] <= failures:
-                return problem_response(status, "service-unavailable", "Unavailable", "try again")
+                return problem_response(status, slug, "Unavailable", "try again")
             return {"calls": self.calls[name]}
 
         @app.get("/protected")
@@ -255,6 +261,15 @@ class TestRetries:
             await client.post("/items", json={"id": 1, "name": "a"})
         first, second = service.keys["create"]
         assert first and second and first != second
+
+    async def test_a_write_whose_first_attempt_still_runs_is_retried_for_its_answer(self, upstream):
+        service, url = upstream
+        params = {"failures": 1, "status": 409, "slug": "idempotency-key-in-progress"}
+        async with client_for(url) as client:
+            assert await client.post("/flaky/running", json={}, params=params) == {"calls": 2}
+            with pytest.raises(Conflict):  # any other conflict is the caller's to handle
+                await client.post("/flaky/conflict", json={}, params={**params, "slug": "conflict"})
+        assert service.calls["running"] == 2 and service.calls["conflict"] == 1
 
     async def test_a_write_without_a_key_is_not_retried(self, upstream):
         service, url = upstream
