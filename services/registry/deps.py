@@ -1,7 +1,11 @@
-"""Annotated dependency aliases of the registry routes."""
+"""Annotated dependency aliases of the registry routes, and the permissions they declare."""
 
 from __future__ import annotations
 
-from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+from services.common.auth import Role
+from services.common.deps import AuditDep, Authorize, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
 
-__all__ = ["AuditDep", "IfMatchDep", "PrincipalDep", "ReadSessionDep", "SessionDep"]
+# Manages the bureau network (bureaus, posts, officers) within the principal's subtree.
+NetworkAdmin = Authorize(Role.ADMIN)
+
+__all__ = ["AuditDep", "IfMatchDep", "NetworkAdmin", "PrincipalDep", "ReadSessionDep", "SessionDep"]
