@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from services.common.audit import audit_table
 from services.common.auth import PrincipalKind
 from services.common.db import new_model_registry, utcnow
+from services.common.outbox import inbox_table, outbox_table
 
 
 class GatewayModel(SQLModel, registry=new_model_registry()):
@@ -45,3 +46,5 @@ class Account(GatewayModel, table=True):
 
 
 AuditEntry = audit_table(GatewayModel.metadata)
+OutboxEvent = outbox_table(GatewayModel.metadata)
+InboxEvent = inbox_table(GatewayModel.metadata)

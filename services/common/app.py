@@ -16,8 +16,9 @@ from services.common.health import router as health_router
 from services.common.jobs import create_job_pool
 from services.common.logging import configure_logging
 from services.common.openapi import PlatformAPI
+from services.common.outbox import Inbox, Outbox
 from services.common.problems import install_problem_handlers
-from services.common.routers import audit_router, principal_router
+from services.common.routers import audit_router, events_router, principal_router
 from services.common.settings import ServiceSettings
 
 
@@ -39,11 +40,15 @@ async def platform_state(
     settings: ServiceSettings,
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
 ) -> AsyncIterator[None]:
-    """What every app keeps on its state: settings, token checks, database, job queue."""
+    """What every app keeps on its state: settings, token checks, database, job queue, events."""
     configure_logging(name, settings.log_level)
     app.state.settings = settings
     app.state.audit = audit
+    app.state.outbox = outbox
+    app.state.inbox = inbox
     app.state.constraint_problems = constraint_problems or {}
     app.state.verifier = load_verifier(settings)
     app.state.authorize = app.state.verifier.verify_authorization
@@ -69,11 +74,13 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with platform_state(app, name, settings, audit, constraint_problems):
+        async with platform_state(app, name, settings, audit, constraint_problems, outbox, inbox):
             app.state.services = ServiceClient(settings)
             try:
                 yield
@@ -96,5 +103,7 @@ def create_service_app(
     app.include_router(health_router)
     for router in (*routers, principal_router(name), audit_router(name)):
         app.include_router(router)
+    if outbox is not None and inbox is not None:
+        app.include_router(events_router(name))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -6,10 +6,13 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.common.audit import AuditLog
+from services.common.outbox import Inbox, Outbox
 from services.enforcement.config import EnforcementSettings, get_settings
-from services.enforcement.models import AuditEntry
+from services.enforcement.models import AuditEntry, InboxEvent, OutboxEvent
 
 AUDIT = AuditLog(AuditEntry)
+OUTBOX = Outbox(OutboxEvent, "enforcement")
+INBOX = Inbox(InboxEvent)
 
 
 def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
@@ -22,4 +25,6 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
         ),
         settings=settings or get_settings(),
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
     )

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from services.common.audit import audit_table
 from services.common.db import new_model_registry
+from services.common.outbox import inbox_table, outbox_table
 
 
 class EnforcementModel(SQLModel, registry=new_model_registry()):
@@ -13,3 +14,5 @@ class EnforcementModel(SQLModel, registry=new_model_registry()):
 
 
 AuditEntry = audit_table(EnforcementModel.metadata)
+OutboxEvent = outbox_table(EnforcementModel.metadata)
+InboxEvent = inbox_table(EnforcementModel.metadata)

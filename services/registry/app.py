@@ -9,11 +9,14 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.common.audit import AuditLog
+from services.common.outbox import Inbox, Outbox
 from services.registry.config import RegistrySettings, get_settings
-from services.registry.models import AuditEntry
+from services.registry.models import AuditEntry, InboxEvent, OutboxEvent
 from services.registry.routes import router
 
 AUDIT = AuditLog(AuditEntry)
+OUTBOX = Outbox(OutboxEvent, "registry")
+INBOX = Inbox(InboxEvent)
 # Unique constraints two concurrent writers can still hit after the service's own checks.
 CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
@@ -34,5 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings or get_settings(),
         routers=[router],
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )

@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel
 
 from services.common.audit import audit_table
 from services.common.db import new_model_registry, utcnow
+from services.common.outbox import inbox_table, outbox_table
 
 
 class RegistryModel(SQLModel, registry=new_model_registry()):
@@ -140,3 +141,5 @@ class Officer(RegistryModel, table=True):
 
 
 AuditEntry = audit_table(RegistryModel.metadata)
+OutboxEvent = outbox_table(RegistryModel.metadata)
+InboxEvent = inbox_table(RegistryModel.metadata)

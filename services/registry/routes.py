@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
 from services.registry import service
-from services.registry.deps import AuditDep, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+from services.registry.deps import (
+    AuditDep,
+    IfMatchDep,
+    OutboxDep,
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+)
 from services.registry.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 from services.registry.schemas import (
     BodyRead,
@@ -253,19 +260,16 @@ async def create_officer(
     responses=problem_responses(403, 404, 409, 412, 428),
 )
 async def update_officer(
-    request: Request,
     session: SessionDep,
     audit: AuditDep,
+    outbox: OutboxDep,
     principal: PrincipalDep,
     officer_id: IdPath,
     data: OfficerUpdate,
     response: Response,
-    background: BackgroundTasks,
     if_match: IfMatchDep = None,
 ) -> OfficerRead:
-    officer = await service.update_officer(session, audit, principal, officer_id, data, if_match)
+    officer = await service.update_officer(session, audit, outbox, principal, officer_id, data, if_match)
     await session.commit()
-    # After the commit, so the gateway reads the change it is told of.
-    background.add_task(service.tell_gateway_officer_changed, request.app.state.services, officer_id)
     response.headers["ETag"] = etag(officer.version)
     return officer

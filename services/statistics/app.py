@@ -6,10 +6,13 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.common.audit import AuditLog
+from services.common.outbox import Inbox, Outbox
 from services.statistics.config import StatisticsSettings, get_settings
-from services.statistics.models import AuditEntry
+from services.statistics.models import AuditEntry, InboxEvent, OutboxEvent
 
 AUDIT = AuditLog(AuditEntry)
+OUTBOX = Outbox(OutboxEvent, "statistics")
+INBOX = Inbox(InboxEvent)
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
@@ -22,4 +25,6 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         ),
         settings=settings or get_settings(),
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
     )

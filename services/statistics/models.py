@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from services.common.audit import audit_table
 from services.common.db import new_model_registry
+from services.common.outbox import inbox_table, outbox_table
 
 
 class StatisticsModel(SQLModel, registry=new_model_registry()):
@@ -13,3 +14,5 @@ class StatisticsModel(SQLModel, registry=new_model_registry()):
 
 
 AuditEntry = audit_table(StatisticsModel.metadata)
+OutboxEvent = outbox_table(StatisticsModel.metadata)
+InboxEvent = inbox_table(StatisticsModel.metadata)
