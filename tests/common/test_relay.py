@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 from arq.connections import RedisSettings
+from arq.constants import result_key_prefix
 from arq.jobs import Job, JobStatus
 from arq.worker import Worker, func
 from sqlalchemy import text
@@ -418,7 +419,7 @@ class TestConsumers:
         await ready.wait_applied([event.id])
         # Delivered again, as after a lost confirmation: the job runs, the inbox says "seen".
         for consumer in CONSUMERS:
-            await ready.pool.delete(f"arq:result:{event_job_id(consumer, event.id)}")
+            await ready.pool.delete(result_key_prefix + event_job_id(consumer, event.id))
         row = await ready.row(event.id)
         await relay._enqueue([(consumer, row) for consumer in CONSUMERS])
         for consumer in CONSUMERS:
