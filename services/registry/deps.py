@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from services.common.auth import Role
-from services.common.deps import AuditDep, Authorize, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+from services.common.deps import (
+    AuditDep,
+    Authorize,
+    IfMatchDep,
+    OutboxDep,
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+)
 
 # Manages the bureau network (bureaus, posts, officers) within the principal's subtree.
 NetworkAdmin = Authorize(Role.ADMIN)
 
-__all__ = ["AuditDep", "IfMatchDep", "NetworkAdmin", "PrincipalDep", "ReadSessionDep", "SessionDep"]
+__all__ = [
+    "AuditDep",
+    "IfMatchDep",
+    "NetworkAdmin",
+    "OutboxDep",
+    "PrincipalDep",
+    "ReadSessionDep",
+    "SessionDep",
+]
