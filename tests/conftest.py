@@ -121,13 +121,13 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
-    """``response`` is the problem of the rule ``slug`` names (``/problems/<slug>``), with
-    ``status``: the status alone does not tell which rule refused the request. Returns it."""
+def assert_problem(response: httpx.Response, status: int, type_: str) -> dict:
+    """``response`` is the problem ``type_`` (``/problems/<rule>``, the rule broken) with
+    ``status``: a status alone does not tell which rule refused the request. Returns it."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json", response.headers
     problem = response.json()
-    assert (problem["type"], problem["status"]) == (f"/problems/{slug}", status), problem
+    assert (problem["type"], problem["status"]) == (type_, status), problem
     return problem
 
 

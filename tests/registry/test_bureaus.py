@@ -77,16 +77,15 @@ class TestScope:
             await registry.get(f"{BUREAUS}/{network['county_a']['id']}", headers=auth(token))
         ).status_code == 200
         response = await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))
-        assert_problem(response, 404, "not-found")
+        assert_problem(response, 404, "/problems/not-found")
         # Its own city (an ancestor) is outside its subtree too.
         response = await registry.get(f"{BUREAUS}/{network['hangzhou']['id']}", headers=auth(token))
-        assert_problem(response, 404, "not-found")
+        assert_problem(response, 404, "/problems/not-found")
 
     async def test_province_cannot_see_another_province(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
-        assert_problem(
-            await registry.get(f"{BUREAUS}/{network['sd_qs']['id']}", headers=auth(token)), 404, "not-found"
-        )
+        response = await registry.get(f"{BUREAUS}/{network['sd_qs']['id']}", headers=auth(token))
+        assert_problem(response, 404, "/problems/not-found")
         assert (
             await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))
         ).status_code == 200
@@ -101,7 +100,7 @@ class TestScope:
             (ee, "county_a"),
         ):
             response = await registry.get(f"{BUREAUS}/{network[hidden]['id']}", headers=auth(token))
-            assert_problem(response, 404, "not-found")
+            assert_problem(response, 404, "/problems/not-found")
 
     async def test_national_regulator_sees_all(self, registry, token_for, network):
         token = token_for()
@@ -136,7 +135,7 @@ class TestScope:
                 "division_code": "370100",
             },
         )
-        assert_problem(response, 404, "not-found")
+        assert_problem(response, 404, "/problems/not-found")
         await assert_no_bureau(registry, name=name)
 
 
@@ -176,7 +175,7 @@ class TestCreateBureau:
                 "division_code": "330300",
             },
         )
-        assert_problem(response, 403, "role-required")
+        assert_problem(response, 403, "/problems/role-required")
 
     @pytest.mark.parametrize(
         ("payload", "field"),
@@ -197,7 +196,7 @@ class TestCreateBureau:
         city = await create_bureau(registry, token, network["zj_qs"], "city", "330300")
         good = {"parent_id": city["id"], "name": unique("区局"), "level": "county", "division_code": "330302"}
         response = await registry.post(BUREAUS, headers=auth(token), json={**good, **payload})
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["status"] == 422
         assert field in [e["loc"] for e in problem["errors"]]
         await assert_no_bureau(registry, parent_id=city["id"])
@@ -207,7 +206,7 @@ class TestCreateBureau:
         response = await registry.post(
             BUREAUS, headers={**auth(token_for()), "content-type": "application/json"}, content=b"{not json"
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["body"]
 
     @pytest.mark.parametrize(
@@ -232,7 +231,7 @@ class TestCreateBureau:
                 "division_code": division,
             },
         )
-        assert_problem(response, 409, rule)
+        assert_problem(response, 409, f"/problems/{rule}")
         await assert_no_bureau(registry, name=name)
 
     async def test_unknown_division_code(self, registry, token_for, network):
@@ -246,7 +245,7 @@ class TestCreateBureau:
                 "division_code": "339900",
             },
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "body.division_code"
 
     async def test_provincial_unit_under_national_must_name_its_system(self, registry, token_for):
@@ -255,7 +254,7 @@ class TestCreateBureau:
             headers=auth(token_for()),
             json={"parent_id": 1, "name": unique("省局"), "level": "provincial", "division_code": "350000"},
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "body.system"
 
     async def test_sibling_names_are_unique(self, registry, token_for, network):
@@ -270,7 +269,7 @@ class TestCreateBureau:
                 "division_code": "330104",
             },
         )
-        assert_problem(response, 409, "bureau-name-taken")
+        assert_problem(response, 409, "/problems/bureau-name-taken")
 
 
 class TestUpdateBureau:
@@ -289,14 +288,14 @@ class TestUpdateBureau:
         stale = await registry.patch(
             url, json={"name": unique("x局")}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert_problem(stale, 412, "precondition-failed")
+        assert_problem(stale, 412, "/problems/precondition-failed")
         assert (await registry.get(url, headers=auth(token))).json()["name"] == new_name
 
     async def test_update_without_if_match_is_refused(self, registry, token_for, network):
         response = await registry.patch(
             f"{BUREAUS}/{network['county_a']['id']}", json={"pilot": "grassroots"}, headers=auth(token_for())
         )
-        assert_problem(response, 428, "precondition-required")
+        assert_problem(response, 428, "/problems/precondition-required")
 
     async def test_update_cannot_change_the_tree(self, registry, token_for, network):
         response = await registry.patch(
@@ -304,24 +303,24 @@ class TestUpdateBureau:
             json={"parent_id": 1},
             headers={**auth(token_for()), "If-Match": "*"},
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["body.parent_id"]
 
 
 class TestReadBureau:
     async def test_unknown_bureau(self, registry, token_for):
         response = await registry.get(f"{BUREAUS}/999999999", headers=auth(token_for()))
-        assert_problem(response, 404, "not-found")
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("bad", ["abc", "0", "-1", "99999999999999999999999"])
     async def test_bad_id(self, registry, token_for, bad):
         response = await registry.get(f"{BUREAUS}/{bad}", headers=auth(token_for()))
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["path.bureau_id"]
 
     async def test_bad_cursor(self, registry, token_for):
         response = await registry.get(BUREAUS, params={"cursor": "not-a-cursor"}, headers=auth(token_for()))
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "query.cursor"
 
 
@@ -333,7 +332,7 @@ class TestPilotDesignationAndOwnRecord:
             json={"name": unique("改名局")},
             headers={**auth(token), "If-Match": "*"},
         )
-        assert_problem(response, 403, "own-bureau")
+        assert_problem(response, 403, "/problems/own-bureau")
 
     async def test_the_bureau_above_designates_a_grassroots_pilot(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
@@ -364,7 +363,7 @@ class TestPilotDesignationAndOwnRecord:
                 "pilot": pilot,
             },
         )
-        assert_problem(response, 409, "pilot-level-mismatch")
+        assert_problem(response, 409, "/problems/pilot-level-mismatch")
         await assert_no_bureau(registry, name=name)
 
     async def test_a_provincial_unit_cannot_become_grassroots(self, registry, token_for, network):
@@ -373,7 +372,7 @@ class TestPilotDesignationAndOwnRecord:
             json={"pilot": "grassroots"},
             headers={**auth(token_for()), "If-Match": f'"{network["sd_qs"]["version"]}"'},
         )
-        assert_problem(response, 409, "pilot-level-mismatch")
+        assert_problem(response, 409, "/problems/pilot-level-mismatch")
 
 
 class TestValuesTheDatabaseCannotHold:
@@ -389,7 +388,7 @@ class TestValuesTheDatabaseCannotHold:
                 "division_code": "330500",
             },
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [(e["loc"], e["type"]) for e in problem["errors"]] == [("body", "value_error")]
         assert "NUL" in problem["errors"][0]["message"]
         # Nor written with the character dropped.
@@ -399,11 +398,11 @@ class TestValuesTheDatabaseCannotHold:
         response = await registry.get(
             "/api/v1/registry/officers", params={"name": "a\u0000b"}, headers=auth(token_for())
         )
-        assert_problem(response, 422, "invalid-value")
+        assert_problem(response, 422, "/problems/invalid-value")
 
     @pytest.mark.parametrize("key", [[2**63], [2**64 - 1], [-(2**63) - 1]])
     async def test_cursor_key_beyond_bigint_is_refused(self, registry, token_for, key):
         cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).rstrip(b"=").decode()
         response = await registry.get(BUREAUS, params={"cursor": cursor}, headers=auth(token_for()))
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "query.cursor"

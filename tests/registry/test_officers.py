@@ -144,7 +144,7 @@ class TestCreateOfficer:
                 "credential_number": holder["credential_number"],
             },
         )
-        assert_problem(response, 409, "credential-taken")
+        assert_problem(response, 409, "/problems/credential-taken")
         assert await rows_where(registry, Officer, credential_number=holder["credential_number"]) == 1
         await assert_no_officer(registry, name=name)
 
@@ -172,7 +172,7 @@ class TestCreateOfficer:
                 statuses = [r.status_code for r in responses]
                 assert statuses.count(201) == 1 and set(statuses) == {201, 409}, statuses
                 for refused in (r for r in responses if r.status_code == 409):
-                    assert_problem(refused, 409, "credential-taken")
+                    assert_problem(refused, 409, "/problems/credential-taken")
                 assert await rows_where(registry, Officer, credential_number=number) == 1
 
     async def test_post_of_another_bureau_is_refused(self, registry, token_for, network):
@@ -186,7 +186,7 @@ class TestCreateOfficer:
                 "post_id": network["other_post"]["id"],
             },
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "body.post_id"
 
     async def test_unknown_post_is_refused(self, registry, token_for, network):
@@ -200,7 +200,7 @@ class TestCreateOfficer:
                 "post_id": 987654321,
             },
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "body.post_id"
 
     async def test_post_of_another_body_is_refused(self, registry, token_for, network):
@@ -215,7 +215,7 @@ class TestCreateOfficer:
                 "post_id": network["legal_post"]["id"],
             },
         )
-        assert_problem(response, 409, "post-body-mismatch")
+        assert_problem(response, 409, "/problems/post-body-mismatch")
         await assert_no_officer(registry, name=name)
 
     async def test_bureau_out_of_scope_is_not_found(self, registry, token_for, network):
@@ -226,7 +226,7 @@ class TestCreateOfficer:
                 headers=auth(token_for(network[admin])),
                 json={"bureau_id": network[target]["id"], "body": "enforcement", "name": name},
             )
-            assert_problem(response, 404, "not-found")
+            assert_problem(response, 404, "/problems/not-found")
             await assert_no_officer(registry, name=name)
 
     @pytest.mark.parametrize("roles", [("enforcement",), ("head", "legal"), ()])
@@ -236,7 +236,7 @@ class TestCreateOfficer:
             headers=auth(token_for(network["county_a"], roles=roles)),
             json={"bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("周九")},
         )
-        assert_problem(response, 403, "role-required")
+        assert_problem(response, 403, "/problems/role-required")
 
     @pytest.mark.parametrize(
         ("payload", "field"),
@@ -262,7 +262,7 @@ class TestCreateOfficer:
             "credential_number": credential(),
         }
         response = await registry.post(OFFICERS, headers=auth(token_for()), json={**good, **payload})
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert field in [e["loc"] for e in problem["errors"]]
         await assert_no_officer(registry, name=good["name"])
         await assert_no_officer(registry, credential_number=good["credential_number"])
@@ -281,7 +281,7 @@ class TestCreateOfficer:
                     field: 2**63,
                 },
             )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == f"body.{field}"
 
 
@@ -308,19 +308,19 @@ class TestReadOfficer:
             token = token_for(network[reader], roles=("enforcement",))
             response = await registry.get(url, headers=auth(token))
             if status == 404:
-                assert_problem(response, 404, "not-found")
+                assert_problem(response, 404, "/problems/not-found")
             else:
                 assert response.status_code == 200, reader
                 assert response.json()["id"] == officer["id"]
 
     async def test_unknown_officer(self, registry, token_for):
         response = await registry.get(f"{OFFICERS}/999999999", headers=auth(token_for()))
-        assert_problem(response, 404, "not-found")
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("bad", ["abc", "0", "-3", str(2**63)])
     async def test_bad_id(self, registry, token_for, bad):
         response = await registry.get(f"{OFFICERS}/{bad}", headers=auth(token_for()))
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["path.officer_id"]
 
 
@@ -336,7 +336,7 @@ class TestUpdateOfficer:
         assert response.json()["name"] == "新名字" and response.json()["version"] == 2
         assert response.headers["etag"] == '"2"'
         stale = await registry.patch(url, json={"name": "旧名字"}, headers={**auth(token), "If-Match": '"1"'})
-        assert assert_problem(stale, 412, "precondition-failed")["current_etag"] == '"2"'
+        assert assert_problem(stale, 412, "/problems/precondition-failed")["current_etag"] == '"2"'
         assert (await registry.get(url, headers=auth(token))).json()["name"] == "新名字"
 
     async def test_update_without_if_match_is_refused(self, registry, token_for, network):
@@ -344,7 +344,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}", json={"active": False}, headers=auth(token_for())
         )
-        assert_problem(response, 428, "precondition-required")
+        assert_problem(response, 428, "/problems/precondition-required")
 
     async def test_deactivate_assign_post_and_clear_credential(self, registry, token_for, network):
         token = token_for()
@@ -387,7 +387,7 @@ class TestUpdateOfficer:
             json={field: value},
             headers={**auth(token_for()), "If-Match": '"1"'},
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == [f"body.{field}"]
 
     @pytest.mark.parametrize("field", ["name", "active"])
@@ -398,7 +398,7 @@ class TestUpdateOfficer:
             json={field: None},
             headers={**auth(token_for()), "If-Match": '"1"'},
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == [f"body.{field}"]
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
@@ -412,7 +412,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}", json=payload, headers={**auth(token_for()), "If-Match": '"1"'}
         )
-        assert_problem(response, 422, "validation-error")
+        assert_problem(response, 422, "/problems/validation-error")
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
 
@@ -426,7 +426,7 @@ class TestUpdateOfficer:
             json={"credential_number": holder["credential_number"]},
             headers={**auth(token), "If-Match": '"1"'},
         )
-        assert_problem(response, 409, "credential-taken")
+        assert_problem(response, 409, "/problems/credential-taken")
         # Re-sending one's own credential is not a conflict.
         own = await registry.patch(
             url,
@@ -442,12 +442,12 @@ class TestUpdateOfficer:
         other_bureau = await registry.patch(
             url, json={"post_id": network["other_post"]["id"]}, headers={**auth(token), "If-Match": '"1"'}
         )
-        problem = assert_problem(other_bureau, 422, "validation-error")
+        problem = assert_problem(other_bureau, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["body.post_id"]
         other_body = await registry.patch(
             url, json={"post_id": network["legal_post"]["id"]}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert_problem(other_body, 409, "post-body-mismatch")
+        assert_problem(other_body, 409, "/problems/post-body-mismatch")
 
     async def test_non_admin_is_refused(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
@@ -455,7 +455,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}", json={"name": "越权者"}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert_problem(response, 403, "role-required")
+        assert_problem(response, 403, "/problems/role-required")
 
     async def test_out_of_scope_officer_is_not_found_as_a_missing_one_is(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_b"])
@@ -473,8 +473,8 @@ class TestUpdateOfficer:
                     json={"name": "越界者"},
                     headers={**auth(token), "If-Match": stale_or_not},
                 )
-                assert_problem(out, 404, "not-found")
-                assert_problem(gone, 404, "not-found")
+                assert_problem(out, 404, "/problems/not-found")
+                assert_problem(gone, 404, "/problems/not-found")
                 assert same_problem(out.json(), officer["id"]) == same_problem(gone.json(), missing)
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read["version"] == 1
@@ -483,7 +483,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/999999999", json={"name": "无此人"}, headers={**auth(token_for()), "If-Match": '"1"'}
         )
-        assert_problem(response, 404, "not-found")
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("value", [True, False, "5"])
     async def test_ids_and_flags_take_no_other_json_type(self, registry, token_for, network, value):
@@ -496,7 +496,7 @@ class TestUpdateOfficer:
                 json={field: value},
                 headers={**auth(token_for()), "If-Match": '"1"'},
             )
-            problem = assert_problem(response, 422, "validation-error")
+            problem = assert_problem(response, 422, "/problems/validation-error")
             assert problem["errors"][0]["loc"] == f"body.{field}", (field, value)
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
@@ -537,7 +537,7 @@ class TestMoveOfficer:
             json={"body": "legal", "post_id": network["enforcement_post"]["id"]},
             headers={**auth(token_for()), "If-Match": '"1"'},
         )
-        assert_problem(response, 409, "post-body-mismatch")
+        assert_problem(response, 409, "/problems/post-body-mismatch")
 
     async def test_a_move_out_of_scope_is_refused_as_not_found(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
@@ -547,7 +547,7 @@ class TestMoveOfficer:
                 json={"bureau_id": target},
                 headers={**auth(token_for(network["zj_qs"])), "If-Match": '"1"'},
             )
-            assert_problem(response, 404, "not-found")
+            assert_problem(response, 404, "/problems/not-found")
             assert same_problem(response.json(), target) == {
                 "type": "/problems/not-found",
                 "title": "Not found",
@@ -629,7 +629,7 @@ class TestListOfficers:
     )
     async def test_bad_query(self, registry, token_for, params):
         response = await registry.get(OFFICERS, params=params, headers=auth(token_for()))
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == [f"query.{next(iter(params))}"]
 
     @pytest.mark.parametrize("key", [["abc"], [None], [1e30], [True], ["7"], [7, 8]])
@@ -639,14 +639,14 @@ class TestListOfficers:
             response = await client.get(
                 OFFICERS, params={"cursor": encode_cursor(key)}, headers=auth(token_for())
             )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "query.cursor"
 
     async def test_bureau_id_filter_beyond_bigint_is_refused(self, registry, token_for):
         transport = httpx.ASGITransport(app=registry.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
             response = await client.get(OFFICERS, params={"bureau_id": 2**63}, headers=auth(token_for()))
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == ["query.bureau_id"]
 
 
@@ -678,7 +678,7 @@ class TestPosts:
             headers=auth(token),
             json={"body": "enforcement", "name": name},
         )
-        assert_problem(response, 409, "post-name-taken")
+        assert_problem(response, 409, "/problems/post-name-taken")
         # The same name in another bureau is fine.
         other = await registry.post(
             f"{BUREAUS}/{network['county_b']['id']}/posts",
@@ -694,7 +694,7 @@ class TestPosts:
             headers=auth(token),
             json={"body": "enforcement", "name": unique("岗位")},
         )
-        assert_problem(response, 403, "role-required")
+        assert_problem(response, 403, "/problems/role-required")
 
     async def test_bureau_out_of_scope_is_not_found(self, registry, token_for, network):
         token = token_for(network["county_a"])
@@ -703,9 +703,9 @@ class TestPosts:
             headers=auth(token),
             json={"body": "enforcement", "name": unique("岗位")},
         )
-        assert_problem(create, 404, "not-found")
+        assert_problem(create, 404, "/problems/not-found")
         listing = await registry.get(f"{BUREAUS}/{network['county_b']['id']}/posts", headers=auth(token))
-        assert_problem(listing, 404, "not-found")
+        assert_problem(listing, 404, "/problems/not-found")
 
     @pytest.mark.parametrize(
         "payload", [{"body": "police"}, {"name": "x"}, {"duties": "x" * 2001}, {"bureau_id": 1}]
@@ -716,7 +716,7 @@ class TestPosts:
             headers=auth(token_for()),
             json={"body": "enforcement", "name": unique("岗位"), **payload},
         )
-        problem = assert_problem(response, 422, "validation-error")
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert [e["loc"] for e in problem["errors"]] == [f"body.{next(iter(payload))}"]
 
     async def test_posts_list_in_keyset_pages(self, registry, token_for, network):
