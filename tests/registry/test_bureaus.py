@@ -197,7 +197,6 @@ class TestCreateBureau:
         good = {"parent_id": city["id"], "name": unique("区局"), "level": "county", "division_code": "330302"}
         response = await registry.post(BUREAUS, headers=auth(token), json={**good, **payload})
         problem = assert_problem(response, 422, "/problems/validation-error")
-        assert problem["status"] == 422
         assert field in [e["loc"] for e in problem["errors"]]
         await assert_no_bureau(registry, parent_id=city["id"])
         await assert_no_bureau(registry, name=good["name"])
