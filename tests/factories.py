@@ -57,12 +57,28 @@ async def create_officer(
     return response.json()
 
 
-async def row_count(client: httpx.AsyncClient, model) -> int:
-    """Rows of a table of the app behind ``client``: to show that bad input wrote nothing."""
+async def rows_where(client: httpx.AsyncClient, model, **fields) -> int:
+    """Rows of ``model``, in the app behind ``client``, that have all these values.
+
+    "Nothing written" is checked on the test's own rows (its unique name or credential,
+    or a parent made for the test), never by whole-table counts, which other tests change."""
+    query = select(func.count()).select_from(model)
+    for name, value in fields.items():
+        query = query.where(getattr(model, name) == value)
     async with client.app.state.sessionmaker() as session:
-        return (await session.exec(select(func.count()).select_from(model))).scalar_one()
+        return (await session.exec(query)).scalar_one()
 
 
-async def audit_count(client: httpx.AsyncClient) -> int:
+async def audit_entries(
+    client: httpx.AsyncClient, entity: str, entity_id: object = None, **data
+) -> list[dict]:
+    """Audit entries of the app behind ``client`` about ``entity`` (one of them, by id)
+    whose data holds ``data``'s values: the entries a test's own writes made."""
+    table = client.app.state.audit.table
+    query = select(table.c.action, table.c.entity_id, table.c.data).where(table.c.entity == entity)
+    if entity_id is not None:
+        query = query.where(table.c.entity_id == str(entity_id))
+    if data:
+        query = query.where(table.c.data.contains(data))
     async with client.app.state.sessionmaker() as session:
-        return await client.app.state.audit.count(session)
+        return [dict(row) for row in (await session.exec(query.order_by(table.c.id))).mappings()]

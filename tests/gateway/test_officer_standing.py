@@ -7,7 +7,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.models import Account, AccountKind
 from services.common.auth import PrincipalKind
-from tests.conftest import _app_client, auth
+from tests.conftest import _app_client, assert_problem, auth
 from tools.platform import free_port
 
 TOKEN = "/api/v1/auth/token"
@@ -155,8 +155,8 @@ class TestTokensEndWhenTheAccountChanges:
         )
         assert changed.status_code == 200
         refused = await gateway.get("/api/v1/registry/me", headers=auth(token))
-        assert refused.status_code == 401
-        assert "changed after this token was issued" in refused.json()["detail"]
+        problem = assert_problem(refused, 401, "/problems/unauthorized")
+        assert "changed after this token was issued" in problem["detail"]
         fresh = (await password_login(gateway, account)).json()["access_token"]
         me = await gateway.get("/api/v1/registry/me", headers=auth(fresh))
         assert me.status_code == 200 and me.json()["roles"] == ["enforcement"]
