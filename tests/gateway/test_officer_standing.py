@@ -3,6 +3,8 @@ the registry reports a change, and its tokens end at the gateway when its accoun
 
 from __future__ import annotations
 
+import asyncio
+
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.models import Account, AccountKind
@@ -174,3 +176,14 @@ class TestTokensEndWhenTheAccountChanges:
         replica = Revocations()
         await replica.refresh(gateway.app.state.sessionmaker, 900)
         assert replica.versions[str(account.id)] == account.version + 3
+
+
+async def test_concurrent_refreshes_of_the_revocations_keep_every_note(gateway, make_account):
+    """The watcher's refresh and an on-demand one may overlap: neither loses the other's notes."""
+    from gateway.app import Revocations
+
+    revocations = Revocations()
+    account = await make_account(active=False)
+    maker = gateway.app.state.sessionmaker
+    await asyncio.gather(*(revocations.refresh(maker, 900) for _ in range(5)))
+    assert str(account.id) in revocations.disabled
