@@ -200,13 +200,13 @@ async def insert_row(client: httpx.AsyncClient, model, **values) -> dict:
         session.add(row)
         await session.commit()
         await session.refresh(row)
-        return row.model_dump()
+        return row.model_dump(warnings=False)
 
 
 async def fetch_row(client: httpx.AsyncClient, model, row_id: int) -> dict | None:
     async with client.app.state.sessionmaker() as session:
         row = await session.get(model, row_id)
-        return row.model_dump() if row is not None else None
+        return row.model_dump(warnings=False) if row is not None else None
 
 
 async def insert_certificate(client: httpx.AsyncClient, body: dict, holder: dict, **extra) -> dict:
@@ -247,3 +247,18 @@ def same_problem(problem: dict, asked_id: int) -> dict:
     if "detail" in masked:
         masked["detail"] = masked["detail"].replace(str(asked_id), "<id>")
     return masked
+
+
+async def legacy_enterprise(client: httpx.AsyncClient, bureau: dict, **values) -> dict:
+    """An enterprise record kept from before the one-record rule (an old import): the same
+    enterprise may be on file under its credit code and, separately, its organisation code."""
+    from services.registry.models import Enterprise
+
+    return await insert_row(
+        client,
+        Enterprise,
+        name=unique("旧档企业"),
+        bureau_id=bureau["id"],
+        bureau_path=bureau["path"],
+        **values,
+    )
