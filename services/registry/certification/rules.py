@@ -30,12 +30,17 @@ class Period:
         return self._shift(end, -self.value)
 
     def _shift(self, day: date, amount: int) -> date:
-        if self.unit == "days":
-            return day + timedelta(days=amount)
         try:
-            return day.replace(year=day.year + amount)
-        except ValueError:  # 29 February in a common year
-            return day.replace(year=day.year + amount, day=28)
+            if self.unit == "days":
+                return day + timedelta(days=amount)
+            try:
+                return day.replace(year=day.year + amount)
+            except ValueError:
+                if not date.min.year <= day.year + amount <= date.max.year:
+                    raise OverflowError from None
+                return day.replace(year=day.year + amount, day=28)  # 29 February in a common year
+        except OverflowError:  # beyond the calendar: the calendar's own end
+            return date.max if amount > 0 else date.min
 
 
 def load_rules(path: Path = RULES_FILE) -> dict[str, Period]:

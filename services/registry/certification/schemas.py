@@ -51,6 +51,11 @@ RegistrationNumber = Annotated[
 Qualification = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Qualifications = Annotated[list[Qualification], Field(max_length=20), AfterValidator(_unique)]
 Notes = Annotated[str, StringConstraints(max_length=2000)]
+# A legal date of the registry: bounded, so periods counted from it stay within the calendar.
+LegalDate = Annotated[
+    date,
+    Field(ge=date(1900, 1, 1), le=date(2199, 12, 31), description="A date from 1900-01-01 to 2199-12-31"),
+]
 
 BODY_EXAMPLE = {
     "approval_number": "CNCA-R-2002-001",
@@ -77,8 +82,8 @@ class BodyCreate(InputModel):
         default=None, description="Unified social credit code (统一社会信用代码, GB 32100)"
     )
     ccc_body_code: CccBodyCode | None = None
-    approved_on: date = Field(description="Day the approval was granted")
-    approval_expires_on: date | None = Field(
+    approved_on: LegalDate = Field(description="Day the approval was granted")
+    approval_expires_on: LegalDate | None = Field(
         default=None,
         description="Last day of the approval; left out, six years from approved_on (the rule's period)",
     )
@@ -109,8 +114,8 @@ class BodyUpdate(InputModel):
     name: Name = Field(default=None, json_schema_extra=_without_default)
     credit_code: CreditCode | None = None
     ccc_body_code: CccBodyCode | None = None
-    approved_on: date = Field(default=None, json_schema_extra=_without_default)
-    approval_expires_on: date = Field(default=None, json_schema_extra=_without_default)
+    approved_on: LegalDate = Field(default=None, json_schema_extra=_without_default)
+    approval_expires_on: LegalDate = Field(default=None, json_schema_extra=_without_default)
     approved_schemes: Schemes = Field(default=None, json_schema_extra=_without_default)
     ccc_designations: CccDesignations = Field(default=None, json_schema_extra=_without_default)
     status: BodyStatus = Field(default=None, json_schema_extra=_without_default)
@@ -194,7 +199,7 @@ class AuditorUpdate(InputModel):
     name: PersonName = Field(default=None, json_schema_extra=_without_default)
     qualifications: Qualifications = Field(default=None, json_schema_extra=_without_default)
     status: AuditorStatus = Field(default=None, json_schema_extra=_without_default)
-    status_changed_on: date = Field(default=None, json_schema_extra=_without_default)
+    status_changed_on: LegalDate = Field(default=None, json_schema_extra=_without_default)
 
 
 class AffiliationRead(BaseModel):
@@ -232,13 +237,13 @@ class AffiliationCreate(InputModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"body_id": 7, "started_on": "2026-01-05"}]})
 
     body_id: EntityId
-    started_on: date
+    started_on: LegalDate
 
 
 class AffiliationEnd(InputModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"ended_on": "2026-06-30"}]})
 
-    ended_on: date = Field(description="Last day of practice in the body")
+    ended_on: LegalDate = Field(description="Last day of practice in the body")
 
 
 # --- certification activities ---------------------------------------------------
@@ -273,7 +278,7 @@ class ActivityCreate(InputModel):
     auditor_ids: Annotated[list[EntityId], Field(max_length=50), AfterValidator(_unique)] = Field(
         default_factory=list, description="Auditors who took part, each practising in the body that day"
     )
-    performed_on: date = Field(description="Day it was performed; not in the future")
+    performed_on: LegalDate = Field(description="Day it was performed; not in the future")
     result: ActivityResult
     notes: Notes = ""
     bureau_id: EntityId | None = Field(
