@@ -97,13 +97,15 @@ def wrong_check_character(code: str) -> str:
     return code[:-1] + next(c for c in "0123456789" if c != code[-1])
 
 
-_approval_serials = itertools.count(random.randrange(27_000))
+# Years 2000–2026, serials 100–999 (the demo chain's bodies hold lower serials).
+_APPROVAL_NUMBERS = 27 * 900
+_approval_serials = itertools.count(random.randrange(_APPROVAL_NUMBERS))
 
 
 def approval_number() -> str:
     """A well-formed approval number CNCA-R-YYYY-NNN, a different one each call in a run."""
-    n = next(_approval_serials) % 27_000
-    return f"CNCA-R-{2000 + n // 1000}-{n % 1000:03d}"
+    n = next(_approval_serials) % _APPROVAL_NUMBERS
+    return f"CNCA-R-{2000 + n // 900}-{100 + n % 900:03d}"
 
 
 def registration_number() -> str:
