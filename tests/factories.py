@@ -235,11 +235,15 @@ async def insert_certificate(client: httpx.AsyncClient, body: dict, holder: dict
 
 
 async def two_provinces(client: httpx.AsyncClient, national_token: str) -> dict[str, dict]:
-    """Zhejiang's and Shandong's quality-supervision pilot units, with a city under Zhejiang's."""
+    """Bureaus of its own for a test module: ``home`` (a city bureau under Zhejiang's
+    quality-supervision unit), ``below`` (a county bureau under it) and ``away`` (a city
+    bureau under Shandong's). The pilot units themselves hold the demo chain."""
     zj = await pilot_unit(client, national_token, "quality_supervision", "330000")
     sd = await pilot_unit(client, national_token, "quality_supervision", "370000")
-    city = await create_bureau(client, national_token, zj, "city", "330100")
-    return {"zj": zj, "sd": sd, "zj_city": city}
+    home = await create_bureau(client, national_token, zj, "city", "330100")
+    below = await create_bureau(client, national_token, home, "county", "330106")
+    away = await create_bureau(client, national_token, sd, "city", "370100")
+    return {"home": home, "below": below, "away": away}
 
 
 def same_problem(problem: dict, asked_id: int) -> dict:

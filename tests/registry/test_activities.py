@@ -35,7 +35,7 @@ async def places(registry, token_for):
 
 @pytest.fixture
 def writer(token_for, places):
-    return token_for(places["zj"], roles=("supervision",))
+    return token_for(places["home"], roles=("supervision",))
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ async def activities_of(registry, token: str, holder: dict, **params) -> list[di
 
 class TestRecordActivity:
     async def test_an_audit_is_recorded_with_its_auditors(self, registry, token_for, places, chain):
-        principal = token_for(places["zj"], roles=("supervision",), account_id="officer-zj-17")
+        principal = token_for(places["home"], roles=("supervision",), account_id="officer-zj-17")
         before = await audit_count(registry)
         response = await registry.post(
             ACTIVITIES, json=payload(chain, notes="初次审核"), headers=auth(principal)
@@ -89,7 +89,7 @@ class TestRecordActivity:
             "conforming",
             days_ago(1),
         )
-        assert (activity["recorded_by"], activity["bureau_id"]) == ("officer-zj-17", places["zj"]["id"])
+        assert (activity["recorded_by"], activity["bureau_id"]) == ("officer-zj-17", places["home"]["id"])
         assert response.headers["location"] == f"{ACTIVITIES}/{activity['id']}"
         assert response.headers["etag"] == '"1"'
         assert await audit_count(registry) == before + 1
@@ -203,7 +203,7 @@ class TestRecordActivity:
     async def test_a_merged_holder_is_refused_naming_the_survivor(self, registry, writer, places, chain):
         older = await create_enterprise(registry, writer, credit_code=None, org_code=org_code())
         newer = await legacy_enterprise(
-            registry, places["zj"], credit_code=credit_code(org=older["org_code"])
+            registry, places["home"], credit_code=credit_code(org=older["org_code"])
         )
         await registry.post(
             f"/api/v1/registry/enterprises/{newer['id']}/merge",
@@ -256,7 +256,7 @@ class TestRecordActivity:
     @pytest.mark.parametrize("role", ["enforcement", "legal", "head"])
     async def test_other_roles_are_refused(self, registry, token_for, places, chain, role):
         response = await registry.post(
-            ACTIVITIES, json=payload(chain), headers=auth(token_for(places["zj"], roles=(role,)))
+            ACTIVITIES, json=payload(chain), headers=auth(token_for(places["home"], roles=(role,)))
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
@@ -264,7 +264,7 @@ class TestRecordActivity:
 
     async def test_a_bureau_outside_scope_is_not_found(self, registry, writer, places, chain):
         response = await registry.post(
-            ACTIVITIES, json=payload(chain, bureau_id=places["sd"]["id"]), headers=auth(writer)
+            ACTIVITIES, json=payload(chain, bureau_id=places["away"]["id"]), headers=auth(writer)
         )
         assert response.status_code == 404
         assert response.json()["type"] == "/problems/not-found"
@@ -275,7 +275,7 @@ class TestActivitiesAreARecord:
     async def test_any_principal_reads_an_activity(self, registry, writer, token_for, places, chain):
         activity = await record_activity(registry, writer, chain["body"], chain["holder"])
         response = await registry.get(
-            f"{ACTIVITIES}/{activity['id']}", headers=auth(token_for(places["sd"], roles=("legal",)))
+            f"{ACTIVITIES}/{activity['id']}", headers=auth(token_for(places["away"], roles=("legal",)))
         )
         assert response.status_code == 200
         assert response.json() == activity

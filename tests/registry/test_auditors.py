@@ -32,7 +32,7 @@ async def places(registry, token_for):
 
 @pytest.fixture
 def writer(token_for, places):
-    return token_for(places["zj"], roles=("supervision",))
+    return token_for(places["home"], roles=("supervision",))
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ class TestCreateAuditor:
             None,
             None,
         )
-        assert auditor["bureau_path"] == places["zj"]["path"]
+        assert auditor["bureau_path"] == places["home"]["path"]
         assert response.headers["location"] == f"{AUDITORS}/{auditor['id']}"
         assert response.headers["etag"] == '"1"'
         assert await audit_count(registry) == before + 1
@@ -135,7 +135,7 @@ class TestCreateAuditor:
         response = await registry.post(
             AUDITORS,
             json={"registration_number": number, "name": "张三"},
-            headers=auth(token_for(places["zj"], roles=(role,))),
+            headers=auth(token_for(places["home"], roles=(role,))),
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
@@ -145,7 +145,7 @@ class TestCreateAuditor:
         number = registration_number()
         response = await registry.post(
             AUDITORS,
-            json={"registration_number": number, "name": "张三", "bureau_id": places["sd"]["id"]},
+            json={"registration_number": number, "name": "张三", "bureau_id": places["away"]["id"]},
             headers=auth(writer),
         )
         assert response.status_code == 404
@@ -173,7 +173,7 @@ class TestReadAndListAuditors:
     async def test_any_principal_reads_an_auditor(self, registry, writer, token_for, places):
         auditor = await create_auditor(registry, writer)
         response = await registry.get(
-            f"{AUDITORS}/{auditor['id']}", headers=auth(token_for(places["sd"], roles=("legal",)))
+            f"{AUDITORS}/{auditor['id']}", headers=auth(token_for(places["away"], roles=("legal",)))
         )
         assert response.status_code == 200
         assert response.json() == auditor
@@ -288,7 +288,7 @@ class TestUpdateAuditor:
         self, registry, writer, token_for, places
     ):
         auditor = await create_auditor(registry, writer)
-        outsider = token_for(places["sd"], roles=("supervision",))
+        outsider = token_for(places["away"], roles=("supervision",))
         outside = await patch(registry, outsider, auditor, {"name": "改名"})
         missing = await patch(registry, outsider, {"id": 2**52}, {"name": "改名"})
         assert outside.status_code == missing.status_code == 404
@@ -297,7 +297,9 @@ class TestUpdateAuditor:
 
     async def test_a_legal_officer_is_refused(self, registry, writer, token_for, places):
         auditor = await create_auditor(registry, writer)
-        response = await patch(registry, token_for(places["zj"], roles=("legal",)), auditor, {"name": "改名"})
+        response = await patch(
+            registry, token_for(places["home"], roles=("legal",)), auditor, {"name": "改名"}
+        )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
 
@@ -509,7 +511,7 @@ class TestAffiliations:
 
     async def test_an_auditor_outside_scope_is_not_found(self, registry, writer, token_for, places, body):
         auditor = await create_auditor(registry, writer)
-        outsider = token_for(places["sd"], roles=("supervision",))
+        outsider = token_for(places["away"], roles=("supervision",))
         response = await registry.post(
             f"{AUDITORS}/{auditor['id']}/affiliations",
             json={"body_id": body["id"], "started_on": days_ago(0)},
@@ -524,7 +526,7 @@ class TestAffiliations:
         response = await registry.post(
             f"{AUDITORS}/{auditor['id']}/affiliations",
             json={"body_id": body["id"], "started_on": days_ago(0)},
-            headers=auth(token_for(places["zj"], roles=("enforcement",))),
+            headers=auth(token_for(places["home"], roles=("enforcement",))),
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"

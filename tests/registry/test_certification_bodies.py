@@ -30,8 +30,8 @@ async def places(registry, token_for):
 
 @pytest.fixture
 def writer(token_for, places):
-    """A supervision officer of Zhejiang's provincial unit."""
-    return token_for(places["zj"], roles=("supervision",))
+    """A supervision officer of the module's home bureau."""
+    return token_for(places["home"], roles=("supervision",))
 
 
 async def bodies_numbered(registry, token: str, number: str) -> list[dict]:
@@ -69,7 +69,7 @@ class TestCreateBody:
         assert body["status"] == "approved"
         assert body["approval_expired"] is False
         assert body["renewal_due"] is False
-        assert (body["bureau_id"], body["bureau_path"]) == (places["zj"]["id"], places["zj"]["path"])
+        assert (body["bureau_id"], body["bureau_path"]) == (places["home"]["id"], places["home"]["path"])
         assert response.headers["location"] == f"{BODIES}/{body['id']}"
         assert response.headers["etag"] == '"1"'
         assert await audit_count(registry) == before + 1
@@ -89,28 +89,28 @@ class TestCreateBody:
 
     async def test_a_national_officer_records_a_body_for_a_bureau_below(self, registry, token_for, places):
         body = await create_certification_body(
-            registry, token_for(roles=("supervision",)), bureau_id=places["zj_city"]["id"]
+            registry, token_for(roles=("supervision",)), bureau_id=places["below"]["id"]
         )
-        assert body["bureau_path"] == places["zj_city"]["path"]
+        assert body["bureau_path"] == places["below"]["path"]
 
     @pytest.mark.parametrize("role", ["admin", "system"])
     async def test_administrators_and_provincial_systems_write(self, registry, token_for, places, role):
         kind = PrincipalKind.SYSTEM if role == "system" else PrincipalKind.OFFICER
-        body = await create_certification_body(registry, token_for(places["zj"], roles=(role,), kind=kind))
-        assert body["bureau_id"] == places["zj"]["id"]
+        body = await create_certification_body(registry, token_for(places["home"], roles=(role,), kind=kind))
+        assert body["bureau_id"] == places["home"]["id"]
 
     @pytest.mark.parametrize("role", ["enforcement", "legal", "head"])
     async def test_other_roles_are_refused_and_nothing_is_written(self, registry, token_for, places, role):
         payload = body_payload()
         response = await registry.post(
-            BODIES, json=payload, headers=auth(token_for(places["zj"], roles=(role,)))
+            BODIES, json=payload, headers=auth(token_for(places["home"], roles=(role,)))
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
         assert await bodies_numbered(registry, token_for(), payload["approval_number"]) == []
 
     async def test_a_bureau_outside_scope_is_not_found(self, registry, writer, places):
-        payload = body_payload(bureau_id=places["sd"]["id"])
+        payload = body_payload(bureau_id=places["away"]["id"])
         response = await registry.post(BODIES, json=payload, headers=auth(writer))
         assert response.status_code == 404
         assert response.json()["type"] == "/problems/not-found"
@@ -229,7 +229,7 @@ class TestCreateBody:
 class TestReadBody:
     async def test_any_principal_reads_a_body_of_another_province(self, registry, writer, token_for, places):
         body = await create_certification_body(registry, writer)
-        reader = token_for(places["sd"], roles=("enforcement",))
+        reader = token_for(places["away"], roles=("enforcement",))
         response = await registry.get(f"{BODIES}/{body['id']}", headers=auth(reader))
         assert response.status_code == 200
         assert response.json() == body
@@ -264,7 +264,7 @@ class TestReadBody:
 
 class TestListBodies:
     async def test_filters_by_scheme_designation_status_name_and_bureau(self, registry, token_for, places):
-        token = token_for(places["zj_city"], roles=("supervision",))
+        token = token_for(places["below"], roles=("supervision",))
         marker = unique("过滤认证")
         ccc = await create_certification_body(
             registry, token, name=f"{marker}甲", approved_schemes=["ccc"], ccc_designations=["0701"]
@@ -286,8 +286,8 @@ class TestListBodies:
         assert await ids(scheme="qms") == [qms["id"], expired["id"]]
         assert await ids(ccc_designation="0701") == [ccc["id"]]
         assert await ids(status="expired") == [expired["id"]]
-        assert await ids(bureau_id=places["zj_city"]["id"]) == [ccc["id"], qms["id"], expired["id"]]
-        assert await ids(bureau_id=places["sd"]["id"]) == []
+        assert await ids(bureau_id=places["below"]["id"]) == [ccc["id"], qms["id"], expired["id"]]
+        assert await ids(bureau_id=places["away"]["id"]) == []
 
     async def test_pages_follow_the_cursor(self, registry, writer, token_for):
         marker = unique("分页认证")
@@ -398,7 +398,7 @@ class TestUpdateBody:
         self, registry, writer, token_for, places
     ):
         body = await create_certification_body(registry, writer)
-        outsider = token_for(places["sd"], roles=("supervision",))
+        outsider = token_for(places["away"], roles=("supervision",))
         headers = {**auth(outsider), "If-Match": '"1"'}
         outside = await registry.patch(f"{BODIES}/{body['id']}", json={"name": unique("改")}, headers=headers)
         missing = await registry.patch(f"{BODIES}/{2**52}", json={"name": unique("改")}, headers=headers)
@@ -406,9 +406,9 @@ class TestUpdateBody:
         assert same_problem(outside.json(), body["id"]) == same_problem(missing.json(), 2**52)
         assert (await registry.get(f"{BODIES}/{body['id']}", headers=auth(writer))).json() == body
 
-    async def test_a_city_cannot_change_its_provinces_body(self, registry, writer, token_for, places):
+    async def test_a_bureau_below_cannot_change_a_body_kept_above(self, registry, writer, token_for, places):
         body = await create_certification_body(registry, writer)
-        city = token_for(places["zj_city"], roles=("supervision",))
+        city = token_for(places["below"], roles=("supervision",))
         response = await registry.patch(
             f"{BODIES}/{body['id']}", json={"name": unique("改")}, headers={**auth(city), "If-Match": '"1"'}
         )
@@ -417,7 +417,7 @@ class TestUpdateBody:
 
     async def test_an_enforcement_officer_is_refused(self, registry, writer, token_for, places):
         body = await create_certification_body(registry, writer)
-        officer = token_for(places["zj"], roles=("enforcement",))
+        officer = token_for(places["home"], roles=("enforcement",))
         response = await registry.patch(
             f"{BODIES}/{body['id']}",
             json={"name": unique("改")},

@@ -40,7 +40,7 @@ async def places(registry, token_for):
 
 @pytest.fixture
 def writer(token_for, places):
-    return token_for(places["zj"], roles=("supervision",))
+    return token_for(places["home"], roles=("supervision",))
 
 
 async def lookup(registry, token: str, **params) -> list[dict]:
@@ -56,7 +56,7 @@ async def read(registry, token: str, enterprise_id: int) -> dict:
 
 
 async def legacy_record(registry, places, **values) -> dict:
-    return await legacy_enterprise(registry, places["zj"], **values)
+    return await legacy_enterprise(registry, places["home"], **values)
 
 
 class TestCreateEnterprise:
@@ -76,7 +76,7 @@ class TestCreateEnterprise:
             "active",
             None,
         )
-        assert enterprise["bureau_path"] == places["zj"]["path"]
+        assert enterprise["bureau_path"] == places["home"]["path"]
         assert response.headers["location"] == f"{ENTERPRISES}/{enterprise['id']}"
         assert response.headers["etag"] == '"1"'
         assert await audit_count(registry) == before + 1
@@ -223,7 +223,7 @@ class TestCreateEnterprise:
         response = await registry.post(
             ENTERPRISES,
             json={"credit_code": code, "name": unique("角色")},
-            headers=auth(token_for(places["zj"], roles=(role,))),
+            headers=auth(token_for(places["home"], roles=(role,))),
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
@@ -233,7 +233,7 @@ class TestCreateEnterprise:
         code = credit_code()
         response = await registry.post(
             ENTERPRISES,
-            json={"credit_code": code, "name": unique("越界"), "bureau_id": places["sd"]["id"]},
+            json={"credit_code": code, "name": unique("越界"), "bureau_id": places["away"]["id"]},
             headers=auth(writer),
         )
         assert response.status_code == 404
@@ -250,7 +250,8 @@ class TestReadAndLookups:
         body = await create_certification_body(registry, writer)
         await insert_certificate(registry, body, enterprise)
         response = await registry.get(
-            f"{ENTERPRISES}/{enterprise['id']}", headers=auth(token_for(places["sd"], roles=("enforcement",)))
+            f"{ENTERPRISES}/{enterprise['id']}",
+            headers=auth(token_for(places["away"], roles=("enforcement",))),
         )
         assert response.status_code == 200
         read_back = response.json()
@@ -428,7 +429,7 @@ class TestUpdateEnterprise:
         self, registry, writer, token_for, places
     ):
         enterprise = await create_enterprise(registry, writer)
-        headers = {**auth(token_for(places["sd"], roles=("supervision",))), "If-Match": '"1"'}
+        headers = {**auth(token_for(places["away"], roles=("supervision",))), "If-Match": '"1"'}
         outside = await registry.patch(
             f"{ENTERPRISES}/{enterprise['id']}", json={"address": "越界"}, headers=headers
         )
@@ -442,7 +443,7 @@ class TestUpdateEnterprise:
         response = await registry.patch(
             f"{ENTERPRISES}/{enterprise['id']}",
             json={"address": "改"},
-            headers={**auth(token_for(places["zj"], roles=("enforcement",))), "If-Match": '"1"'},
+            headers={**auth(token_for(places["home"], roles=("enforcement",))), "If-Match": '"1"'},
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
@@ -606,7 +607,7 @@ class TestMerge:
     async def test_a_duplicate_outside_scope_is_not_found_and_nothing_moves(
         self, registry, writer, token_for, places
     ):
-        outsider = token_for(places["sd"], roles=("supervision",))
+        outsider = token_for(places["away"], roles=("supervision",))
         theirs = await create_enterprise(registry, outsider, credit_code=None, org_code=org_code())
         product = await create_product(registry, outsider, theirs)
         ours = await create_enterprise(registry, writer)
@@ -622,7 +623,7 @@ class TestMerge:
     async def test_an_enforcement_officer_is_refused(self, registry, writer, token_for, places):
         older = await create_enterprise(registry, writer, credit_code=None, org_code=org_code())
         newer = await create_enterprise(registry, writer, credit_code=None, org_code=org_code())
-        response = await self.merge(registry, token_for(places["zj"], roles=("enforcement",)), newer, older)
+        response = await self.merge(registry, token_for(places["home"], roles=("enforcement",)), newer, older)
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
         assert (await read(registry, writer, older["id"]))["status"] == "active"

@@ -27,7 +27,7 @@ async def places(registry, token_for):
 
 @pytest.fixture
 def writer(token_for, places):
-    return token_for(places["zj"], roles=("supervision",))
+    return token_for(places["home"], roles=("supervision",))
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ class TestCreateProduct:
             "BCD-520W",
             "示例",
         )
-        assert product["bureau_path"] == places["zj"]["path"]
+        assert product["bureau_path"] == places["home"]["path"]
         assert response.headers["location"] == f"{PRODUCTS}/{product['id']}"
         assert response.headers["etag"] == '"1"'
         assert await audit_count(registry) == before + 1
@@ -73,9 +73,9 @@ class TestCreateProduct:
     async def test_a_bureau_may_record_a_product_of_an_enterprise_of_another_province(
         self, registry, token_for, places, holder
     ):
-        other = token_for(places["sd"], roles=("supervision",))
+        other = token_for(places["away"], roles=("supervision",))
         product = await create_product(registry, other, holder)
-        assert (product["holder_id"], product["bureau_id"]) == (holder["id"], places["sd"]["id"])
+        assert (product["holder_id"], product["bureau_id"]) == (holder["id"], places["away"]["id"])
 
     async def test_a_missing_holder_is_refused(self, registry, writer):
         response = await registry.post(PRODUCTS, json=product_payload({"id": 2**52}), headers=auth(writer))
@@ -85,7 +85,7 @@ class TestCreateProduct:
     async def test_a_merged_holder_is_refused_naming_the_survivor(self, registry, writer, places):
         older = await create_enterprise(registry, writer, credit_code=None, org_code=org_code())
         newer = await legacy_enterprise(
-            registry, places["zj"], credit_code=credit_code(org=older["org_code"])
+            registry, places["home"], credit_code=credit_code(org=older["org_code"])
         )
         merged = await registry.post(
             f"/api/v1/registry/enterprises/{newer['id']}/merge",
@@ -104,7 +104,7 @@ class TestCreateProduct:
     @pytest.mark.parametrize("role", ["enforcement", "legal", "head"])
     async def test_other_roles_are_refused(self, registry, token_for, places, holder, role):
         response = await registry.post(
-            PRODUCTS, json=product_payload(holder), headers=auth(token_for(places["zj"], roles=(role,)))
+            PRODUCTS, json=product_payload(holder), headers=auth(token_for(places["home"], roles=(role,)))
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
@@ -112,7 +112,7 @@ class TestCreateProduct:
 
     async def test_a_bureau_outside_scope_is_not_found(self, registry, writer, places, holder):
         response = await registry.post(
-            PRODUCTS, json=product_payload(holder, bureau_id=places["sd"]["id"]), headers=auth(writer)
+            PRODUCTS, json=product_payload(holder, bureau_id=places["away"]["id"]), headers=auth(writer)
         )
         assert response.status_code == 404
         assert response.json()["type"] == "/problems/not-found"
@@ -143,7 +143,7 @@ class TestReadAndListProducts:
     async def test_any_principal_reads_a_product(self, registry, writer, token_for, places, holder):
         product = await create_product(registry, writer, holder)
         response = await registry.get(
-            f"{PRODUCTS}/{product['id']}", headers=auth(token_for(places["sd"], roles=("enforcement",)))
+            f"{PRODUCTS}/{product['id']}", headers=auth(token_for(places["away"], roles=("enforcement",)))
         )
         assert response.status_code == 200
         assert response.json() == product
@@ -222,7 +222,7 @@ class TestUpdateProduct:
         self, registry, writer, token_for, places, holder
     ):
         product = await create_product(registry, writer, holder)
-        headers = {**auth(token_for(places["sd"], roles=("supervision",))), "If-Match": '"1"'}
+        headers = {**auth(token_for(places["away"], roles=("supervision",))), "If-Match": '"1"'}
         outside = await registry.patch(f"{PRODUCTS}/{product['id']}", json={"model": "X"}, headers=headers)
         missing = await registry.patch(f"{PRODUCTS}/{2**52}", json={"model": "X"}, headers=headers)
         assert outside.status_code == missing.status_code == 404
@@ -234,7 +234,7 @@ class TestUpdateProduct:
         response = await registry.patch(
             f"{PRODUCTS}/{product['id']}",
             json={"model": "X"},
-            headers={**auth(token_for(places["zj"], roles=("legal",))), "If-Match": '"1"'},
+            headers={**auth(token_for(places["home"], roles=("legal",))), "If-Match": '"1"'},
         )
         assert response.status_code == 403
         assert response.json()["type"] == "/problems/role-required"
