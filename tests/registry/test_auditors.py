@@ -261,6 +261,14 @@ class TestUpdateAuditor:
         assert response.json()["errors"][0]["loc"] == "body.status_changed_on"
         assert (await read(registry, writer, auditor)) == auditor
 
+    @pytest.mark.parametrize("day", [0, "20260101", "1899-12-31"])
+    async def test_a_malformed_status_date_is_refused(self, registry, writer, day):
+        auditor = await create_auditor(registry, writer)
+        response = await patch(registry, writer, auditor, {"status": "revoked", "status_changed_on": day})
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == "body.status_changed_on"
+        assert (await read(registry, writer, auditor)) == auditor
+
     async def test_a_date_without_a_status_change_is_refused(self, registry, writer):
         auditor = await create_auditor(registry, writer)
         response = await patch(registry, writer, auditor, {"status_changed_on": days_ago(1)})

@@ -213,6 +213,8 @@ class TestCreateBody:
             {"ccc_designations": ["901"]},
             {"ccc_body_code": "1"},
             {"approved_on": "2024-02-30"},
+            {"approved_on": 1709251200},
+            {"approved_on": "2300-01-01"},
             {"status": "active"},
             {"unknown": 1},
             {"bureau_id": True},

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from services.common.types import EntityId, InputModel
 from services.registry.certification.identifiers import ApprovalNumber, CreditCode
@@ -51,9 +51,19 @@ RegistrationNumber = Annotated[
 Qualification = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Qualifications = Annotated[list[Qualification], Field(max_length=20), AfterValidator(_unique)]
 Notes = Annotated[str, StringConstraints(max_length=2000)]
+
+
+def _date_text(value: Any) -> Any:
+    # A JSON date is YYYY-MM-DD text; a number is not a Unix timestamp here.
+    if not isinstance(value, str | date):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
 # A legal date of the registry: bounded, so periods counted from it stay within the calendar.
 LegalDate = Annotated[
     date,
+    BeforeValidator(_date_text),
     Field(ge=date(1900, 1, 1), le=date(2199, 12, 31), description="A date from 1900-01-01 to 2199-12-31"),
 ]
 
