@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from services.common.auth import PrincipalKind
 from services.registry.certification import rules
+from services.registry.models import CertificationBody
 from tests.conftest import auth
 from tests.factories import (
     approval_number,
     audit_count,
     create_certification_body,
     credit_code,
+    insert_row,
     same_problem,
     two_provinces,
     unique,
@@ -358,6 +360,36 @@ class TestUpdateBody:
         assert response.status_code == 409
         assert response.json()["type"] == "/problems/approval-expired"
         assert (await registry.get(f"{BODIES}/{body['id']}", headers=auth(writer))).json() == body
+
+    async def test_an_approval_that_ran_out_unrecorded_does_not_block_other_changes(
+        self, registry, writer, places
+    ):
+        home = places["home"]
+        stale = await insert_row(
+            registry,
+            CertificationBody,
+            approval_number=approval_number(),
+            name=unique("过期未登记"),
+            approved_on=date(2015, 1, 1),
+            approval_expires_on=date(2020, 12, 31),
+            approved_schemes=["qms"],
+            bureau_id=home["id"],
+            bureau_path=home["path"],
+        )
+        url = f"{BODIES}/{stale['id']}"
+        assert (await registry.get(url, headers=auth(writer))).json()["approval_expired"] is True
+        renamed = await registry.patch(
+            url, json={"name": "更名认证公司"}, headers={**auth(writer), "If-Match": '"1"'}
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert (renamed.json()["status"], renamed.json()["approval_expired"]) == ("approved", True)
+        response = await registry.patch(
+            url,
+            json={"status": "approved", "approved_schemes": ["qms"]},
+            headers={**auth(writer), "If-Match": '"2"'},
+        )
+        assert response.status_code == 409
+        assert response.json()["type"] == "/problems/approval-expired"
 
     async def test_a_revoked_body_stays_revoked(self, registry, writer):
         body = await create_certification_body(registry, writer, status="revoked")

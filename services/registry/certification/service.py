@@ -137,8 +137,12 @@ _BODY_UNIQUE = {
 }
 
 
-async def _check_body(session: AsyncSession, values: dict[str, Any], body_id: int | None) -> None:
-    """The rules a body's record keeps, on the values it will have after the change."""
+async def _check_body(
+    session: AsyncSession, values: dict[str, Any], body_id: int | None, *, approving: bool = True
+) -> None:
+    """The rules a body's record keeps, on the values it will have after the change.
+    ``approving``: the change grants or renews the approval (its status or dates), so an
+    approval already run out may not be recorded as approved."""
     approved_on, expires_on = values["approved_on"], values["approval_expires_on"]
     if expires_on <= approved_on:
         raise field_error(
@@ -163,7 +167,11 @@ async def _check_body(session: AsyncSession, values: dict[str, Any], body_id: in
                 slug=slug,
                 existing_id=holder.id,
             )
-    if values["status"] == BodyStatus.APPROVED and rules.approval_expired(expires_on, rules.today()):
+    if (
+        approving
+        and values["status"] == BodyStatus.APPROVED
+        and rules.approval_expired(expires_on, rules.today())
+    ):
         raise Conflict(
             f"The approval expired on {expires_on}: record the body as expired, or give the renewed dates.",
             slug="approval-expired",
@@ -224,7 +232,9 @@ async def update_body(
             allowed=allowed,
         )
     current = {column: getattr(body, column) for column in BodyUpdate.model_fields}
-    await _check_body(session, {**current, **changes}, body_id)
+    # An approval that ran out unrecorded does not block a change of name or scope.
+    approving = bool({"status", "approved_on", "approval_expires_on"} & changes.keys())
+    await _check_body(session, {**current, **changes}, body_id, approving=approving)
     await repo.update_body(session, body_id, changes)
     record = data.model_dump(exclude_unset=True, mode="json")
     if "approval_expires_on" in changes:
