@@ -31,6 +31,8 @@ from services.registry.certification.schemas import (
 )
 from services.registry.deps import (
     AuditDep,
+    AuditorToWrite,
+    BodyToWrite,
     IfMatchDep,
     PrincipalDep,
     ReadSessionDep,
@@ -139,18 +141,18 @@ async def create_certification_body(
 async def update_certification_body(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    body_id: IdPath,
+    principal: PrincipalDep,
+    body: BodyToWrite,
     data: BodyUpdate,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> BodyRead:
     """Change a certification body's (认证机构) name, codes, approval dates (a renewal),
     scope or status (approved, suspended 暂停, revoked 撤销, expired)."""
-    body = await service.update_body(session, audit, principal, body_id, data, if_match)
+    changed = await service.update_body(session, audit, principal, body, data, if_match)
     await session.commit()
-    response.headers["ETag"] = etag(body.version)
-    return body
+    response.headers["ETag"] = etag(changed.version)
+    return changed
 
 
 # --- auditors -----------------------------------------------------------------
@@ -230,8 +232,8 @@ async def create_auditor(
 async def update_auditor(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    auditor_id: IdPath,
+    principal: PrincipalDep,
+    auditor: AuditorToWrite,
     data: AuditorUpdate,
     response: Response,
     if_match: IfMatchDep = None,
@@ -239,10 +241,10 @@ async def update_auditor(
     """Change an auditor's (认证人员) name, qualifications or status. Revoking (撤销) ends the
     current affiliation; registering a revoked auditor again within five years of the
     revocation is 409 `/problems/auditor-barred`."""
-    auditor = await service.update_auditor(session, audit, principal, auditor_id, data, if_match)
+    changed = await service.update_auditor(session, audit, principal, auditor, data, if_match)
     await session.commit()
-    response.headers["ETag"] = etag(auditor.version)
-    return auditor
+    response.headers["ETag"] = etag(changed.version)
+    return changed
 
 
 @router.get(
@@ -285,17 +287,17 @@ async def get_auditor_affiliation(
 async def create_auditor_affiliation(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    auditor_id: IdPath,
+    principal: PrincipalDep,
+    auditor: AuditorToWrite,
     data: AffiliationCreate,
     response: Response,
 ) -> AffiliationRead:
     """The auditor (认证人员) practises in one body at a time: while an affiliation is open a
     second is 409 `/problems/auditor-already-affiliated`. The ETag is the auditor's new
     version (the affiliation is part of the auditor's record)."""
-    affiliation, version = await service.affiliate_auditor(session, audit, principal, auditor_id, data)
+    affiliation, version = await service.affiliate_auditor(session, audit, principal, auditor, data)
     await session.commit()
-    response.headers["Location"] = f"{AUDITORS}/{auditor_id}/affiliations/{affiliation.id}"
+    response.headers["Location"] = f"{AUDITORS}/{affiliation.auditor_id}/affiliations/{affiliation.id}"
     response.headers["ETag"] = etag(version)
     return affiliation
 
@@ -310,8 +312,8 @@ async def create_auditor_affiliation(
 async def end_auditor_affiliation(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    auditor_id: IdPath,
+    principal: PrincipalDep,
+    auditor: AuditorToWrite,
     affiliation_id: IdPath,
     data: AffiliationEnd,
     response: Response,
@@ -319,7 +321,7 @@ async def end_auditor_affiliation(
     """End the auditor's (认证人员) practice in the body on `ended_on` (the last day); an ended
     affiliation is 409 `/problems/affiliation-ended`. The ETag is the auditor's new version."""
     affiliation, version = await service.end_affiliation(
-        session, audit, principal, auditor_id, affiliation_id, data
+        session, audit, principal, auditor, affiliation_id, data
     )
     await session.commit()
     response.headers["ETag"] = etag(version)

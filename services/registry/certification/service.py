@@ -51,7 +51,7 @@ from services.registry.certification.schemas import (
     BodyRead,
     BodyUpdate,
 )
-from services.registry.scope import field_error, keeping_bureau, writable
+from services.registry.scope import field_error, keeping_bureau
 from services.registry.subjects.service import active_holder
 
 # How a body's status may move (a move to the same status changes nothing).
@@ -209,13 +209,12 @@ async def update_body(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    body_id: int,
+    body: CertificationBody,
     data: BodyUpdate,
     if_match: str | None,
 ) -> BodyRead:
-    body = writable(
-        principal, await repo.get_body(session, body_id, for_update=True), "Certification body", body_id
-    )
+    """Change the body (loaded, locked and in the principal's scope)."""
+    body_id: int = body.id  # type: ignore[assignment]
     check_if_match(if_match, body.version)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
@@ -328,13 +327,12 @@ async def update_auditor(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    auditor_id: int,
+    auditor: Auditor,
     data: AuditorUpdate,
     if_match: str | None,
 ) -> AuditorRead:
-    auditor = writable(
-        principal, await repo.get_auditor(session, auditor_id, for_update=True), "Auditor", auditor_id
-    )
+    """Change the auditor (loaded, locked and in the principal's scope)."""
+    auditor_id: int = auditor.id  # type: ignore[assignment]
     check_if_match(if_match, auditor.version)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
@@ -379,10 +377,6 @@ async def _end_current_affiliation(session: AsyncSession, auditor_id: int, day: 
     return current.id
 
 
-async def _writable_auditor(session: AsyncSession, principal: Principal, auditor_id: int) -> Auditor:
-    return writable(principal, await repo.get_auditor(session, auditor_id), "Auditor", auditor_id)
-
-
 async def list_affiliations(
     session: AsyncSession, auditor_id: int, cursor: str | None, limit: int
 ) -> tuple[list[AffiliationRead], str | None]:
@@ -395,7 +389,7 @@ async def list_affiliations(
 
 
 async def affiliate_auditor(
-    session: AsyncSession, audit: AuditLog, principal: Principal, auditor_id: int, data: AffiliationCreate
+    session: AsyncSession, audit: AuditLog, principal: Principal, auditor: Auditor, data: AffiliationCreate
 ) -> tuple[AffiliationRead, int]:
     """The auditor starts practising in a body; the affiliation and the auditor's new version.
 
@@ -403,7 +397,7 @@ async def affiliate_auditor(
     ``uq_auditor_affiliation_current`` when two requests race (the app maps its violation
     to the same 409).
     """
-    auditor = await _writable_auditor(session, principal, auditor_id)
+    auditor_id: int = auditor.id  # type: ignore[assignment]
     _not_in_future(data.started_on, "body.started_on")
     _refuse_if_barred(auditor, rules.today())
     if auditor.status != AuditorStatus.REGISTERED:
@@ -451,11 +445,11 @@ async def end_affiliation(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    auditor_id: int,
+    auditor: Auditor,
     affiliation_id: int,
     data: AffiliationEnd,
 ) -> tuple[AffiliationRead, int]:
-    await _writable_auditor(session, principal, auditor_id)
+    auditor_id: int = auditor.id  # type: ignore[assignment]
     affiliation = await repo.get_affiliation(session, affiliation_id, for_update=True)
     if affiliation is None or affiliation.auditor_id != auditor_id:
         raise NotFound(f"Affiliation {affiliation_id} not found.")

@@ -44,8 +44,14 @@ async def get_enterprise(
 
 
 async def lock_enterprises(session: AsyncSession, ids: list[int]) -> dict[int, Enterprise]:
-    """Lock the rows in id order (two merges never wait on each other crosswise)."""
-    query = select(Enterprise).where(Enterprise.id.in_(ids)).order_by(Enterprise.id).with_for_update()  # type: ignore[union-attr]
+    """Lock the rows in id order (two merges never wait on each other crosswise), read afresh."""
+    query = (
+        select(Enterprise)
+        .where(Enterprise.id.in_(ids))  # type: ignore[union-attr]
+        .order_by(Enterprise.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return {e.id: e for e in (await session.exec(query)).all()}  # type: ignore[misc]
 
 

@@ -17,8 +17,11 @@ from services.common.types import IdPath, IdQuery
 from services.registry.certification.identifiers import IdentifierError, credit_code, org_code
 from services.registry.deps import (
     AuditDep,
+    EnterpriseToMerge,
+    EnterpriseToWrite,
     IfMatchDep,
     PrincipalDep,
+    ProductToWrite,
     ReadSessionDep,
     RegistryWriter,
     SessionDep,
@@ -159,18 +162,18 @@ async def create_enterprise(
 async def update_enterprise(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    enterprise_id: IdPath,
+    principal: PrincipalDep,
+    enterprise: EnterpriseToWrite,
     data: EnterpriseUpdate,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> EnterpriseRead:
     """Change an enterprise's (获证企业) name, division or address, or upgrade a record kept
     under its organisation code with the credit code that embeds it."""
-    enterprise = await service.update_enterprise(session, audit, principal, enterprise_id, data, if_match)
+    changed = await service.update_enterprise(session, audit, principal, enterprise, data, if_match)
     await session.commit()
-    response.headers["ETag"] = etag(enterprise.version)
-    return enterprise
+    response.headers["ETag"] = etag(changed.version)
+    return changed
 
 
 @router.post(
@@ -183,18 +186,18 @@ async def update_enterprise(
 async def merge_enterprise(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    enterprise_id: IdPath,
+    principal: PrincipalDep,
+    survivor: EnterpriseToMerge,
     data: EnterpriseMerge,
     response: Response,
 ) -> EnterpriseRead:
     """Merge (合并) a duplicate record into this one, the survivor: the duplicate becomes
     `merged` with `merged_into_id`, and its products, certificates and certification
     activities move to the survivor. Both records must be writable by the principal."""
-    enterprise = await service.merge_enterprise(session, audit, principal, enterprise_id, data)
+    merged = await service.merge_enterprise(session, audit, principal, survivor, data)
     await session.commit()
-    response.headers["ETag"] = etag(enterprise.version)
-    return enterprise
+    response.headers["ETag"] = etag(merged.version)
+    return merged
 
 
 # --- products ---------------------------------------------------------------------
@@ -267,14 +270,14 @@ async def create_product(
 async def update_product(
     session: SessionDep,
     audit: AuditDep,
-    principal: RegistryWriter,
-    product_id: IdPath,
+    principal: PrincipalDep,
+    product: ProductToWrite,
     data: ProductUpdate,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> ProductRead:
     """Change a product's (产品) name, category, model or trademark."""
-    product = await service.update_product(session, audit, principal, product_id, data, if_match)
+    changed = await service.update_product(session, audit, principal, product, data, if_match)
     await session.commit()
-    response.headers["ETag"] = etag(product.version)
-    return product
+    response.headers["ETag"] = etag(changed.version)
+    return changed

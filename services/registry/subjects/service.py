@@ -207,12 +207,12 @@ async def update_enterprise(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    enterprise_id: int,
+    enterprise: Enterprise,
     data: EnterpriseUpdate,
     if_match: str | None,
 ) -> EnterpriseRead:
-    enterprise = await repo.get_enterprise(session, enterprise_id, for_update=True)
-    enterprise = writable(principal, enterprise, "Enterprise", enterprise_id)
+    """Change the enterprise (loaded, locked and in the principal's scope)."""
+    enterprise_id: int = enterprise.id  # type: ignore[assignment]
     check_if_match(if_match, enterprise.version)
     if enterprise.status == EnterpriseStatus.MERGED:
         _refuse_merged(enterprise, (await survivor_of(session, enterprise)).id)  # type: ignore[arg-type]
@@ -231,10 +231,12 @@ async def update_enterprise(
 
 
 async def merge_enterprise(
-    session: AsyncSession, audit: AuditLog, principal: Principal, survivor_id: int, data: EnterpriseMerge
+    session: AsyncSession, audit: AuditLog, principal: Principal, survivor: Enterprise, data: EnterpriseMerge
 ) -> EnterpriseRead:
-    """Fold the duplicate into the survivor: the duplicate ends ``merged`` pointing at the
-    survivor, and its products, certificates and certification activities move over."""
+    """Fold the duplicate into the survivor (loaded and in the principal's scope): the
+    duplicate ends ``merged`` pointing at the survivor, and its products, certificates and
+    certification activities move over."""
+    survivor_id: int = survivor.id  # type: ignore[assignment]
     duplicate_id = data.duplicate_id
     if duplicate_id == survivor_id:
         raise field_error("body.duplicate_id", "A record cannot be merged into itself.", "merge_self")
@@ -325,13 +327,12 @@ async def update_product(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    product_id: int,
+    product: Product,
     data: ProductUpdate,
     if_match: str | None,
 ) -> ProductRead:
-    product = writable(
-        principal, await repo.get_product(session, product_id, for_update=True), "Product", product_id
-    )
+    """Change the product (loaded, locked and in the principal's scope)."""
+    product_id: int = product.id  # type: ignore[assignment]
     check_if_match(if_match, product.version)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
