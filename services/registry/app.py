@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.common.audit import AuditLog
+from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.models import AuditEntry
 from services.registry.network.routes import router as network_router
@@ -19,6 +20,10 @@ CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
     "uq_bureau_parent_id_name": ("bureau-name-taken", "The parent already has a bureau of that name."),
     "uq_post_bureau_id_name": ("post-name-taken", "The bureau already has a post of that name."),
+    "uq_certificate_scheme_number": (
+        "certificate-number-taken",
+        "A certificate of that scheme and number is already registered.",
+    ),
 }
 
 
@@ -32,7 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "the bodies of each bureau, posts and officers."
         ),
         settings=settings or get_settings(),
-        routers=[network_router],
+        routers=[network_router, certificates_router],
         audit=AUDIT,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )
