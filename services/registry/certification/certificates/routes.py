@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
 from services.common.concurrency import etag
 from services.common.pagination import CURSOR_MAX_LENGTH, CURSOR_PATTERN, Page, PageParams
@@ -23,6 +24,7 @@ from services.registry.certification.certificates.schemas import (
     CertificateSummary,
     CertificateUpdate,
     DivisionPrefix,
+    NumberText,
     StatusChangeCreate,
     StatusChangeRead,
 )
@@ -34,6 +36,7 @@ PREFIX = "/api/v1/registry"
 CERTIFICATES = f"{PREFIX}/certificates"
 router = APIRouter(prefix=PREFIX, tags=["certificates"])
 
+NamePart = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=64)]
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 EXPORT_CHUNK = 2000
@@ -83,10 +86,8 @@ async def certificate_filters(
     expires_from: Annotated[date | None, Query(description="Expiring on or after this date")] = None,
     expires_to: Annotated[date | None, Query(description="Expiring on or before this date")] = None,
     q: Annotated[
-        str | None,
+        NamePart | None,
         Query(
-            min_length=3,
-            max_length=64,
             description=(
                 "Part of the holder's name (证书持有人名称), at least 3 characters: the name index "
                 "works on trigrams, and a shorter part would read every certificate"
@@ -94,8 +95,7 @@ async def certificate_filters(
         ),
     ] = None,
     number: Annotated[
-        str | None,
-        Query(min_length=1, max_length=40, description="Exact certificate number, across schemes"),
+        NumberText | None, Query(description="Exact certificate number, across schemes")
     ] = None,
     surveillance_overdue: Annotated[
         bool | None,
@@ -111,8 +111,8 @@ async def certificate_filters(
         division_code=_province_or_city(division_code) if division_code else None,
         expires_from=expires_from,
         expires_to=expires_to,
-        q=(q.strip() or None) if q else None,
-        number=number.strip().upper() if number else None,
+        q=q,
+        number=number.upper() if number else None,
         surveillance_overdue=surveillance_overdue,
     )
 
