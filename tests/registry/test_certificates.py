@@ -50,9 +50,7 @@ def masked(problem: dict, asked: object) -> dict:
 
 
 class TestRegisterCertificate:
-    async def test_ccc_certificate_with_products_auditors_and_default_validity(
-        self, registry, writer, chain
-    ):
+    async def test_ccc_certificate_with_products_auditors_and_default_validity(self, registry, writer, chain):
         before_audit = await audit_count(registry)
         body = payload(chain, number=ccc_number(2016, "01", "0901"))
         response = await registry.post(CERTIFICATES, json=body, headers=auth(writer))
@@ -328,7 +326,9 @@ class TestReadCertificate:
         assert {c["scheme"] for c in items} == {"qms", "ems"}
 
     async def test_lookup_of_an_unknown_number_is_empty(self, registry, token_for):
-        response = await registry.get(CERTIFICATES, params={"number": ccc_number()}, headers=auth(token_for()))
+        response = await registry.get(
+            CERTIFICATES, params={"number": ccc_number()}, headers=auth(token_for())
+        )
         assert response.status_code == 200
         assert response.json() == {"items": [], "next_cursor": None}
 
