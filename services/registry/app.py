@@ -8,13 +8,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.config import RegistrySettings, get_settings
-from services.registry.models import AuditEntry
+from services.registry.models import AUDIT
 from services.registry.network.routes import router as network_router
 
-AUDIT = AuditLog(AuditEntry)
 # Unique constraints two concurrent writers can still hit after the service's own checks.
 CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
