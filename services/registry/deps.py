@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from services.common.auth import Principal, Role
+from services.common.auth import Role
 from services.common.deps import (
     AuditDep,
+    Authorize,
     IfMatchDep,
     PrincipalDep,
     ReadSessionDep,
     SessionDep,
-    require_roles,
 )
 
 # Who writes the registry of certified subjects (certificates, bodies, auditors, enterprises,
 # products): the supervision body, an administrator, or a provincial system — each only
-# within its scope, which the service checks on the object (404 outside).
-RegistryWriter = Annotated[Principal, require_roles(Role.SUPERVISION, Role.ADMIN, Role.SYSTEM)]
+# within its scope, which the object's loader checks (404 outside).
+REGISTRY_WRITER_ROLES = (Role.SUPERVISION, Role.ADMIN, Role.SYSTEM)
+RegistryWriter = Authorize(*REGISTRY_WRITER_ROLES)
 
-__all__ = ["AuditDep", "IfMatchDep", "PrincipalDep", "ReadSessionDep", "RegistryWriter", "SessionDep"]
+__all__ = [
+    "REGISTRY_WRITER_ROLES",
+    "AuditDep",
+    "IfMatchDep",
+    "PrincipalDep",
+    "ReadSessionDep",
+    "RegistryWriter",
+    "SessionDep",
+]

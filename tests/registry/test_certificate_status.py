@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from services.common.auth import Principal, PrincipalKind, Role
-from services.common.problems import InvalidTransition
+from services.common.problems import Forbidden, InvalidTransition, UnprocessableEntity
 from services.registry.certification.certificates import service
 from services.registry.certification.models import CertificateStatusChange
 from services.registry.models import AUDIT
@@ -111,8 +111,8 @@ class TestStatusSteps:
         assert response.status_code == 409
         problem = response.json()
         assert problem["type"] == "/problems/invalid-transition"
-        assert problem["current_status"] == state
-        assert sorted(problem["allowed"]) == sorted(MOVES[state])
+        assert problem["state"] == state
+        assert {a["step"]: a["target"] for a in problem["allowed"]} == MOVES[state]
         assert await read(registry, writer, certificate["id"]) == certificate
         assert await links_of(registry, certificate["id"]) == records
 
@@ -322,6 +322,41 @@ class TestChangeCertificateStatusFunction:
                 )
             await session.rollback()
         assert refused.value.extra["allowed"] == []
+        assert await read(registry, writer, certificate["id"]) == certificate
+
+    async def test_refuses_an_actor_without_a_writing_role(self, registry, writer, chain):
+        certificate = await certificate_in(registry, writer, chain, "valid")
+        actor = Principal(
+            account_id="legal-officer",
+            kind=PrincipalKind.OFFICER,
+            bureau_id=chain["zj"]["id"],
+            bureau_path=chain["zj"]["path"],
+            roles=frozenset({Role.LEGAL}),
+        )
+        async with registry.app.state.sessionmaker() as session:
+            loaded = await service.load_certificate_for_change(session, certificate["id"])
+            with pytest.raises(Forbidden):
+                await service.change_certificate_status(
+                    session, AUDIT, loaded, "suspend", reason="未经授权", case_ref=None, actor=actor
+                )
+            await session.rollback()
+        assert await read(registry, writer, certificate["id"]) == certificate
+
+    async def test_refuses_a_step_without_a_reason(self, registry, writer, chain):
+        certificate = await certificate_in(registry, writer, chain, "valid")
+        async with registry.app.state.sessionmaker() as session:
+            loaded = await service.load_certificate_for_change(session, certificate["id"])
+            with pytest.raises(UnprocessableEntity):
+                await service.change_certificate_status(
+                    session,
+                    AUDIT,
+                    loaded,
+                    "suspend",
+                    reason="  ",
+                    case_ref=None,
+                    actor=self.consumer(chain["zj"]),
+                )
+            await session.rollback()
         assert await read(registry, writer, certificate["id"]) == certificate
 
     async def test_load_of_a_missing_certificate(self, registry):

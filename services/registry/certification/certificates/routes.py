@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 
 from services.common.concurrency import etag
+from services.common.deps import scoped_loader
 from services.common.pagination import CURSOR_MAX_LENGTH, CURSOR_PATTERN, Page, PageParams
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
@@ -28,8 +29,15 @@ from services.registry.certification.certificates.schemas import (
     StatusChangeCreate,
     StatusChangeRead,
 )
-from services.registry.certification.models import CertificateScheme, CertificateStatus
-from services.registry.deps import AuditDep, IfMatchDep, ReadSessionDep, RegistryWriter, SessionDep
+from services.registry.certification.models import Certificate, CertificateScheme, CertificateStatus
+from services.registry.deps import (
+    REGISTRY_WRITER_ROLES,
+    AuditDep,
+    IfMatchDep,
+    ReadSessionDep,
+    RegistryWriter,
+    SessionDep,
+)
 from services.registry.deps import PrincipalDep as ReaderDep
 
 PREFIX = "/api/v1/registry"
@@ -118,6 +126,14 @@ async def certificate_filters(
 
 
 FiltersDep = Annotated[CertificateFilters, Depends(certificate_filters)]
+# The certificate a write names, locked for the change: 403 without a writer's role, 404 when
+# missing or kept outside the principal's scope (the two alike).
+WritableCertificate = Annotated[
+    Certificate,
+    Depends(
+        scoped_loader(service.load_certificate_for_change, noun="certificate", roles=REGISTRY_WRITER_ROLES)
+    ),
+]
 PageDep = Annotated[PageParams, Depends(certificate_page)]
 
 
@@ -290,15 +306,15 @@ async def update_certificate(
     session: SessionDep,
     audit: AuditDep,
     principal: RegistryWriter,
-    certificate_id: IdPath,
+    certificate: WritableCertificate,
     data: CertificateUpdate,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> CertificateRead:
-    certificate = await service.update_certificate(session, audit, principal, certificate_id, data, if_match)
+    corrected = await service.update_certificate(session, audit, principal, certificate, data, if_match)
     await session.commit()
-    response.headers["ETag"] = etag(certificate.version)
-    return certificate
+    response.headers["ETag"] = etag(corrected.version)
+    return corrected
 
 
 @router.post(
@@ -321,16 +337,16 @@ async def change_certificate_status(
     session: SessionDep,
     audit: AuditDep,
     principal: RegistryWriter,
-    certificate_id: IdPath,
+    certificate: WritableCertificate,
     data: StatusChangeCreate,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> StatusChangeRead:
     change, version = await service.request_status_change(
-        session, audit, principal, certificate_id, data, if_match
+        session, audit, principal, certificate, data, if_match
     )
     await session.commit()
-    response.headers["Location"] = f"{CERTIFICATES}/{certificate_id}/history"
+    response.headers["Location"] = f"{CERTIFICATES}/{change.certificate_id}/history"
     response.headers["ETag"] = etag(version)
     return change
 

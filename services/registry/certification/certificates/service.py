@@ -19,7 +19,8 @@ from services.common.concurrency import check_if_match
 from services.common.context import current_request_id
 from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
-from services.common.problems import Conflict, Forbidden, InvalidTransition, NotFound, UnprocessableEntity
+from services.common.problems import Conflict, NotFound, UnprocessableEntity
+from services.common.transitions import Transition, TransitionTable
 from services.registry.certification.certificates import repository as repo
 from services.registry.certification.certificates import rules
 from services.registry.certification.certificates.repository import CertificateFilters
@@ -38,48 +39,30 @@ from services.registry.certification.models import (
     CertificateStatus,
     CertificateStatusChange,
 )
+from services.registry.deps import REGISTRY_WRITER_ROLES
 from services.registry.subjects.models import EnterpriseStatus
 
 VALID, SUSPENDED = CertificateStatus.VALID, CertificateStatus.SUSPENDED
 REVOKED, CANCELLED = CertificateStatus.REVOKED, CertificateStatus.CANCELLED
 
-# The certificate's state machine (DOMAIN.md): valid → suspended → valid | revoked;
-# valid → revoked; valid → cancelled; suspended → cancelled. Step → (from, to).
-# Who may take a step: the writers of the registry and the decision-event consumer.
-STEP_ROLES = frozenset({Role.SUPERVISION, Role.ADMIN, Role.SYSTEM, Role.SERVICE})
-CERTIFICATE_STEPS: dict[CertificateStep, tuple[frozenset[CertificateStatus], CertificateStatus]] = {
-    CertificateStep.SUSPEND: (frozenset({VALID}), SUSPENDED),
-    CertificateStep.RESTORE: (frozenset({SUSPENDED}), VALID),
-    CertificateStep.REVOKE: (frozenset({VALID, SUSPENDED}), REVOKED),
-    CertificateStep.CANCEL: (frozenset({VALID, SUSPENDED}), CANCELLED),
-}
+# Who may take a step: the registry's writers, and the platform's services (the consumer of
+# enforcement decisions applies them in the name of the deciding bureau).
+STEP_ROLES = frozenset({*REGISTRY_WRITER_ROLES, Role.SERVICE})
+# The certificate's state machine (DOMAIN.md, Certified subjects): valid → suspended → valid |
+# revoked; valid → revoked; valid → cancelled; suspended → cancelled. Each records its reason.
+CERTIFICATE_STEPS = TransitionTable(
+    "certificate",
+    [
+        Transition(CertificateStep.SUSPEND, frozenset({VALID}), SUSPENDED, STEP_ROLES, ("reason",)),
+        Transition(CertificateStep.RESTORE, frozenset({SUSPENDED}), VALID, STEP_ROLES, ("reason",)),
+        Transition(CertificateStep.REVOKE, frozenset({VALID, SUSPENDED}), REVOKED, STEP_ROLES, ("reason",)),
+        Transition(CertificateStep.CANCEL, frozenset({VALID, SUSPENDED}), CANCELLED, STEP_ROLES, ("reason",)),
+    ],
+)
 # The step a stored (from, to) pair was; the registration is from nothing to valid.
 STEP_OF = {(None, VALID): "issue"} | {
-    (source, target): step.value
-    for step, (sources, target) in CERTIFICATE_STEPS.items()
-    for source in sources
+    (source, t.target): str(t.step) for t in CERTIFICATE_STEPS.transitions for source in t.sources
 }
-
-
-def allowed_steps(status: str) -> list[str]:
-    return [step.value for step, (sources, _) in CERTIFICATE_STEPS.items() if status in sources]
-
-
-def resolve_step(status: str, step: CertificateStep, actor: Principal) -> CertificateStatus:
-    """The status ``step`` leads to from ``status``, or InvalidTransition naming the allowed steps."""
-    if not actor.has_role(*STEP_ROLES):
-        raise Forbidden(
-            "Changing a certificate's status needs a registry writer's role.", slug="role-required"
-        )
-    sources, target = CERTIFICATE_STEPS[step]
-    if status not in sources:
-        allowed = allowed_steps(status)
-        raise InvalidTransition(
-            f"A {status} certificate cannot be {step.value}ed; allowed: {', '.join(allowed) or 'none'}.",
-            current_status=status,
-            allowed=allowed,
-        )
-    return target
 
 
 def _not_found(certificate_id: int) -> NotFound:
@@ -271,26 +254,18 @@ async def create_certificate(
     return await read_certificate(session, certificate.id)
 
 
-async def _certificate_in_scope(
-    session: AsyncSession, principal: Principal, certificate_id: int
-) -> Certificate:
-    """The certificate locked for a change, or 404 when missing or kept outside the principal's scope."""
-    certificate = await repo.get_certificate(session, certificate_id, for_update=True)
-    if certificate is None or not principal.in_scope(certificate.bureau_path):
-        raise _not_found(certificate_id)
-    return certificate
-
-
 async def update_certificate(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    certificate_id: int,
+    certificate: Certificate,
     data: CertificateUpdate,
     if_match: str | None,
 ) -> CertificateRead:
-    certificate = await _certificate_in_scope(session, principal, certificate_id)
+    """Correct the scope or expiry of a certificate the route loaded (locked, in scope)."""
     check_if_match(if_match, certificate.version)
+    assert certificate.id is not None
+    certificate_id = certificate.id
     changes = data.model_dump(exclude_unset=True, mode="json")
     if not changes:
         raise _field_error("body", "Name at least one field to change.", "empty_update")
@@ -305,7 +280,8 @@ async def update_certificate(
 
 
 async def load_certificate_for_change(session: AsyncSession, certificate_id: int) -> Certificate | None:
-    """The certificate locked (``FOR UPDATE``) for a status change, or None: for event consumers."""
+    """The certificate locked (``FOR UPDATE``) for a change, or None; the write routes' loader
+    and the decision-event consumer both load through it."""
     return await repo.get_certificate(session, certificate_id, for_update=True)
 
 
@@ -313,7 +289,7 @@ async def change_certificate_status(
     session: AsyncSession,
     audit: AuditLog,
     certificate: Certificate,
-    step: CertificateStep | str,
+    step: str,
     *,
     reason: str,
     case_ref: str | None,
@@ -323,12 +299,15 @@ async def change_certificate_status(
 ) -> CertificateStatusChange:
     """Take one status step on a certificate the caller has loaded and locked (``FOR UPDATE``).
 
-    Writes the history record (who, when, why, case), bumps the version, records the audit
-    entry. Raises InvalidTransition (409, with the allowed steps) when the current status does
-    not allow the step. Scope and If-Match are the caller's to check; nothing is committed.
+    Writes the history record (who, when, why, case, decision event), bumps the version,
+    records the audit entry. Raises InvalidTransition (409, ``allowed`` listing the steps the
+    actor may take instead) when the current status does not allow the step, Forbidden (403)
+    when the actor holds none of STEP_ROLES, UnprocessableEntity (422) without a reason.
+    Scope and If-Match are the caller's to check; nothing is committed.
     """
-    step = CertificateStep(step)
-    target = resolve_step(certificate.status, step, actor)
+    transition = CERTIFICATE_STEPS.resolve(certificate.status, str(step), actor)
+    CERTIFICATE_STEPS.check_records(transition, {"reason": reason})
+    step, target = transition.step, transition.target
     assert certificate.id is not None
     source = CertificateStatus(certificate.status)
     now = utcnow()
@@ -359,7 +338,7 @@ async def change_certificate_status(
         "certificate",
         certificate.id,
         {
-            "step": step.value,
+            "step": str(step),
             "from_status": source.value,
             "to_status": target.value,
             "reason": reason,
@@ -376,13 +355,12 @@ async def request_status_change(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    certificate_id: int,
+    certificate: Certificate,
     data: StatusChangeCreate,
     if_match: str | None,
 ) -> tuple[StatusChangeRead, int]:
-    """A status step asked for over the API: scope, If-Match, then the step. Returns the
-    history record and the certificate's new version."""
-    certificate = await _certificate_in_scope(session, principal, certificate_id)
+    """A status step asked for over the API on a certificate the route loaded (locked, in
+    scope): If-Match, then the step. Returns the history record and the new version."""
     check_if_match(if_match, certificate.version)
     change = await change_certificate_status(
         session,
