@@ -113,11 +113,6 @@ async def authenticate(session: AsyncSession, username: str, secret: str, kinds:
 # --- administration --------------------------------------------------------
 
 
-def require_admin(principal: Principal) -> None:
-    if not principal.has_role(Role.ADMIN):
-        raise Forbidden("Only an administrator may manage accounts.", slug="role-required")
-
-
 async def account_in_scope(session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> Account:
     account = await session.get(Account, account_id, with_for_update=True)
     if account is None or not principal.in_scope(account.bureau_path):
@@ -275,7 +270,6 @@ async def create_officer_account(
     data: OfficerAccountCreate,
     officer: dict[str, Any],
 ) -> Account:
-    require_admin(principal)
     _check_grant(principal, data.roles, AccountKind.OFFICER, officer.get("body"), officer["bureau_path"])
     if not officer.get("active", False):
         raise Conflict(f"Officer {data.officer_id} is not active.", slug="officer-inactive")
@@ -314,7 +308,6 @@ async def create_system_account(
     data: SystemAccountCreate,
     bureau: dict[str, Any],
 ) -> tuple[Account, str]:
-    require_admin(principal)
     await _ensure_username_free(session, data.client_id)
     secret = passwords.new_client_secret()
     account = Account(
@@ -342,7 +335,6 @@ async def update_account(
     data: AccountUpdate,
     if_match: str | None,
 ) -> Account:
-    require_admin(principal)
     account = await account_in_scope(session, principal, account_id)
     check_if_match(if_match, account.version)
     changes = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")

@@ -1,16 +1,12 @@
-"""Annotated dependency aliases of the registry routes."""
+"""Annotated dependency aliases of the registry routes, and the permissions they declare."""
 
 from __future__ import annotations
 
 from services.common.auth import Role
-from services.common.deps import (
-    AuditDep,
-    Authorize,
-    IfMatchDep,
-    PrincipalDep,
-    ReadSessionDep,
-    SessionDep,
-)
+from services.common.deps import AuditDep, Authorize, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+
+# Manages the bureau network (bureaus, posts, officers) within the principal's subtree.
+NetworkAdmin = Authorize(Role.ADMIN)
 
 # Who writes the registry of certified subjects (certificates, bodies, auditors, enterprises,
 # products): the supervision body, an administrator, or a provincial system — each only
@@ -22,6 +18,7 @@ __all__ = [
     "REGISTRY_WRITER_ROLES",
     "AuditDep",
     "IfMatchDep",
+    "NetworkAdmin",
     "PrincipalDep",
     "ReadSessionDep",
     "RegistryWriter",

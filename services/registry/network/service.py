@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
-from services.common.auth import Principal, Role
+from services.common.auth import Principal
 from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
 from services.common.db import utcnow
@@ -112,11 +112,6 @@ def check_pilot(pilot: PilotRole, level: BureauLevel) -> None:
         raise Conflict(f"A {level} bureau cannot be a {pilot} pilot unit.", slug="pilot-level-mismatch")
 
 
-def require_admin(principal: Principal) -> None:
-    if not principal.has_role(Role.ADMIN):
-        raise Forbidden("Only an administrator of the bureau network may do this.", slug="role-required")
-
-
 # --- divisions -------------------------------------------------------------
 
 
@@ -213,7 +208,6 @@ async def insert_bureau(
 async def create_bureau(
     session: AsyncSession, audit: AuditLog, principal: Principal, data: BureauCreate
 ) -> BureauRead:
-    require_admin(principal)
     parent = await _bureau_in_scope(session, principal, data.parent_id)
     allowed = CHILD_LEVELS.get((BureauLevel(parent.level), BureauSystem(parent.system)), frozenset())
     if data.level not in allowed:
@@ -272,7 +266,6 @@ async def update_bureau(
     data: BureauUpdate,
     if_match: str | None,
 ) -> BureauRead:
-    require_admin(principal)
     bureau = await _bureau_in_scope(session, principal, bureau_id, lock=True)
     if bureau.path == principal.bureau_path and not principal.is_national:
         raise Forbidden(
@@ -314,7 +307,6 @@ async def list_posts(
 async def create_post(
     session: AsyncSession, audit: AuditLog, principal: Principal, bureau_id: int, data: PostCreate
 ) -> Post:
-    require_admin(principal)
     await _bureau_in_scope(session, principal, bureau_id)
     if await repo.find_post(session, bureau_id, data.name):
         raise Conflict(f"The bureau already has a post named {data.name}.", slug="post-name-taken")
@@ -374,7 +366,6 @@ async def _check_credential(session: AsyncSession, credential: str | None, offic
 async def create_officer(
     session: AsyncSession, audit: AuditLog, principal: Principal, data: OfficerCreate
 ) -> OfficerRead:
-    require_admin(principal)
     await _bureau_in_scope(session, principal, data.bureau_id)
     await _check_post(session, data.post_id, data.bureau_id, data.body)
     await _check_credential(session, data.credential_number, None)
@@ -393,7 +384,6 @@ async def update_officer(
     data: OfficerUpdate,
     if_match: str | None,
 ) -> OfficerRead:
-    require_admin(principal)
     officer = await repo.get_officer(session, officer_id, for_update=True)
     # Scope before anything else is read or said: another province's officer is "not found"
     # exactly as a missing one is.
