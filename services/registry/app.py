@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.config import RegistrySettings, get_settings
-from services.registry.models import AUDIT
+from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 
 # Unique constraints two concurrent writers can still hit after the service's own checks.
@@ -37,5 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings or get_settings(),
         routers=[network_router, certificates_router],
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )

@@ -1,7 +1,7 @@
 """certificate lists: (filter, id) indexes, division prefixes, surveillance due, suspended_until
 
 Revision ID: a30eca018fd1
-Revises: 33921c6d62d1
+Revises: 2507642bf86a
 Create Date: 2026-11-29 18:33:11.150523+00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = 'a30eca018fd1'
-down_revision: str | None = '33921c6d62d1'
+down_revision: str | None = '2507642bf86a'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
