@@ -7,12 +7,13 @@ import uuid
 from datetime import datetime
 
 import pytest
+from sqlalchemy import select
 
 from services.common.auth import Principal, PrincipalKind, Role
 from services.common.problems import Forbidden, InvalidTransition, UnprocessableEntity
 from services.registry.certification.certificates import service
 from services.registry.certification.models import CertificateStatusChange
-from services.registry.models import AUDIT
+from services.registry.models import AUDIT, OutboxEvent
 from tests.conftest import auth
 from tests.factories import audit_count
 from tests.registry.certificate_helpers import CERTIFICATES, build_chain, links_of, payload, register
@@ -141,6 +142,54 @@ class TestStatusSteps:
         restored = await step(registry, writer, certificate["id"], 2, step="restore")
         assert restored.status_code == 201
         assert (await read(registry, writer, certificate["id"]))["suspended_until"] is None
+
+
+async def certificate_events(registry, certificate_id: int) -> list[dict]:
+    """The outbox events of one certificate, oldest first."""
+    table = OutboxEvent
+    async with registry.app.state.sessionmaker() as session:
+        query = (
+            select(table)
+            .where(table.c.aggregate_type == "certificate", table.c.aggregate_id == str(certificate_id))
+            .order_by(table.c.aggregate_version)
+        )
+        return [dict(r) for r in (await session.exec(query)).mappings().all()]
+
+
+class TestStatusEvents:
+    async def test_each_step_is_an_event_in_the_outbox(self, registry, writer, chain):
+        certificate = await certificate_in(registry, writer, chain, "valid")
+        assert await certificate_events(registry, certificate["id"]) == []
+        request_id = f"req-{uuid.uuid4().hex}"
+        response = await registry.post(
+            f"{CERTIFICATES}/{certificate['id']}/status-changes",
+            json={"step": "suspend", "reason": "监督抽查不合格", "case_ref": "浙质监案〔2008〕9号"},
+            headers={**auth(writer), "If-Match": '"1"', "X-Request-ID": request_id},
+        )
+        assert response.status_code == 201
+        assert (await step(registry, writer, certificate["id"], 2, step="revoke")).status_code == 201
+        events = await certificate_events(registry, certificate["id"])
+        assert [e["type"] for e in events] == ["registry.certificate.status_changed"] * 2
+        suspended = events[0]
+        assert suspended["aggregate_version"] == 2
+        assert suspended["bureau_id"] == chain["zj"]["id"]
+        assert suspended["bureau_path"] == chain["zj"]["path"]
+        assert suspended["request_id"] == request_id
+        assert suspended["enqueued_at"] is None  # pending until the relay hands it on
+        payload = suspended["payload"]
+        assert payload["certificate_id"] == certificate["id"]
+        assert payload["number"] == certificate["number"] and payload["scheme"] == "ccc"
+        assert (payload["from_status"], payload["to_status"]) == ("valid", "suspended")
+        assert payload["case_ref"] == "浙质监案〔2008〕9号"
+        assert payload["reason"] == "监督抽查不合格"
+        assert (events[1]["aggregate_version"], events[1]["payload"]["to_status"]) == (3, "revoked")
+
+    async def test_a_refused_step_emits_nothing(self, registry, writer, chain):
+        certificate = await certificate_in(registry, writer, chain, "cancelled")
+        before = await certificate_events(registry, certificate["id"])
+        response = await step(registry, writer, certificate["id"], certificate["version"], step="restore")
+        assert response.status_code == 409
+        assert await certificate_events(registry, certificate["id"]) == before
 
 
 class TestStatusStepRefused:

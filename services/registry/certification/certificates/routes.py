@@ -34,6 +34,7 @@ from services.registry.deps import (
     REGISTRY_WRITER_ROLES,
     AuditDep,
     IfMatchDep,
+    OutboxDep,
     ReadSessionDep,
     RegistryWriter,
     SessionDep,
@@ -327,7 +328,9 @@ async def update_certificate(
         "or suspended → revoked (revoke, 撤销) or cancelled (cancel, 注销). A step the current status "
         "does not allow is `/problems/invalid-transition`, listing the `allowed` steps. The reason is "
         "required; `case_ref` names the enforcement case that caused it. Answers the history record "
-        "(who, when, why, case) with the certificate's new ETag; `Location` is the history. Needs "
+        "(who, when, why, case) with the certificate's new ETag and emits the event "
+        "`registry.certificate.status_changed` for enforcement and statistics; `Location` is the "
+        "history. Needs "
         "role supervision, admin or system and the certificate kept in scope (404 otherwise); "
         "If-Match with the certificate's ETag (428 without, 412 when stale)."
     ),
@@ -336,6 +339,7 @@ async def update_certificate(
 async def change_certificate_status(
     session: SessionDep,
     audit: AuditDep,
+    outbox: OutboxDep,
     principal: RegistryWriter,
     certificate: WritableCertificate,
     data: StatusChangeCreate,
@@ -343,7 +347,7 @@ async def change_certificate_status(
     if_match: IfMatchDep = None,
 ) -> StatusChangeRead:
     change, version = await service.request_status_change(
-        session, audit, principal, certificate, data, if_match
+        session, audit, outbox, principal, certificate, data, if_match
     )
     await session.commit()
     response.headers["Location"] = f"{CERTIFICATES}/{change.certificate_id}/history"

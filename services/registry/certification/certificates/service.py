@@ -18,6 +18,8 @@ from services.common.auth import Principal, Role
 from services.common.concurrency import check_if_match
 from services.common.context import current_request_id
 from services.common.db import utcnow
+from services.common.event_schemas import CertificateStatusChanged
+from services.common.outbox import Outbox
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, NotFound, UnprocessableEntity
 from services.common.transitions import Transition, TransitionTable
@@ -40,6 +42,7 @@ from services.registry.certification.models import (
     CertificateStatusChange,
 )
 from services.registry.deps import REGISTRY_WRITER_ROLES
+from services.registry.models import OUTBOX
 from services.registry.subjects.models import EnterpriseStatus
 
 VALID, SUSPENDED = CertificateStatus.VALID, CertificateStatus.SUSPENDED
@@ -296,14 +299,16 @@ async def change_certificate_status(
     actor: Principal,
     decision_event_id: str | None = None,
     suspended_until: date | None = None,
+    outbox: Outbox = OUTBOX,
 ) -> CertificateStatusChange:
     """Take one status step on a certificate the caller has loaded and locked (``FOR UPDATE``).
 
     Writes the history record (who, when, why, case, decision event), bumps the version,
-    records the audit entry. Raises InvalidTransition (409, ``allowed`` listing the steps the
-    actor may take instead) when the current status does not allow the step, Forbidden (403)
-    when the actor holds none of STEP_ROLES, UnprocessableEntity (422) without a reason.
-    Scope and If-Match are the caller's to check; nothing is committed.
+    records the audit entry and adds ``registry.certificate.status_changed`` to the outbox.
+    Raises InvalidTransition (409, ``allowed`` listing the steps the actor may take instead)
+    when the current status does not allow the step, Forbidden (403) when the actor holds
+    none of STEP_ROLES, UnprocessableEntity (422) without a reason. Scope and If-Match are
+    the caller's to check; nothing is committed.
     """
     transition = CERTIFICATE_STEPS.resolve(certificate.status, str(step), actor)
     CERTIFICATE_STEPS.check_records(transition, {"reason": reason})
@@ -348,12 +353,32 @@ async def change_certificate_status(
             "version": certificate.version,
         },
     )
+    await outbox.emit(
+        session,
+        "registry.certificate.status_changed",
+        aggregate_type="certificate",
+        aggregate_id=certificate.id,
+        aggregate_version=certificate.version,
+        bureau_id=certificate.bureau_id,
+        bureau_path=certificate.bureau_path,
+        payload=CertificateStatusChanged(
+            certificate_id=certificate.id,
+            number=certificate.number,
+            scheme=certificate.scheme,
+            from_status=source,
+            to_status=target,
+            reason=reason,
+            case_ref=case_ref,
+            changed_at=now,
+        ),
+    )
     return change
 
 
 async def request_status_change(
     session: AsyncSession,
     audit: AuditLog,
+    outbox: Outbox,
     principal: Principal,
     certificate: Certificate,
     data: StatusChangeCreate,
@@ -371,5 +396,6 @@ async def request_status_change(
         case_ref=data.case_ref,
         actor=principal,
         suspended_until=data.suspended_until,
+        outbox=outbox,
     )
     return status_change_read(change.model_dump()), certificate.version
