@@ -161,7 +161,7 @@ class TestFilters:
         assert await ids(registry, reader, body_id=world["body"]["id"], **window) == of(world, *keys)
 
     async def test_by_part_of_the_holders_name(self, registry, reader, world):
-        found = await ids(registry, reader, q=f"  {world['token']}电器 ")
+        found = await ids(registry, reader, q=f"{world['token']}电器")
         assert found == of(world, "hz_ccc", "hz_ccc_county", "hz_qms")
         assert await ids(registry, reader, q=world["token"].upper()) == of(
             world, "hz_ccc", "hz_ccc_county", "hz_qms", "nb_ccc", "nb_ems"
@@ -211,8 +211,11 @@ class TestFilters:
             {"division_code": "33010"},
             {"division_code": "33a"},
             {"q": "电器"},  # too short for the name index
-            {"q": "   电器   "},
+            {"q": " 电器有限 "},  # spaces at the ends are not part of a name
+            {"number": " "},
             {"expires_from": "2020-13-01"},
+            {"expires_to": "0"},  # not a timestamp
+            {"expires_to": "2020-01-01T00:00:00"},
             {"body_id": 0},
             {"surveillance_overdue": "maybe"},
         ],

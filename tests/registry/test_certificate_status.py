@@ -175,7 +175,6 @@ class TestStatusEvents:
         assert suspended["bureau_id"] == chain["zj"]["id"]
         assert suspended["bureau_path"] == chain["zj"]["path"]
         assert suspended["request_id"] == request_id
-        assert suspended["enqueued_at"] is None  # pending until the relay hands it on
         payload = suspended["payload"]
         assert payload["certificate_id"] == certificate["id"]
         assert payload["number"] == certificate["number"] and payload["scheme"] == "ccc"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -25,7 +24,7 @@ from services.registry.certification.certificates.schemas import (
     CertificateSummary,
     CertificateUpdate,
     DivisionPrefix,
-    NumberText,
+    LegalDate,
     StatusChangeCreate,
     StatusChangeRead,
 )
@@ -45,7 +44,10 @@ PREFIX = "/api/v1/registry"
 CERTIFICATES = f"{PREFIX}/certificates"
 router = APIRouter(prefix=PREFIX, tags=["certificates"])
 
-NamePart = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=64)]
+# Query texts: what the document allows (no space at either end) is what the list accepts.
+_TRIMMED = r"^\S(?:.*\S)?$"
+NamePart = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=_TRIMMED)]
+NumberQuery = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=_TRIMMED)]
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 EXPORT_CHUNK = 2000
@@ -92,8 +94,12 @@ async def certificate_filters(
             )
         ),
     ] = None,
-    expires_from: Annotated[date | None, Query(description="Expiring on or after this date")] = None,
-    expires_to: Annotated[date | None, Query(description="Expiring on or before this date")] = None,
+    expires_from: Annotated[
+        LegalDate | None, Query(description="Expiring on or after this date (YYYY-MM-DD)")
+    ] = None,
+    expires_to: Annotated[
+        LegalDate | None, Query(description="Expiring on or before this date (YYYY-MM-DD)")
+    ] = None,
     q: Annotated[
         NamePart | None,
         Query(
@@ -104,7 +110,7 @@ async def certificate_filters(
         ),
     ] = None,
     number: Annotated[
-        NumberText | None, Query(description="Exact certificate number, across schemes")
+        NumberQuery | None, Query(description="Exact certificate number, across schemes")
     ] = None,
     surveillance_overdue: Annotated[
         bool | None,
