@@ -130,6 +130,7 @@ class TestParameters:
             "update_auditor",
             "update_enterprise",
             "update_product",
+            "update_certificate",
         }
         for path, operation in updates:
             header = next(p for p in operation["parameters"] if p["name"].lower() == "if-match")
