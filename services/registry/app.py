@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.registry.certification.routes import router as certification_router
 from services.registry.certification.certificates.routes import router as certificates_router
+from services.registry.certification.routes import router as certification_router
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
