@@ -198,7 +198,10 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if key is None:
         return None
     try:
-        return datetime.fromisoformat(key[0]), uuid.UUID(key[1])
+        at, event_id = datetime.fromisoformat(key[0]), uuid.UUID(key[1])
+        if at.tzinfo is None:
+            raise ValueError("not an instant")
+        return at, event_id
     except ValueError:
         raise UnprocessableEntity(
             "The cursor is not one this list issued.",
