@@ -440,7 +440,9 @@ load average {load_average:.1f} when it started (other work on the machine inclu
 {args.writers} writers commit `registry.officer.changed` events with `Outbox.emit`, one per
 transaction (the write load); the registry's worker relays them (LISTEN/NOTIFY, batches of
 up to 500, one Redis round trip per batch); the gateway's worker applies each through its
-inbox with its real handler. Latency: from a writer's commit to the consumer's inbox row
+inbox with its real handler (the officers have no login, so the handler looks the login up,
+finds none and notes it: the event path, not an account update, is measured).
+Latency: from a writer's commit to the consumer's inbox row
 (written in the consumer's transaction, which commits right after). Everything — writers,
 workers, PostgreSQL, Redis — shares the machine.
 

@@ -209,7 +209,16 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         ) from None
 
 
-def _page(table: Table, at: str, key: str, principal: Principal, filters: dict[str, Any], cursor, limit):
+def _page(
+    table: Table,
+    at: str,
+    key: str,
+    principal: Principal,
+    filters: dict[str, Any],
+    cursor: str | None,
+    limit: int,
+):
+    """Newest first by (``at``, ``key``), in the principal's scope, after the cursor."""
     t = table
     query = (
         select(t)

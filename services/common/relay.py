@@ -172,7 +172,6 @@ class Relay:
                         "event relay round failed; retrying",
                         extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
                     )
-                    await self._close_listener()
                     await asyncio.sleep(delay)
                     continue
                 if self.failures:
