@@ -284,12 +284,23 @@ wrk completed: the gateway's own work per forwarded request, apart from the regi
 # --- relay: events from commit to consumer ----------------------------------------
 
 
+# Databases and queues of its own, so the other benchmarks can run beside it.
+RELAY_ENV = {
+    **ENV,
+    "ARQ_QUEUE_PREFIX": "arq:bench-relay:",
+    **{
+        f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_bench_relay_{p}"
+        for p in PARTS
+    },
+}
+
+
 def bench_relay(args) -> None:
-    urls = database_urls(ENV)
+    urls = database_urls(RELAY_ENV)
     asyncio.run(drop_databases(urls))
     asyncio.run(create_databases(urls))
     migrate(urls)
-    running = Platform(env=ENV, gateway_port=0, service_ports={}, log_dir=BENCH_DIR / "logs")
+    running = Platform(env=RELAY_ENV, gateway_port=0, service_ports={}, log_dir=BENCH_DIR / "logs")
     load_average = os.getloadavg()[0]
     runs = []
     try:
