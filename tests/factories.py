@@ -66,3 +66,30 @@ async def row_count(client: httpx.AsyncClient, model) -> int:
 async def audit_count(client: httpx.AsyncClient) -> int:
     async with client.app.state.sessionmaker() as session:
         return await client.app.state.audit.count(session)
+
+
+async def create_provincial_unit(
+    client: httpx.AsyncClient,
+    token: str,
+    system: str,
+    division_code: str = "130000",
+    pilot: str = "provincial",
+) -> dict:
+    """A provincial unit of a test's own, under the national regulator; a pilot unit by default.
+
+    The default division (Hebei) holds no seeded pilot unit, so lookups of those stay unique.
+    """
+    response = await client.post(
+        "/api/v1/registry/bureaus",
+        json={
+            "parent_id": 1,
+            "name": unique("试点局"),
+            "level": "provincial",
+            "system": system,
+            "division_code": division_code,
+            "pilot": pilot,
+        },
+        headers=auth(token),
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

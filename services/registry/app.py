@@ -12,6 +12,7 @@ from services.common.audit import AuditLog
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.models import AuditEntry
 from services.registry.network.routes import router as network_router
+from services.registry.pilots.routes import router as pilots_router
 
 AUDIT = AuditLog(AuditEntry)
 # Unique constraints two concurrent writers can still hit after the service's own checks.
@@ -19,6 +20,10 @@ CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
     "uq_bureau_parent_id_name": ("bureau-name-taken", "The parent already has a bureau of that name."),
     "uq_post_bureau_id_name": ("post-name-taken", "The bureau already has a post of that name."),
+    "uq_pilot_designation_current": (
+        "pilot-already-designated",
+        "The provincial unit already names a grassroots pilot unit; withdraw it before naming another.",
+    ),
 }
 
 
@@ -32,7 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "the bodies of each bureau, posts and officers."
         ),
         settings=settings or get_settings(),
-        routers=[network_router],
+        routers=[network_router, pilots_router],
         audit=AUDIT,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )
