@@ -6,7 +6,7 @@ registry's metadata is complete wherever it is used.
 
 from __future__ import annotations
 
-from services.common.audit import audit_table
+from services.common.audit import AuditLog, audit_table
 from services.registry.base import RegistryModel
 from services.registry.certification.models import (
     Auditor,
@@ -32,6 +32,7 @@ from services.registry.network.models import (
 from services.registry.subjects.models import Enterprise, Product
 
 __all__ = [
+    "AUDIT",
     "NATIONAL_BUREAU_ID",
     "AuditEntry",
     "Auditor",
@@ -58,3 +59,5 @@ __all__ = [
 ]
 
 AuditEntry = audit_table(RegistryModel.metadata)
+# The service\'s audit chain, here (not in app.py) so workers need no route module.
+AUDIT = AuditLog(AuditEntry)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from services.common.audit import audit_table
+from services.common.audit import AuditLog, audit_table
 from services.common.db import new_model_registry
 
 
@@ -13,3 +13,5 @@ class StatisticsModel(SQLModel, registry=new_model_registry()):
 
 
 AuditEntry = audit_table(StatisticsModel.metadata)
+# The service\'s audit chain, here (not in app.py) so workers need no route module.
+AUDIT = AuditLog(AuditEntry)

@@ -10,8 +10,8 @@ import pytest
 from fastapi import APIRouter, Request
 
 from services.common.app import create_service_app
-from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings
+from services.registry.models import AUDIT
 from tests.conftest import auth
 
 BUREAUS = "/api/v1/registry/bureaus"
