@@ -114,7 +114,9 @@ def handled_once(result: dict, event: dict, outcome: str) -> None:
 
 
 class TestAppliedActions:
-    async def test_suspension_is_applied_with_its_history_and_answer(self, registry, deciding_bureau, certificate):
+    async def test_suspension_is_applied_with_its_history_and_answer(
+        self, registry, deciding_bureau, certificate
+    ):
         event = decided(deciding_bureau, certificate, "suspend")
         handled_once(await deliver(registry, event), event, "applied")
         stored = await stored_certificate(registry, certificate.id)
@@ -142,7 +144,10 @@ class TestAppliedActions:
         handled_once(await deliver(registry, restore), restore, "applied")
         assert (await stored_certificate(registry, certificate.id)).status == "valid"
         steps = await history(registry, certificate.id)
-        assert [(s.from_status, s.to_status) for s in steps] == [("valid", "suspended"), ("suspended", "valid")]
+        assert [(s.from_status, s.to_status) for s in steps] == [
+            ("valid", "suspended"),
+            ("suspended", "valid"),
+        ]
 
     @pytest.mark.parametrize("first", [None, "suspend"])
     async def test_revocation_from_valid_or_suspended(self, registry, deciding_bureau, certificate, first):
@@ -159,7 +164,9 @@ class TestAppliedActions:
         (answer,) = await answers(registry, event)
         assert answer["payload"]["certificate_id"] == certificate.id
 
-    async def test_the_answer_is_listed_with_the_registry_s_events(self, registry, token_for, deciding_bureau, certificate):
+    async def test_the_answer_is_listed_with_the_registry_s_events(
+        self, registry, token_for, deciding_bureau, certificate
+    ):
         event = decided(deciding_bureau, certificate, "suspend")
         await deliver(registry, event)
         response = await registry.get(
@@ -188,7 +195,9 @@ class TestRedelivery:
         assert len(await history(registry, certificate.id)) == 1
         assert len(await answers(registry, event)) == 1
 
-    async def test_concurrent_duplicate_deliveries_are_applied_once(self, registry, deciding_bureau, certificate):
+    async def test_concurrent_duplicate_deliveries_are_applied_once(
+        self, registry, deciding_bureau, certificate
+    ):
         event = decided(deciding_bureau, certificate, "revoke")
         results = await asyncio.gather(*(deliver(registry, event) for _ in range(3)))
         assert sorted(r["outcome"] for r in results) == ["applied", "duplicate", "duplicate"]
@@ -197,7 +206,9 @@ class TestRedelivery:
 
 
 class TestRejectedActions:
-    async def assert_rejected(self, registry, event: dict, certificate: Certificate | None, words: str) -> str:
+    async def assert_rejected(
+        self, registry, event: dict, certificate: Certificate | None, words: str
+    ) -> str:
         handled_once(await deliver(registry, event), event, "rejected")
         (row,) = await inbox_row(registry, event)
         assert row["outcome"] == "rejected" and words in row["reason"]
@@ -216,7 +227,9 @@ class TestRejectedActions:
             (None, "restore", "valid"),
         ],
     )
-    async def test_a_move_the_state_does_not_allow(self, registry, deciding_bureau, certificate, before, action, status):
+    async def test_a_move_the_state_does_not_allow(
+        self, registry, deciding_bureau, certificate, before, action, status
+    ):
         if before:
             await deliver(registry, decided(deciding_bureau, certificate, before))
         prior = await stored_certificate(registry, certificate.id)
@@ -251,7 +264,9 @@ class TestRejectedActions:
         assert await answers(registry, event) == []
         assert (await stored_certificate(registry, certificate.id)).status == "valid"
 
-    async def test_a_rejected_event_is_not_retried_into_an_application(self, registry, deciding_bureau, certificate):
+    async def test_a_rejected_event_is_not_retried_into_an_application(
+        self, registry, deciding_bureau, certificate
+    ):
         # Redelivered after the certificate's state changed, a rejected event stays rejected.
         await deliver(registry, decided(deciding_bureau, certificate, "suspend"))
         early_restore = decided(deciding_bureau, certificate, "suspend")
