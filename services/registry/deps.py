@@ -1,23 +1,14 @@
-"""Annotated dependency aliases of the registry routes, and its permission dependencies."""
+"""Annotated dependency aliases of the registry routes, and the permissions they declare."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from services.common.auth import Role
+from services.common.deps import AuditDep, Authorize, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
 
-from services.common.auth import Principal, Role
-from services.common.deps import (
-    AuditDep,
-    IfMatchDep,
-    PrincipalDep,
-    ReadSessionDep,
-    SessionDep,
-    require_roles,
-)
-
-# Administrators of the bureau network (within their scope, which the service checks on the object).
-NetworkAdmin = Annotated[Principal, require_roles(Role.ADMIN)]
-# Who records and corrects inspections (监督检查): the certification supervision body, or an administrator.
-InspectionWriter = Annotated[Principal, require_roles(Role.SUPERVISION, Role.ADMIN)]
+# Manages the bureau network (bureaus, posts, officers, pilot designations) within the principal's subtree.
+NetworkAdmin = Authorize(Role.ADMIN)
+# Records and corrects inspections (监督检查): the certification supervision body, or an administrator.
+InspectionWriter = Authorize(Role.SUPERVISION, Role.ADMIN)
 
 __all__ = [
     "AuditDep",

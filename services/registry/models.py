@@ -7,6 +7,7 @@ registry's metadata is complete wherever it is used.
 from __future__ import annotations
 
 from services.common.audit import AuditLog, audit_table
+from services.common.idempotency import idempotency_table
 from services.registry.base import RegistryModel
 from services.registry.certification.models import (
     Auditor,
@@ -47,6 +48,7 @@ __all__ = [
     "CertificationBody",
     "Division",
     "Enterprise",
+    "IdempotencyKey",
     "ImportBatch",
     "ImportRowError",
     "Inspection",
@@ -59,5 +61,6 @@ __all__ = [
 ]
 
 AuditEntry = audit_table(RegistryModel.metadata)
+IdempotencyKey = idempotency_table(RegistryModel.metadata)
 # The service\'s audit chain, here (not in app.py) so workers need no route module.
 AUDIT = AuditLog(AuditEntry)

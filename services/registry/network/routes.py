@@ -10,7 +10,14 @@ from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
-from services.registry.deps import AuditDep, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+from services.registry.deps import (
+    AuditDep,
+    IfMatchDep,
+    NetworkAdmin,
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+)
 from services.registry.network import service
 from services.registry.network.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
 from services.registry.network.schemas import (
@@ -113,7 +120,7 @@ async def get_bureau(
     responses=problem_responses(403, 404, 409),
 )
 async def create_bureau(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, data: BureauCreate, response: Response
+    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, data: BureauCreate, response: Response
 ) -> BureauRead:
     bureau = await service.create_bureau(session, audit, principal, data)
     await session.commit()
@@ -132,7 +139,7 @@ async def create_bureau(
 async def update_bureau(
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    principal: NetworkAdmin,
     bureau_id: IdPath,
     data: BureauUpdate,
     response: Response,
@@ -181,7 +188,7 @@ async def list_posts(
     responses=problem_responses(403, 404, 409),
 )
 async def create_post(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, bureau_id: IdPath, data: PostCreate
+    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, bureau_id: IdPath, data: PostCreate
 ) -> PostRead:
     post = await service.create_post(session, audit, principal, bureau_id, data)
     await session.commit()
@@ -236,7 +243,7 @@ async def get_officer(
     responses=problem_responses(403, 404, 409),
 )
 async def create_officer(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, data: OfficerCreate, response: Response
+    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, data: OfficerCreate, response: Response
 ) -> OfficerRead:
     officer = await service.create_officer(session, audit, principal, data)
     await session.commit()
@@ -256,7 +263,7 @@ async def update_officer(
     request: Request,
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    principal: NetworkAdmin,
     officer_id: IdPath,
     data: OfficerUpdate,
     response: Response,
