@@ -117,7 +117,6 @@ async def add_officers(session: AsyncSession, inspection_id: int, officer_ids: l
     )
 
 
-async def get_inspection(
-    session: AsyncSession, inspection_id: int, *, for_update: bool = False
-) -> Inspection | None:
-    return await session.get(Inspection, inspection_id, with_for_update=for_update)
+async def lock_inspection(session: AsyncSession, inspection_id: int) -> Inspection | None:
+    """The inspection, locked (``FOR UPDATE``) for a correction."""
+    return await session.get(Inspection, inspection_id, with_for_update=True)

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from services.common.auth import Role
 from services.common.concurrency import etag
+from services.common.deps import scoped_loader
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
@@ -19,13 +21,20 @@ from services.registry.deps import (
     ReadSessionDep,
     SessionDep,
 )
-from services.registry.inspections import service
-from services.registry.inspections.models import InspectionResult, InspectionTarget
+from services.registry.inspections import repository, service
+from services.registry.inspections.models import Inspection, InspectionResult, InspectionTarget
 from services.registry.inspections.schemas import InspectionCreate, InspectionRead, InspectionUpdate
 
 PREFIX = "/api/v1/registry"
 router = APIRouter(prefix=PREFIX, tags=["inspections"])
 PageDep = Annotated[PageParams, Depends(page_params)]
+# The inspection the path names, locked for a correction; 404 outside the principal's scope.
+InspectionForUpdate = Annotated[
+    Inspection,
+    Depends(
+        scoped_loader(repository.lock_inspection, noun="inspection", roles=(Role.SUPERVISION, Role.ADMIN))
+    ),
+]
 
 
 @router.get(
@@ -116,12 +125,12 @@ async def update_inspection(
     session: SessionDep,
     audit: AuditDep,
     principal: InspectionWriter,
-    inspection_id: IdPath,
+    inspection: InspectionForUpdate,
     data: InspectionUpdate,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> InspectionRead:
-    inspection = await service.update_inspection(session, audit, principal, inspection_id, data, if_match)
+    corrected = await service.update_inspection(session, audit, principal, inspection, data, if_match)
     await session.commit()
-    response.headers["ETag"] = etag(inspection.version)
-    return inspection
+    response.headers["ETag"] = etag(corrected.version)
+    return corrected

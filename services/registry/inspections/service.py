@@ -180,13 +180,12 @@ async def update_inspection(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    inspection_id: int,
+    inspection: Inspection,
     data: InspectionUpdate,
     if_match: str | None,
 ) -> InspectionRead:
-    inspection = await repo.get_inspection(session, inspection_id, for_update=True)
-    if inspection is None or not principal.in_scope(inspection.bureau_path):
-        raise NotFound(f"Inspection {inspection_id} not found.")
+    """Correct an inspection the route loaded, locked, in the principal's scope."""
+    inspection_id = inspection.id
     check_if_match(if_match, inspection.version)
     changes = data.model_dump(exclude_unset=True, mode="json")
     if not changes:
@@ -216,4 +215,4 @@ async def update_inspection(
         {**changes, "referral_event_id": inspection.referral_event_id},
     )
     session.expire_all()
-    return await read_inspection(session, principal, inspection_id)
+    return await read_inspection(session, principal, inspection_id)  # type: ignore[arg-type]

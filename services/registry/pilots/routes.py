@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from services.common.auth import Role
 from services.common.concurrency import etag
+from services.common.deps import scoped_loader
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath
-from services.registry.deps import (
-    AuditDep,
-    IfMatchDep,
-    NetworkAdmin,
-    PrincipalDep,
-    ReadSessionDep,
-    SessionDep,
-)
+from services.registry.deps import AuditDep, IfMatchDep, NetworkAdmin, ReadSessionDep, SessionDep
+from services.registry.network import repository as network_repo
+from services.registry.network.models import Bureau
 from services.registry.pilots import service
 from services.registry.pilots.schemas import (
     PilotDesignationCreate,
@@ -28,6 +26,21 @@ from services.registry.pilots.schemas import (
 PREFIX = "/api/v1/registry"
 router = APIRouter(prefix=PREFIX, tags=["pilot designations"])
 PageDep = Annotated[PageParams, Depends(page_params)]
+# The provincial unit the path names, in the principal's scope (404 otherwise, as if missing).
+UnitDep = Annotated[
+    Bureau,
+    Depends(
+        scoped_loader(network_repo.get_bureau, noun="bureau", bureau_path=attrgetter("path"), read_only=True)
+    ),
+]
+UnitForWriteDep = Annotated[
+    Bureau,
+    Depends(
+        scoped_loader(
+            network_repo.get_bureau, noun="bureau", bureau_path=attrgetter("path"), roles=(Role.ADMIN,)
+        )
+    ),
+]
 
 
 def _location(designation: PilotDesignationRead) -> str:
@@ -45,11 +58,9 @@ def _location(designation: PilotDesignationRead) -> str:
     responses=problem_responses(404),
 )
 async def list_pilot_designations(
-    session: ReadSessionDep, principal: PrincipalDep, bureau_id: IdPath, page: PageDep
+    session: ReadSessionDep, unit: UnitDep, page: PageDep
 ) -> Page[PilotDesignationRead]:
-    items, next_cursor = await service.list_designations(
-        session, principal, bureau_id, page.cursor, page.limit
-    )
+    items, next_cursor = await service.list_designations(session, unit, page.cursor, page.limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -61,13 +72,9 @@ async def list_pilot_designations(
     responses=problem_responses(404),
 )
 async def get_pilot_designation(
-    session: ReadSessionDep,
-    principal: PrincipalDep,
-    bureau_id: IdPath,
-    designation_id: IdPath,
-    response: Response,
+    session: ReadSessionDep, unit: UnitDep, designation_id: IdPath, response: Response
 ) -> PilotDesignationRead:
-    designation = await service.read_designation(session, principal, bureau_id, designation_id)
+    designation = await service.read_designation(session, unit.id, designation_id)  # type: ignore[arg-type]
     response.headers["ETag"] = etag(designation.version)
     return designation
 
@@ -92,11 +99,11 @@ async def create_pilot_designation(
     session: SessionDep,
     audit: AuditDep,
     principal: NetworkAdmin,
-    bureau_id: IdPath,
+    unit: UnitForWriteDep,
     data: PilotDesignationCreate,
     response: Response,
 ) -> PilotDesignationRead:
-    designation = await service.create_designation(session, audit, principal, bureau_id, data)
+    designation = await service.create_designation(session, audit, principal, unit, data)
     await session.commit()
     response.headers["Location"] = _location(designation)
     response.headers["ETag"] = etag(designation.version)
@@ -119,14 +126,14 @@ async def withdraw_pilot_designation(
     session: SessionDep,
     audit: AuditDep,
     principal: NetworkAdmin,
-    bureau_id: IdPath,
+    unit: UnitForWriteDep,
     designation_id: IdPath,
     data: PilotDesignationWithdrawal,
     response: Response,
     if_match: IfMatchDep = None,
 ) -> PilotDesignationRead:
     designation = await service.withdraw_designation(
-        session, audit, principal, bureau_id, designation_id, data, if_match
+        session, audit, principal, unit, designation_id, data, if_match
     )
     await session.commit()
     response.headers["ETag"] = etag(designation.version)

@@ -39,13 +39,6 @@ GRASSROOTS_LEVELS: dict[BureauSystem, frozenset[BureauLevel]] = {
 }
 
 
-async def _unit_in_scope(session: AsyncSession, principal: Principal, bureau_id: int) -> Bureau:
-    bureau = await network_repo.get_bureau(session, bureau_id)
-    if bureau is None or not principal.in_scope(bureau.path):
-        raise NotFound(f"Bureau {bureau_id} not found.")
-    return bureau
-
-
 def _require_pilot_unit(bureau: Bureau) -> None:
     if bureau.pilot != PilotRole.PROVINCIAL:
         raise Conflict(
@@ -54,23 +47,23 @@ def _require_pilot_unit(bureau: Bureau) -> None:
         )
 
 
-async def read_designation(
-    session: AsyncSession, principal: Principal, bureau_id: int, designation_id: int
-) -> PilotDesignationRead:
-    await _unit_in_scope(session, principal, bureau_id)
+async def read_designation(session: AsyncSession, unit_id: int, designation_id: int) -> PilotDesignationRead:
+    """One designation of the unit (which the route loaded in the principal's scope)."""
     row = await repo.designation_row(session, designation_id)
-    if row is None or row["provincial_bureau_id"] != bureau_id:
-        raise NotFound(f"Pilot designation {designation_id} of bureau {bureau_id} not found.")
+    if row is None or row["provincial_bureau_id"] != unit_id:
+        raise NotFound(f"Pilot designation {designation_id} of bureau {unit_id} not found.")
     return PilotDesignationRead.model_validate(row)
 
 
 async def list_designations(
-    session: AsyncSession, principal: Principal, bureau_id: int, cursor: str | None, limit: int
+    session: AsyncSession, unit: Bureau, cursor: str | None, limit: int
 ) -> tuple[list[PilotDesignationRead], str | None]:
-    await _unit_in_scope(session, principal, bureau_id)
     after = decode_cursor(cursor, int)
     rows = await repo.list_designation_rows(
-        session, bureau_id, after_id=after[0] if after else None, limit=limit + 1
+        session,
+        unit.id,  # type: ignore[arg-type]
+        after_id=after[0] if after else None,
+        limit=limit + 1,
     )
     page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
     return [PilotDesignationRead.model_validate(r) for r in page], next_cursor
@@ -107,11 +100,11 @@ async def create_designation(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    bureau_id: int,
+    unit: Bureau,
     data: PilotDesignationCreate,
 ) -> PilotDesignationRead:
-    unit = await _unit_in_scope(session, principal, bureau_id)
     _require_pilot_unit(unit)
+    bureau_id = unit.id
     grassroots = await _grassroots_candidate(session, principal, unit, data.grassroots_bureau_id)
     current = await repo.current_designation(session, bureau_id)
     if current is not None:
@@ -140,19 +133,19 @@ async def create_designation(
         designation.id,
         {"provincial_bureau_id": bureau_id, **data.model_dump(mode="json")},
     )
-    return await read_designation(session, principal, bureau_id, designation.id)
+    return await read_designation(session, bureau_id, designation.id)  # type: ignore[arg-type]
 
 
 async def withdraw_designation(
     session: AsyncSession,
     audit: AuditLog,
     principal: Principal,
-    bureau_id: int,
+    unit: Bureau,
     designation_id: int,
     data: PilotDesignationWithdrawal,
     if_match: str | None,
 ) -> PilotDesignationRead:
-    await _unit_in_scope(session, principal, bureau_id)
+    bureau_id = unit.id
     designation = await repo.get_designation(session, designation_id, for_update=True)
     if designation is None or designation.provincial_bureau_id != bureau_id:
         raise NotFound(f"Pilot designation {designation_id} of bureau {bureau_id} not found.")
@@ -179,4 +172,4 @@ async def withdraw_designation(
         {"provincial_bureau_id": bureau_id, **data.model_dump(mode="json")},
     )
     session.expire_all()
-    return await read_designation(session, principal, bureau_id, designation_id)
+    return await read_designation(session, bureau_id, designation_id)  # type: ignore[arg-type]
