@@ -206,13 +206,20 @@ async def confirm_officer(
 async def follow_registry(
     session: AsyncSession, audit: AuditLog, officers: RegistryOfficers, officer_id: int
 ) -> Account | None:
-    """After the registry reports a change: the officer's login, brought in line, if it has one."""
+    """On a resync notice: the officer's login, brought in line with what the registry says now."""
+    return await apply_officer_standing(session, audit, officer_id, await officers.get(officer_id))
+
+
+async def apply_officer_standing(
+    session: AsyncSession, audit: AuditLog, officer_id: int, officer: dict[str, Any] | None
+) -> Account | None:
+    """The officer's login, if it has one, brought in line with ``officer`` (None: gone)."""
     account = (
         await session.exec(select(Account).where(Account.officer_id == officer_id).with_for_update())
     ).first()
     if account is None:
         return None
-    changes = follow_officer(account, await officers.get(officer_id))
+    changes = follow_officer(account, officer)
     if changes:
         await _record_follow(session, audit, account, changes)
     return account

@@ -20,14 +20,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import accounts
 from gateway.config import SERVICES, GatewaySettings, get_settings
-from gateway.models import AuditEntry
+from gateway.models import AUDIT, INBOX, OUTBOX
 from gateway.openapi import MergedOpenAPI, install_docs
 from gateway.proxy import Proxy
 from gateway.routes import router
 from gateway.throttle import LoginThrottle
 from services.common.app import platform_state
 from services.common.asgi import RequestContextMiddleware
-from services.common.audit import AuditLog
 from services.common.auth import Principal, TokenSigner
 from services.common.client import ServiceClient, SignedTokens, pooled_client, pooled_transport
 from services.common.db import utcnow
@@ -37,9 +36,8 @@ from services.common.jobs import purge_idempotency_keys
 from services.common.openapi import PlatformAPI
 from services.common.outages import OutageLog, outage_of
 from services.common.problems import Unauthorized, install_problem_handlers
-from services.common.routers import audit_router
+from services.common.routers import audit_router, events_router
 
-AUDIT = AuditLog(AuditEntry)
 CONSTRAINT_PROBLEMS = {
     "uq_account_username": ("username-taken", "The username is taken."),
     "uq_account_officer_id": ("officer-has-account", "The officer already has an account."),
@@ -126,7 +124,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.private_key_path.exists():
             raise RuntimeError(f"The signing key {settings.private_key_path} is missing: run `make keys`.")
-        async with platform_state(app, "gateway", settings, AUDIT, CONSTRAINT_PROBLEMS):
+        async with platform_state(app, "gateway", settings, AUDIT, CONSTRAINT_PROBLEMS, OUTBOX, INBOX):
             app.state.signer = TokenSigner(
                 settings.private_key_path.read_bytes(),
                 issuer=settings.token_issuer,
@@ -210,6 +208,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
     api.include_router(health_router)
     api.include_router(router)
     api.include_router(audit_router("auth"))
+    api.include_router(events_router("auth"))
     install_docs(api, TITLE)
     return api
 

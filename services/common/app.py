@@ -18,8 +18,9 @@ from services.common.jobs import job_pool
 from services.common.logging import configure_logging
 from services.common.openapi import PlatformAPI
 from services.common.outages import OutageLog, watch_engine
+from services.common.outbox import Inbox, Outbox
 from services.common.problems import install_problem_handlers
-from services.common.routers import audit_router, principal_router
+from services.common.routers import audit_router, events_router, principal_router
 from services.common.settings import ServiceSettings
 
 
@@ -41,11 +42,15 @@ async def platform_state(
     settings: ServiceSettings,
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
 ) -> AsyncIterator[None]:
-    """What every app keeps on its state: settings, token checks, database, job queue."""
+    """What every app keeps on its state: settings, token checks, database, job queue, events."""
     configure_logging(name, settings.log_level)
     app.state.settings = settings
     app.state.audit = audit
+    app.state.outbox = outbox
+    app.state.inbox = inbox
     app.state.constraint_problems = constraint_problems or {}
     app.state.verifier = load_verifier(settings)
     app.state.authorize = app.state.verifier.verify_authorization
@@ -84,11 +89,13 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with platform_state(app, name, settings, audit, constraint_problems):
+        async with platform_state(app, name, settings, audit, constraint_problems, outbox, inbox):
             app.state.services = ServiceClient(settings)
             try:
                 yield
@@ -113,5 +120,7 @@ def create_service_app(
         app.include_router(router)
     # Inside the request-context layer (request id, body limit), outside the routes.
     app.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_key_ttl_seconds)
+    if outbox is not None and inbox is not None:
+        app.include_router(events_router(name))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
+from services.common.outbox import Outbox
 from services.common.problems import Forbidden, NotFound
 from services.common.types import IdPath
 
@@ -40,10 +41,15 @@ async def get_audit(request: Request) -> AuditLog:
     return request.app.state.audit
 
 
+async def get_outbox(request: Request) -> Outbox:
+    return request.app.state.outbox
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 IfMatchDep = Annotated[str | None, Header(description="The ETag the update is based on")]
 
 

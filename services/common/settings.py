@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
 
     environment: Environment = shared("PLATFORM_ENV", Environment.DEVELOPMENT)
     redis_url: str = shared("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Prefix of every worker's arq queue (``arq:registry``…); several platforms sharing one
+    # Redis (test runs) keep their jobs apart with their own.
+    queue_prefix: str = shared("ARQ_QUEUE_PREFIX", "arq:")
     token_issuer: str = shared("TOKEN_ISSUER", "cert-platform-gateway")
     token_audience: str = shared("TOKEN_AUDIENCE", "cert-platform")
     jwks_path: Path = shared("JWKS_PATH", VAR_DIR / "keys" / "jwks.json")

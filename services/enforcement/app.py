@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.enforcement.config import EnforcementSettings, get_settings
-from services.enforcement.models import AUDIT
+from services.enforcement.models import AUDIT, INBOX, OUTBOX
 
 
 def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
@@ -19,4 +19,6 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
         ),
         settings=settings or get_settings(),
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
     )

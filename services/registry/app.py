@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.inspections.routes import router as inspections_router
-from services.registry.models import AUDIT
+from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
 
@@ -38,5 +38,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings or get_settings(),
         routers=[network_router, pilots_router, inspections_router],
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )

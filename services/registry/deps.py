@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from services.common.auth import Role
-from services.common.deps import AuditDep, Authorize, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+from services.common.deps import (
+    AuditDep,
+    Authorize,
+    IfMatchDep,
+    OutboxDep,
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+)
 
 # Manages the bureau network (bureaus, posts, officers, pilot designations) within the principal's subtree.
 NetworkAdmin = Authorize(Role.ADMIN)
@@ -15,6 +23,7 @@ __all__ = [
     "IfMatchDep",
     "InspectionWriter",
     "NetworkAdmin",
+    "OutboxDep",
     "PrincipalDep",
     "ReadSessionDep",
     "SessionDep",

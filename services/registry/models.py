@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from services.common.audit import AuditLog, audit_table
 from services.common.idempotency import idempotency_table
+from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.registry.base import RegistryModel
 from services.registry.certification.models import (
     Auditor,
@@ -64,3 +65,7 @@ AuditEntry = audit_table(RegistryModel.metadata)
 IdempotencyKey = idempotency_table(RegistryModel.metadata)
 # The service\'s audit chain, here (not in app.py) so workers need no route module.
 AUDIT = AuditLog(AuditEntry)
+OutboxEvent = outbox_table(RegistryModel.metadata)
+InboxEvent = inbox_table(RegistryModel.metadata)
+OUTBOX = Outbox(OutboxEvent, "registry")
+INBOX = Inbox(InboxEvent)

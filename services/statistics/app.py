@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.statistics.config import StatisticsSettings, get_settings
-from services.statistics.models import AUDIT
+from services.statistics.models import AUDIT, INBOX, OUTBOX
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
@@ -19,4 +19,6 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         ),
         settings=settings or get_settings(),
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
@@ -14,6 +14,7 @@ from services.registry.deps import (
     AuditDep,
     IfMatchDep,
     NetworkAdmin,
+    OutboxDep,
     PrincipalDep,
     ReadSessionDep,
     SessionDep,
@@ -260,19 +261,16 @@ async def create_officer(
     responses=problem_responses(403, 404, 409, 412, 428),
 )
 async def update_officer(
-    request: Request,
     session: SessionDep,
     audit: AuditDep,
+    outbox: OutboxDep,
     principal: NetworkAdmin,
     officer_id: IdPath,
     data: OfficerUpdate,
     response: Response,
-    background: BackgroundTasks,
     if_match: IfMatchDep = None,
 ) -> OfficerRead:
-    officer = await service.update_officer(session, audit, principal, officer_id, data, if_match)
+    officer = await service.update_officer(session, audit, outbox, principal, officer_id, data, if_match)
     await session.commit()
-    # After the commit, so the gateway reads the change it is told of.
-    background.add_task(service.tell_gateway_officer_changed, request.app.state.services, officer_id)
     response.headers["ETag"] = etag(officer.version)
     return officer

@@ -7,18 +7,18 @@ here never commit: the route commits once, after the audit entry is written.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
-from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
 from services.common.db import utcnow
+from services.common.event_schemas import OfficerChanged
+from services.common.outbox import Outbox
 from services.common.pagination import decode_cursor, make_page
-from services.common.problems import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
+from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.registry.network import repository as repo
 from services.registry.network.models import (
     BodyKind,
@@ -42,8 +42,6 @@ from services.registry.network.schemas import (
     OfficerUpdate,
     PostCreate,
 )
-
-log = logging.getLogger("registry")
 
 # Which levels a bureau may have under it, by its level and system.
 CHILD_LEVELS: dict[tuple[BureauLevel, BureauSystem], frozenset[BureauLevel]] = {
@@ -405,6 +403,7 @@ async def create_officer(
 async def update_officer(
     session: AsyncSession,
     audit: AuditLog,
+    outbox: Outbox,
     principal: Principal,
     officer_id: int,
     data: OfficerUpdate,
@@ -437,19 +436,32 @@ async def update_officer(
     officer.updated_at = utcnow()
     await session.flush()
     await audit.record(session, principal, "officer.updated", "officer", officer_id, changes)
-    return await read_officer(session, principal, officer_id)
+    updated = await read_officer(session, principal, officer_id)
+    if STANDING.intersection(changes):
+        await tell_officer_changed(outbox, session, updated)
+    return updated
 
 
-async def tell_gateway_officer_changed(services: ServiceClient, officer_id: int) -> None:
-    """The gateway brings the officer's login in line (a deactivated officer's tokens stop).
+# What an officer's login stands on: the gateway hears of every change to it.
+STANDING = frozenset({"active", "bureau_id", "body"})
 
-    Best effort: should the notice be lost, the gateway still checks the officer
-    at every login, and the officer's tokens expire within one lifetime.
-    """
-    try:
-        await services.post("/api/v1/auth/officer-changes", json={"officer_id": officer_id})
-    except ProblemError as exc:
-        log.warning(
-            "gateway not told of an officer change",
-            extra={"officer_id": officer_id, "status": exc.status, "error": exc.detail},
-        )
+
+async def tell_officer_changed(outbox: Outbox, session: AsyncSession, officer: OfficerRead) -> None:
+    """In the change's transaction: the gateway brings the officer's login in line
+    (a deactivated officer's tokens stop, a moved officer's login follows)."""
+    await outbox.emit(
+        session,
+        "registry.officer.changed",
+        aggregate_type="officer",
+        aggregate_id=officer.id,
+        aggregate_version=officer.version,
+        bureau_id=officer.bureau_id,
+        bureau_path=officer.bureau_path,
+        payload=OfficerChanged(
+            officer_id=officer.id,
+            bureau_id=officer.bureau_id,
+            bureau_path=officer.bureau_path,
+            active=officer.active,
+            body=officer.body,
+        ),
+    )
