@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from services.registry.dates import today
-from services.registry.models import Inspection
+from services.registry.models import OUTBOX, Inspection
 from services.registry.subjects.models import Enterprise
 from tests.conftest import auth
 from tests.factories import (
@@ -23,6 +24,8 @@ from tests.factories import (
 
 INSPECTIONS = "/api/v1/registry/inspections"
 OFFICERS = "/api/v1/registry/officers"
+EVENTS = "/api/v1/registry/events"
+REFERRED = "registry.inspection.referred"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,26 @@ async def inspections_of(registry, target_type: str, target_id: int) -> int:
             Inspection.target_type == target_type, Inspection.target_id == target_id
         )
         return (await session.exec(query)).scalar_one()
+
+
+async def referrals_about(registry, target) -> list[dict]:
+    """The referral events in the registry's outbox about the test's own target."""
+    async with registry.app.state.sessionmaker() as session:
+        table = OUTBOX.table
+        query = (
+            select(table)
+            .where(table.c.type == REFERRED, table.c.payload["target_id"].as_integer() == target.id)
+            .order_by(table.c.occurred_at)
+        )
+        return [dict(r) for r in (await session.exec(query)).mappings().all()]
+
+
+async def mark_outbox(registry, event_id: str, **values) -> None:
+    """Move an outbox row on as the relay would (enqueued, then delivered)."""
+    async with registry.app.state.sessionmaker() as session:
+        table = OUTBOX.table
+        await session.exec(table.update().where(table.c.id == uuid.UUID(event_id)).values(**values))
+        await session.commit()
 
 
 async def record(registry, token: str, body: dict) -> dict:
@@ -514,3 +537,122 @@ class TestCorrectInspection:
     async def assert_unchanged(registry, token: str, created: dict) -> None:
         stored = await registry.get(f"{INSPECTIONS}/{created['id']}", headers=auth(token))
         assert stored.json() == created
+
+
+class TestReferral:
+    """A non-compliant inspection is referred to the enforcement body through the outbox."""
+
+    async def test_a_non_compliant_inspection_is_referred(self, registry, token_for, network, target):
+        token = writer(token_for, network["city_a"])
+        body = payload(network, target, result="non_compliant", findings="获证产品与型式试验样品不一致")
+        inspection = await record(registry, token, body)
+        referral = inspection["referral"]
+        assert referral["state"] == "pending"
+        (event,) = await referrals_about(registry, target)
+        assert str(event["id"]) == referral["event_id"]
+        assert event["aggregate_type"] == "inspection" and event["aggregate_id"] == str(inspection["id"])
+        assert event["aggregate_version"] == 1
+        assert (event["bureau_id"], event["bureau_path"]) == (
+            network["city_a"]["id"],
+            network["city_a"]["path"],
+        )
+        assert event["payload"] == {
+            "inspection_id": inspection["id"],
+            "target_type": "enterprise",
+            "target_id": target.id,
+            "target_name": target.name,
+            "result": "non_compliant",
+            "findings": "获证产品与型式试验样品不一致",
+            "inspected_on": "2008-09-12",
+            "bureau_id": network["city_a"]["id"],
+        }
+
+    async def test_the_referral_waits_in_the_outbox_list(self, registry, token_for, network, target):
+        token = writer(token_for, network["city_a"])
+        inspection = await record(registry, token, payload(network, target, result="non_compliant"))
+        response = await registry.get(
+            EVENTS,
+            params={"type": REFERRED, "aggregate_type": "inspection", "aggregate_id": str(inspection["id"])},
+            headers=auth(token),
+        )
+        assert response.status_code == 200, response.text
+        (listed,) = response.json()["items"]
+        assert listed["id"] == inspection["referral"]["event_id"] and listed["state"] == "pending"
+        pending = await registry.get(
+            EVENTS, params={"state": "pending", "aggregate_id": str(inspection["id"])}, headers=auth(token)
+        )
+        assert [e["id"] for e in pending.json()["items"]] == [listed["id"]]
+
+    async def test_the_read_model_follows_the_delivery(self, registry, token_for, network, target):
+        token = writer(token_for, network["city_a"])
+        inspection = await record(registry, token, payload(network, target, result="non_compliant"))
+        event_id = inspection["referral"]["event_id"]
+        url = f"{INSPECTIONS}/{inspection['id']}"
+        await mark_outbox(registry, event_id, enqueued_at=datetime.now(UTC), attempts=1)
+        assert (await registry.get(url, headers=auth(token))).json()["referral"] == {
+            "event_id": event_id,
+            "state": "enqueued",
+        }
+        await mark_outbox(registry, event_id, delivered_at=datetime.now(UTC))
+        listed = await registry.get(
+            INSPECTIONS, params={"target_type": "enterprise", "target_id": target.id}, headers=auth(token)
+        )
+        assert [i["referral"]["state"] for i in listed.json()["items"]] == ["delivered"]
+
+    async def test_a_compliant_inspection_is_not_referred(self, registry, token_for, network, target):
+        inspection = await record(registry, writer(token_for, network["city_a"]), payload(network, target))
+        assert inspection["referral"] is None
+        assert await referrals_about(registry, target) == []
+
+    async def test_a_refused_inspection_refers_nothing(self, registry, token_for, network, target):
+        body = payload(network, target, result="non_compliant", officer_ids=[network["officers"]["a1"]["id"]])
+        response = await registry.post(
+            INSPECTIONS, json=body, headers=auth(writer(token_for, network["city_a"]))
+        )
+        problem_of(response, 409, "too-few-officers")
+        assert await referrals_about(registry, target) == []
+        assert await inspections_of(registry, "enterprise", target.id) == 0
+
+    async def test_a_correction_to_non_compliant_refers_it(self, registry, token_for, network, target):
+        token = writer(token_for, network["city_a"])
+        created = await record(registry, token, payload(network, target))
+        response = await registry.patch(
+            f"{INSPECTIONS}/{created['id']}",
+            json={"result": "non_compliant", "findings": "复核发现标志使用不规范"},
+            headers={**auth(token), "If-Match": '"1"'},
+        )
+        assert response.status_code == 200, response.text
+        corrected = response.json()
+        assert corrected["result"] == "non_compliant" and corrected["version"] == 2
+        (event,) = await referrals_about(registry, target)
+        assert corrected["referral"] == {"event_id": str(event["id"]), "state": "pending"}
+        assert event["aggregate_version"] == 2
+        assert event["payload"]["findings"] == "复核发现标志使用不规范"
+
+    @pytest.mark.parametrize("correction", [{"findings": "补充说明"}, {"result": "compliant"}])
+    async def test_a_referred_inspection_is_not_corrected(
+        self, registry, token_for, network, target, correction
+    ):
+        token = writer(token_for, network["city_a"])
+        created = await record(registry, token, payload(network, target, result="non_compliant"))
+        before_audit = await audit_count(registry)
+        response = await registry.patch(
+            f"{INSPECTIONS}/{created['id']}", json=correction, headers={**auth(token), "If-Match": '"1"'}
+        )
+        problem_of(response, 409, "inspection-referred")
+        stored = await registry.get(f"{INSPECTIONS}/{created['id']}", headers=auth(token))
+        assert stored.json() == created
+        assert len(await referrals_about(registry, target)) == 1
+        assert await audit_count(registry) == before_audit
+
+    async def test_referrals_are_read_only_within_scope(self, registry, token_for, network, target):
+        inspection = await record(
+            registry, writer(token_for, network["city_a"]), payload(network, target, result="non_compliant")
+        )
+        response = await registry.get(
+            EVENTS,
+            params={"type": REFERRED, "aggregate_id": str(inspection["id"])},
+            headers=auth(writer(token_for, network["city_b"])),
+        )
+        assert response.status_code == 200
+        assert response.json()["items"] == []

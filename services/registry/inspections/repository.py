@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, func, insert, literal
+from sqlalchemy import Uuid, case, cast, func, insert, literal
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.certification.models import Auditor, Certificate, CertificationBody
 from services.registry.inspections.models import Inspection, InspectionOfficer, InspectionTarget
+from services.registry.models import OutboxEvent
 from services.registry.network.models import Bureau, Officer
 from services.registry.subjects.models import Enterprise, Product
 
@@ -46,8 +47,15 @@ _target_name = case(
     else_=literal(None),
 )
 
+# The referral's delivery state comes from the outbox row written with it.
 _INSPECTION_READ = core_select(
-    _inspection, _officer_ids.label("officer_ids"), _target_name.label("target_name")
+    _inspection,
+    _officer_ids.label("officer_ids"),
+    _target_name.label("target_name"),
+    OutboxEvent.c.enqueued_at.label("referral_enqueued_at"),
+    OutboxEvent.c.delivered_at.label("referral_delivered_at"),
+).select_from(
+    _inspection.outerjoin(OutboxEvent, OutboxEvent.c.id == cast(_inspection.c.referral_event_id, Uuid))
 )
 
 

@@ -22,17 +22,21 @@ from services.common.audit import AuditLog
 from services.common.auth import Principal
 from services.common.concurrency import check_if_match
 from services.common.db import utcnow
+from services.common.event_schemas import InspectionReferred
+from services.common.outbox import outbox_state
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, NotFound, UnprocessableEntity
 from services.registry.inspections import repository as repo
 from services.registry.inspections.models import Inspection, InspectionResult, InspectionTarget
 from services.registry.inspections.schemas import InspectionCreate, InspectionRead, InspectionUpdate
+from services.registry.models import OUTBOX
 from services.registry.network import repository as network_repo
 from services.registry.network.models import Bureau
 from services.registry.subjects.models import EnterpriseStatus
 
 # The enforcement responsibility system (执法责任制): an inspection is done by at least two officers.
 MIN_OFFICERS = 2
+REFERRED = "registry.inspection.referred"
 
 
 def _field_error(loc: str, message: str, kind: str) -> UnprocessableEntity:
@@ -42,7 +46,8 @@ def _field_error(loc: str, message: str, kind: str) -> UnprocessableEntity:
 def _read(row: dict[str, Any]) -> InspectionRead:
     referral = None
     if row["referral_event_id"] is not None:
-        referral = {"event_id": row["referral_event_id"], "state": row.get("referral_state") or "pending"}
+        delivery = {"enqueued_at": row["referral_enqueued_at"], "delivered_at": row["referral_delivered_at"]}
+        referral = {"event_id": row["referral_event_id"], "state": outbox_state(delivery)}
     return InspectionRead.model_validate(
         {**row, "officer_ids": row["officer_ids"] or [], "referral": referral}
     )
@@ -132,9 +137,29 @@ async def _check_officers(
     return distinct
 
 
-async def _refer(session: AsyncSession, inspection: Inspection, target_name: str) -> str | None:
-    """Refer a non-compliant inspection to the enforcement body (the outbox event's id)."""
-    return None
+async def _refer(session: AsyncSession, inspection: Inspection, target_name: str) -> str:
+    """Refer a non-compliant inspection to the enforcement body as a lead (案件线索移送): the
+    event joins the caller's transaction, so it is sent if and only if the inspection is stored."""
+    event = await OUTBOX.emit(
+        session,
+        REFERRED,
+        aggregate_type="inspection",
+        aggregate_id=inspection.id,  # type: ignore[arg-type]
+        aggregate_version=inspection.version,
+        bureau_id=inspection.bureau_id,
+        bureau_path=inspection.bureau_path,
+        payload=InspectionReferred(
+            inspection_id=inspection.id,  # type: ignore[arg-type]
+            target_type=inspection.target_type,
+            target_id=inspection.target_id,
+            target_name=target_name[:256],
+            result=inspection.result,
+            findings=inspection.findings,
+            inspected_on=inspection.inspected_on,
+            bureau_id=inspection.bureau_id,
+        ),
+    )
+    return str(event.id)
 
 
 async def create_inspection(
