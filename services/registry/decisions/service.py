@@ -26,7 +26,7 @@ from services.common.event_schemas import (
 )
 from services.common.events import Event
 from services.common.outbox import Outcome
-from services.common.problems import InvalidTransition
+from services.common.problems import Forbidden, InvalidTransition, UnprocessableEntity
 from services.registry.certification.certificates.service import change_certificate_status
 from services.registry.decisions import repository as repo
 from services.registry.models import AUDIT, NATIONAL_BUREAU_ID, OUTBOX
@@ -136,8 +136,9 @@ async def apply_certificate_action(session: AsyncSession, event: Event) -> Outco
                 actor=decision_actor(event),
                 decision_event_id=str(event.id),
             )
-    except InvalidTransition as exc:
-        reason = exc.detail or f"A {before.status} certificate cannot be {decided.action}ed."
+    except (InvalidTransition, Forbidden, UnprocessableEntity) as exc:
+        # The certificate's own rules refuse the step (its state, or what the step must record).
+        reason = exc.detail or f"A {before.status} certificate cannot take the step {decided.action}."
         await _answer(session, event, decided, before, applied=False, reason=reason)
         return Outcome.rejected(reason)
     after = _Found(before.id, before.number, certificate.status, certificate.version)
