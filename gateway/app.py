@@ -59,6 +59,8 @@ class Revocations:
         self.disabled: set[str] = set()
         self.versions: dict[str, int] = {}
         self._noted_during_refresh: dict[str, tuple[bool, int]] | None = None
+        # One refresh at a time: the watcher's and an on-demand one share the notes above.
+        self._refreshing = asyncio.Lock()
 
     def note(self, account_id: str, active: bool, version: int = 0) -> None:
         if active:
@@ -79,18 +81,19 @@ class Revocations:
         return None
 
     async def refresh(self, maker, lifetime_seconds: float) -> None:
-        # A change noted while the query runs may be newer than what it read: keep it.
-        self._noted_during_refresh = {}
-        try:
-            since = utcnow() - timedelta(seconds=lifetime_seconds + 60)
-            async with maker() as session:  # type: AsyncSession
-                disabled, versions = await accounts.revoked_accounts(session, since)
-            for account_id, (active, version) in self._noted_during_refresh.items():
-                (disabled.discard if active else disabled.add)(account_id)
-                versions[account_id] = max(version, versions.get(account_id, 0))
-            self.disabled, self.versions = disabled, versions
-        finally:
-            self._noted_during_refresh = None
+        async with self._refreshing:
+            # A change noted while the query runs may be newer than what it read: keep it.
+            self._noted_during_refresh = {}
+            try:
+                since = utcnow() - timedelta(seconds=lifetime_seconds + 60)
+                async with maker() as session:  # type: AsyncSession
+                    disabled, versions = await accounts.revoked_accounts(session, since)
+                for account_id, (active, version) in self._noted_during_refresh.items():
+                    (disabled.discard if active else disabled.add)(account_id)
+                    versions[account_id] = max(version, versions.get(account_id, 0))
+                self.disabled, self.versions = disabled, versions
+            finally:
+                self._noted_during_refresh = None
 
     async def watch(
         self, maker, interval: float, lifetime_seconds: float, outages: OutageLog | None = None

@@ -123,6 +123,16 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def assert_problem(response: httpx.Response, status: int, type_: str) -> dict:
+    """``response`` is the problem ``type_`` (``/problems/<rule>``, the rule broken) with
+    ``status``: a status alone does not tell which rule refused the request. Returns it."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    problem = response.json()
+    assert (problem["type"], problem["status"]) == (type_, status), problem
+    return problem
+
+
 async def _app_client(
     app, base_url: str, *, raise_app_exceptions: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:

@@ -12,9 +12,18 @@ import uvicorn
 
 from tools.platform import free_port
 
+DOWNLOAD_CHUNK = 65536
+
+
+def download_body(size: int) -> bytes:
+    """The ``size`` bytes ``/…/download`` streams: a pattern whose period (251) does not
+    divide the chunk size, so a chunk dropped, repeated or reordered changes the digest."""
+    return (bytes(range(251)) * (size // 251 + 1))[:size]
+
 
 async def echo_app(scope, receive, send):
-    """Answers with what it received; ``/…/download?size=N`` streams N bytes."""
+    """Answers with what it received (its length and sha256 digest); ``/…/download?size=N``
+    streams the N bytes of ``download_body`` with their digest in ``x-content-sha256``."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -22,6 +31,7 @@ async def echo_app(scope, receive, send):
         return
     if scope["path"].endswith("/download"):
         size = int(dict(p.split("=") for p in scope["query_string"].decode().split("&"))["size"])
+        body = download_body(size)
         await send(
             {
                 "type": "http.response.start",
@@ -29,17 +39,15 @@ async def echo_app(scope, receive, send):
                 "headers": [
                     (b"content-type", b"application/octet-stream"),
                     (b"x-upstream", b"echo"),
+                    (b"x-content-sha256", hashlib.sha256(body).hexdigest().encode()),
                     (b"connection", b"keep-alive, x-upstream-private"),
                     (b"x-upstream-private", b"1"),
                 ],
             }
         )
-        chunk = b"x" * 65536
-        sent = 0
-        while sent < size:
-            part = chunk[: size - sent]
-            sent += len(part)
-            await send({"type": "http.response.body", "body": part, "more_body": sent < size})
+        for start in range(0, size, DOWNLOAD_CHUNK):
+            part = body[start : start + DOWNLOAD_CHUNK]
+            await send({"type": "http.response.body", "body": part, "more_body": start + len(part) < size})
         return
     if scope["path"].endswith("/redirect"):
         # A service that answers with its own address, as a framework's slash redirect does.

@@ -11,8 +11,10 @@ import uuid
 
 import pytest
 
+from gateway.models import Account
+from services.registry.models import Bureau, Officer, Post
 from tests.conftest import auth
-from tests.factories import create_officer, pilot_unit
+from tests.factories import create_officer, pilot_unit, rows_where, unique
 
 MISSING_ID = 987_654_321
 MISSING_UUID = "00000000-0000-4000-8000-000000000000"
@@ -58,10 +60,15 @@ REGISTRY_ROUTES = {
 }
 
 
-def _fill(body, object_id):
+# What a POST to a route would have made: the table its own unique name would be found in.
+MADE_BY = {"/posts": Post, "/bureaus": Bureau, "/officers": Officer}
+
+
+def _fill(body, object_id, name: str):
     if body is None:
         return None
-    return {k: (object_id if v == "{id}" else v) for k, v in body.items()}
+    filled = {k: (object_id if v == "{id}" else v) for k, v in body.items()}
+    return {**filled, "name": name} if "name" in filled else filled
 
 
 @pytest.mark.parametrize(
@@ -71,22 +78,29 @@ def _fill(body, object_id):
 async def test_registry_answers_alike(registry, token_for, two_provinces, kind, method, path, body):
     token = token_for(two_provinces["zhejiang"])
     existing = two_provinces["shandong"]["id"] if kind == "bureau" else two_provinces["officer"]["id"]
+    before = None
+    if method == "PATCH":
+        before = (await registry.get(path.format(id=existing), headers=auth(token_for()))).json()
+    name = unique("某名")
     answers = []
     for object_id in (existing, MISSING_ID):
         response = await registry.request(
             method,
             path.format(id=object_id),
-            json=_fill(body, object_id),
-            headers={**auth(token), "If-Match": '"1"'},
+            json=_fill(body, object_id, name),
+            headers={**auth(token), "If-Match": f'"{before["version"] if before else 1}"'},
         )
         assert response.status_code == 404, (object_id, response.text)
         answers.append(masked(response.json(), object_id))
     assert answers[0] == answers[1]
     assert answers[0]["type"] == "/problems/not-found"
-    # Nothing written to the other province's object.
+    # Nothing written to the other province's object, nor made under it.
     if method == "PATCH":
         read = await registry.get(path.format(id=existing), headers=auth(token_for()))
-        assert read.json()["version"] == 1
+        assert read.json() == before
+    if method == "POST":
+        made_by = next(model for suffix, model in MADE_BY.items() if path.endswith(suffix))
+        assert await rows_where(registry, made_by, name=name) == 0
 
 
 @pytest.fixture(scope="module")
@@ -145,17 +159,21 @@ async def test_gateway_accounts_answer_alike(
         (
             "/api/v1/auth/accounts/officers",
             "officer_id",
-            {"username": "unused-name", "password": "a long enough password", "roles": ["enforcement"]},
+            {"username": "{name}", "password": "a long enough password", "roles": ["enforcement"]},
         ),
-        ("/api/v1/auth/accounts/systems", "bureau_id", {"client_id": "unused-client"}),
+        ("/api/v1/auth/accounts/systems", "bureau_id", {"client_id": "{name}"}),
     ],
 )
 async def test_gateway_account_creation_answers_alike(gateway, token_for, two_provinces, path, field, body):
     token = token_for(two_provinces["zhejiang"])
     existing = two_provinces["officer"]["id"] if field == "officer_id" else two_provinces["shandong"]["id"]
+    name = unique("unused")
+    body = {k: (name if v == "{name}" else v) for k, v in body.items()}
     answers = []
     for object_id in (existing, MISSING_ID):
         response = await gateway.post(path, json={**body, field: object_id}, headers=auth(token))
         assert response.status_code == 404, response.text
         answers.append(masked(response.json(), object_id))
     assert answers[0] == answers[1]
+    assert answers[0]["type"] == "/problems/not-found"
+    assert await rows_where(gateway, Account, username=name) == 0

@@ -1,6 +1,7 @@
 """The registry service (supervision body, 认证监管机构).
 
-The bureau network now; the certification chain (bodies, certificates, enterprises) later.
+The bureau network, and the certification chain: certification bodies, their
+personnel and activities, certified enterprises and their products.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.registry.certification.routes import router as certification_router
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.inspections.routes import router as inspections_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
+from services.registry.subjects.routes import router as subjects_router
 
 # Unique constraints two concurrent writers can still hit after the service's own checks.
 CONSTRAINT_PROBLEMS = {
@@ -23,6 +26,28 @@ CONSTRAINT_PROBLEMS = {
         "pilot-already-designated",
         "The provincial unit already names a grassroots pilot unit; withdraw it before naming another.",
     ),
+    "uq_certification_body_approval_number": (
+        "approval-number-taken",
+        "The approval number is already recorded for another body.",
+    ),
+    "uq_certification_body_credit_code": (
+        "body-credit-code-taken",
+        "The credit code is already recorded for another body.",
+    ),
+    "uq_certification_body_ccc_body_code": (
+        "ccc-body-code-taken",
+        "The CCC body code is already recorded for another body.",
+    ),
+    "uq_auditor_registration_number": (
+        "registration-number-taken",
+        "The registration number is already recorded for another auditor.",
+    ),
+    "uq_auditor_affiliation_current": (
+        "auditor-already-affiliated",
+        "The auditor practises in a body already (one at a time); end that affiliation first.",
+    ),
+    "uq_enterprise_credit_code": ("enterprise-exists", "The enterprise is recorded already."),
+    "uq_enterprise_org_code": ("enterprise-exists", "The enterprise is recorded already."),
 }
 
 
@@ -33,10 +58,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description=(
             "The registry kept by the certification supervision body (认证监管机构): GB/T 2260 "
             "divisions, the bureau network (national → provincial → city / branch → county), "
-            "the bodies of each bureau, posts and officers."
+            "the bodies of each bureau, posts and officers; certification bodies (认证机构), their "
+            "personnel (认证人员) and certification activities (认证活动), certified enterprises "
+            "(获证企业) and their products (产品)."
         ),
         settings=settings or get_settings(),
-        routers=[network_router, pilots_router, inspections_router],
+        routers=[network_router, certification_router, subjects_router, pilots_router, inspections_router],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from services.common.audit import _digest
 from services.common.auth import Principal, PrincipalKind
 from services.registry.models import AUDIT, AuditEntry
-from tests.conftest import auth, scratch_registry
-from tests.factories import create_bureau, pilot_unit
+from tests.conftest import assert_problem, auth, scratch_registry
+from tests.factories import audit_entries, create_bureau, pilot_unit
 
 VERIFY = "/api/v1/registry/audit/verify"
 ACTOR = Principal(account_id="auditor-test", kind=PrincipalKind.OFFICER, bureau_id=1, bureau_path="1.")
@@ -45,11 +45,14 @@ class TestVerifyEndpoint:
         token = token_for()
         zj_qs = await pilot_unit(registry, token, "quality_supervision", "330000")
         city = await create_bureau(registry, token, zj_qs, "city", "330500")
-        await create_bureau(registry, token, city, "county", "330502")
+        county = await create_bureau(registry, token, city, "county", "330502")
         report = await verify(registry, token)
         count, head = await audit_rows(registry.app.state.sessionmaker)
         assert report == {"valid": True, "entries": count, "broken_at": None, "head": head}
-        assert count >= 3  # the seed's entries and the two bureaus just created
+        # The two bureaus just created are in the chain that was verified.
+        for bureau in (city, county):
+            [entry] = await audit_entries(registry, "bureau", bureau["id"])
+            assert (entry["action"], entry["data"]["name"]) == ("bureau.created", bureau["name"])
 
     async def test_non_admin_is_refused(self, registry, token_for):
         response = await registry.get(VERIFY, headers=auth(token_for(roles=("enforcement", "head"))))
@@ -70,7 +73,7 @@ class TestVerifyEndpoint:
         assert response.json()["valid"] is True
 
     async def test_anonymous_is_refused(self, registry):
-        assert (await registry.get(VERIFY)).status_code == 401
+        assert_problem(await registry.get(VERIFY), 401, "/problems/unauthorized")
 
 
 class TestAppendOnly:

@@ -23,9 +23,8 @@ from services.common.deps import AuditDep, PrincipalDep, SessionDep
 from services.common.idempotency import KEYS, MAX_STORED_BODY_BYTES
 from services.common.jobs import purge_idempotency_keys
 from services.common.problems import Conflict, ServiceUnavailable
-from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings
-from services.registry.models import AuditEntry
+from services.registry.models import AUDIT, AuditEntry
 from tests.common.test_problems import assert_problem
 from tests.conftest import auth, unique
 

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Path
 from services.common.app import create_service_app
 from services.common.auth import Principal, Role
 from services.common.deps import Authorize, SessionDep, scoped_loader
-from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings
+from services.registry.models import AUDIT
 from tests.common.test_problems import assert_problem
 from tests.conftest import auth
 

@@ -24,9 +24,9 @@ from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from services.common.app import create_service_app
 from services.common.deps import AuditDep, PrincipalDep, ReadSessionDep, SessionDep
-from services.registry.app import AUDIT
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
+from services.registry.models import AUDIT
 from tests.common.test_problems import assert_problem
 from tests.conftest import TEST_ENV, auth
 from tests.servers import TcpProxy

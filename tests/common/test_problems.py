@@ -151,8 +151,8 @@ class TestUnexpectedError:
 
     async def test_carries_the_request_id_it_was_logged_under(self, small_app):
         response = await small_app.get("/api/v1/test/boom", headers={"X-Request-ID": "trace-500-abcdef"})
-        assert response.status_code == 500
-        assert response.json().get("request_id") == "trace-500-abcdef"
+        problem = assert_problem(response, 500, "/problems/internal-error")
+        assert problem["request_id"] == "trace-500-abcdef"
         assert response.headers.get("x-request-id") == "trace-500-abcdef"
 
 

@@ -14,7 +14,7 @@ from services.common.context import reset_request_id, set_request_id
 from services.common.jobs import create_job_pool
 from services.common.problems import ServiceUnavailable
 from services.registry.config import RegistrySettings
-from tests.conftest import RUN_DIR, TEST_ENV, auth
+from tests.conftest import RUN_DIR, TEST_ENV, assert_problem, auth
 from tests.factories import unique
 
 
@@ -50,8 +50,9 @@ class TestFirstSession:
         async with httpx.AsyncClient() as client:
             for name in platform.service_ports:
                 url = f"{platform.service_url(name)}/api/v1/{name}/me"
-                assert (await client.get(url)).status_code == 401
-                assert (await client.get(url, headers=auth("forged.token.value"))).status_code == 401
+                assert_problem(await client.get(url), 401, "/problems/unauthorized")
+                forged = await client.get(url, headers=auth("forged.token.value"))
+                assert_problem(forged, 401, "/problems/unauthorized")
                 assert (await client.get(url, headers=auth(national_admin_token))).status_code == 200
 
     async def test_provinces_do_not_see_each_other_through_the_gateway(self, through_gateway):
@@ -134,8 +135,10 @@ class TestAdministratorAddsAnOfficer:
             json={"active": False},
         )
         assert disabled.status_code == 200, disabled.text
-        assert (await through_gateway.get("/api/v1/enforcement/me", headers=auth(token))).status_code == 401
-        assert (await login(through_gateway, username, officer_password)).status_code == 400
+        refused = await through_gateway.get("/api/v1/enforcement/me", headers=auth(token))
+        assert_problem(refused, 401, "/problems/unauthorized")
+        again = await login(through_gateway, username, officer_password)
+        assert assert_problem(again, 400, "/problems/oauth-invalid-grant")["error"] == "invalid_grant"
 
     async def test_officer_of_another_province_cannot_be_given_a_login(self, through_gateway):
         password = os.environ["DEMO_ADMIN_PASSWORD"]
@@ -158,7 +161,7 @@ class TestAdministratorAddsAnOfficer:
                 "roles": ["legal"],
             },
         )
-        assert response.status_code == 404
+        assert_problem(response, 404, "/problems/not-found")
 
     async def test_provincial_system_gets_client_credentials(self, through_gateway):
         admin = auth(

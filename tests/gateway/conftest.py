@@ -29,11 +29,12 @@ def make_account(gateway, registry, token_for):
         active: bool = True,
         roles=("enforcement",),
         bureau: dict | None = None,
+        body: str = "enforcement",
     ) -> Account:
         bureau = bureau or {"id": 1, "path": "1."}
         officer_id = None
         if kind == AccountKind.OFFICER and await _bureau_exists(registry, token_for(), bureau):
-            officer_id = (await create_officer(registry, token_for(), bureau))["id"]
+            officer_id = (await create_officer(registry, token_for(), bureau, body=body))["id"]
         account = Account(
             officer_id=officer_id,
             username=f"u{uuid.uuid4().hex[:12]}",
@@ -43,7 +44,7 @@ def make_account(gateway, registry, token_for):
             bureau_path=bureau["path"],
             roles=list(roles),
             active=active,
-            body="enforcement" if kind == AccountKind.OFFICER else None,
+            body=body if kind == AccountKind.OFFICER else None,
         )
         async with gateway.app.state.sessionmaker() as session:
             session.add(account)

@@ -136,7 +136,11 @@ class TestAccountLimit:
         responses = await asyncio.gather(
             *(gateway.login(account.username, "wrong password") for _ in range(8))
         )
-        assert sorted(r.status_code for r in responses) == [400] * 3 + [429] * 5
+        outcomes = sorted((r.status_code, r.json()["type"]) for r in responses)
+        assert (
+            outcomes
+            == [(400, "/problems/oauth-invalid-grant")] * 3 + [(429, "/problems/too-many-login-attempts")] * 5
+        )
 
     async def test_client_credentials_are_throttled_too(self, connect, make_account):
         account, gateway = await make_account(AccountKind.SYSTEM, roles=("system",)), connect()

@@ -3,11 +3,13 @@ the registry reports a change, and its tokens end at the gateway when its accoun
 
 from __future__ import annotations
 
+import asyncio
+
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.models import Account, AccountKind
 from services.common.auth import PrincipalKind
-from tests.conftest import _app_client, auth
+from tests.conftest import _app_client, assert_problem, auth
 from tools.platform import free_port
 
 TOKEN = "/api/v1/auth/token"
@@ -155,8 +157,8 @@ class TestTokensEndWhenTheAccountChanges:
         )
         assert changed.status_code == 200
         refused = await gateway.get("/api/v1/registry/me", headers=auth(token))
-        assert refused.status_code == 401
-        assert "changed after this token was issued" in refused.json()["detail"]
+        problem = assert_problem(refused, 401, "/problems/unauthorized")
+        assert "changed after this token was issued" in problem["detail"]
         fresh = (await password_login(gateway, account)).json()["access_token"]
         me = await gateway.get("/api/v1/registry/me", headers=auth(fresh))
         assert me.status_code == 200 and me.json()["roles"] == ["enforcement"]
@@ -174,3 +176,14 @@ class TestTokensEndWhenTheAccountChanges:
         replica = Revocations()
         await replica.refresh(gateway.app.state.sessionmaker, 900)
         assert replica.versions[str(account.id)] == account.version + 3
+
+
+async def test_concurrent_refreshes_of_the_revocations_keep_every_note(gateway, make_account):
+    """The watcher's refresh and an on-demand one may overlap: neither loses the other's notes."""
+    from gateway.app import Revocations
+
+    revocations = Revocations()
+    account = await make_account(active=False)
+    maker = gateway.app.state.sessionmaker
+    await asyncio.gather(*(revocations.refresh(maker, 900) for _ in range(5)))
+    assert str(account.id) in revocations.disabled

@@ -10,8 +10,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from tests.conftest import _app_client, auth
-from tests.servers import echo_server, silent_server
+from tests.conftest import _app_client, assert_problem, auth
+from tests.servers import download_body, echo_server, silent_server
 from tools.platform import free_port
 
 
@@ -32,6 +32,10 @@ async def proxied(upstreams):
     )
     async for client in _app_client(create_app(settings), "http://gateway"):
         yield client
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def echoed(response: httpx.Response) -> dict:
@@ -55,7 +59,7 @@ class TestForwarding:
         assert body["method"] == "POST"
         assert body["raw_path"] == "/api/v1/registry/bureaus/7/posts"
         assert body["query"] == "a=1&b=%E4%B8%AD"
-        assert (body["length"], body["sha256"]) == (len(sent), hashlib.sha256(sent).hexdigest())
+        assert (body["length"], body["sha256"]) == (len(sent), sha256(sent))
         assert body["header_map"]["content-length"] == [str(len(sent))]
         assert body["header_map"]["authorization"][0].startswith("Bearer ")
 
@@ -68,7 +72,8 @@ class TestForwarding:
                 method, "/api/v1/registry/x", content=b'{"a": 1}', headers=auth(token_for())
             )
             body = echoed(response)
-            assert body["method"] == method and body["length"] == 0
+            assert body["method"] == method
+            assert (body["length"], body["sha256"]) == (0, sha256(b""))
             assert body["header_map"].get("content-length", ["0"]) == ["0"]
 
     async def test_identity_and_origin_headers_from_the_client_are_replaced(self, proxied, token_for):
@@ -120,8 +125,7 @@ class TestForwarding:
 
         response = await proxied.post("/api/v1/registry/bulk", content=chunks(), headers=auth(token_for()))
         body = echoed(response)
-        assert body["length"] == len(blob)
-        assert body["sha256"] == hashlib.sha256(blob).hexdigest()
+        assert (body["length"], body["sha256"]) == (len(blob), sha256(blob))
 
     async def test_large_download_streams_through_and_hop_headers_are_dropped(self, proxied, token_for):
         size = 12 * 1024 * 1024 + 7
@@ -129,22 +133,24 @@ class TestForwarding:
             "/api/v1/registry/download", params={"size": size}, headers=auth(token_for())
         )
         assert response.status_code == 200
+        # What the client received is what the service sent, byte for byte.
         assert len(response.content) == size
+        assert sha256(response.content) == response.headers["x-content-sha256"]
+        assert sha256(response.content) == sha256(download_body(size))
         assert response.headers["x-upstream"] == "echo"
         assert "x-upstream-private" not in response.headers
 
     async def test_no_token_is_refused_before_forwarding(self, proxied):
         response = await proxied.get("/api/v1/registry/me")
-        assert response.status_code == 401
-        assert response.headers["content-type"] == "application/problem+json"
+        assert_problem(response, 401, "/problems/unauthorized")
 
     async def test_invalid_token_is_refused_before_forwarding(self, proxied):
         response = await proxied.get("/api/v1/registry/me", headers=auth("not.a.token"))
-        assert response.status_code == 401
+        assert_problem(response, 401, "/problems/unauthorized")
 
     async def test_unknown_service_prefix_is_not_forwarded(self, proxied, token_for):
         response = await proxied.get("/api/v1/registryx/me", headers=auth(token_for()))
-        assert response.status_code == 404
+        assert_problem(response, 404, "/problems/not-found")
 
 
 class TestFraming:
@@ -164,7 +170,8 @@ class TestFraming:
 
         response = await proxied.post("/api/v1/registry/bulk", content=chunks(), headers=auth(token_for()))
         body = echoed(response)
-        assert body["length"] == 6 and "content-length" not in body["header_map"]
+        assert (body["length"], body["sha256"]) == (6, sha256(b"abcdef"))
+        assert "content-length" not in body["header_map"]
 
     @pytest.mark.parametrize(
         "headers",
@@ -200,7 +207,9 @@ class TestFraming:
         }
         await proxied.asgi(scope, receive, send)
         assert sent[0]["status"] == 400
-        assert b"/problems/ambiguous-framing" in sent[1]["body"]
+        assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
+        problem = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+        assert (problem["type"], problem["status"]) == ("/problems/ambiguous-framing", 400)
 
 
 class TestRedirects:
@@ -259,14 +268,13 @@ class TestBodyLimit:
         response = await small_limit.post(
             "/api/v1/registry/bulk", content=chunks(), headers=auth(token_for())
         )
-        assert response.status_code == 413
-        assert response.headers["content-type"] == "application/problem+json"
+        assert_problem(response, 413, "/problems/payload-too-large")
 
     async def test_body_within_the_limit_is_forwarded(self, small_limit, token_for):
-        response = await small_limit.post(
-            "/api/v1/registry/bulk", content=b"x" * 1000, headers=auth(token_for())
-        )
-        assert echoed(response)["length"] == 1000
+        sent = bytes(range(250)) * 4
+        response = await small_limit.post("/api/v1/registry/bulk", content=sent, headers=auth(token_for()))
+        body = echoed(response)
+        assert (body["length"], body["sha256"]) == (1000, sha256(sent))
 
 
 class TestPathsThatWouldLeaveTheServicePrefix:
@@ -283,9 +291,8 @@ class TestPathsThatWouldLeaveTheServicePrefix:
     )
     async def test_dot_segments_and_encoded_separators_are_not_forwarded(self, proxied, token_for, path):
         response = await proxied.get(path, headers=auth(token_for()))
-        assert response.status_code == 404
-        assert response.headers["content-type"] == "application/problem+json"
+        assert_problem(response, 404, "/problems/not-found")
 
     async def test_only_the_exact_document_path_skips_the_gateway_token_check(self, proxied):
         response = await proxied.get("/api/v1/registry/anything/openapi.json")
-        assert response.status_code == 401
+        assert_problem(response, 401, "/problems/unauthorized")

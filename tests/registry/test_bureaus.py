@@ -9,8 +9,8 @@ import pytest
 
 from services.registry.models import Bureau
 from services.registry.seed import pilot_units
-from tests.conftest import auth
-from tests.factories import audit_count, create_bureau, pilot_unit, row_count, unique
+from tests.conftest import assert_problem, auth
+from tests.factories import audit_entries, create_bureau, pilot_unit, rows_where, unique
 
 BUREAUS = "/api/v1/registry/bureaus"
 
@@ -40,8 +40,11 @@ async def network(registry, token_for):
     }
 
 
-async def bureau_count(registry) -> int:
-    return await row_count(registry, Bureau)
+async def assert_no_bureau(registry, **fields) -> None:
+    """No bureau with these values (the test's own unique name, or a parent made for it)
+    was written, nor audited."""
+    assert await rows_where(registry, Bureau, **fields) == 0
+    assert await audit_entries(registry, "bureau", **fields) == []
 
 
 class TestSeededNetwork:
@@ -77,18 +80,15 @@ class TestScope:
             await registry.get(f"{BUREAUS}/{network['county_a']['id']}", headers=auth(token))
         ).status_code == 200
         response = await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))
-        assert response.status_code == 404
-        assert response.headers["content-type"] == "application/problem+json"
+        assert_problem(response, 404, "/problems/not-found")
         # Its own city (an ancestor) is outside its subtree too.
-        assert (
-            await registry.get(f"{BUREAUS}/{network['hangzhou']['id']}", headers=auth(token))
-        ).status_code == 404
+        response = await registry.get(f"{BUREAUS}/{network['hangzhou']['id']}", headers=auth(token))
+        assert_problem(response, 404, "/problems/not-found")
 
     async def test_province_cannot_see_another_province(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
-        assert (
-            await registry.get(f"{BUREAUS}/{network['sd_qs']['id']}", headers=auth(token))
-        ).status_code == 404
+        response = await registry.get(f"{BUREAUS}/{network['sd_qs']['id']}", headers=auth(token))
+        assert_problem(response, 404, "/problems/not-found")
         assert (
             await registry.get(f"{BUREAUS}/{network['county_b']['id']}", headers=auth(token))
         ).status_code == 200
@@ -103,7 +103,7 @@ class TestScope:
             (ee, "county_a"),
         ):
             response = await registry.get(f"{BUREAUS}/{network[hidden]['id']}", headers=auth(token))
-            assert response.status_code == 404, hidden
+            assert_problem(response, 404, "/problems/not-found")
 
     async def test_national_regulator_sees_all(self, registry, token_for, network):
         token = token_for()
@@ -127,26 +127,25 @@ class TestScope:
 
     async def test_admin_cannot_create_under_a_bureau_out_of_scope(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
-        before = await bureau_count(registry)
+        name = unique("市局")
         response = await registry.post(
             BUREAUS,
             headers=auth(token),
             json={
                 "parent_id": network["sd_qs"]["id"],
-                "name": unique("市局"),
+                "name": name,
                 "level": "city",
                 "division_code": "370100",
             },
         )
-        assert response.status_code == 404
-        assert await bureau_count(registry) == before
+        assert_problem(response, 404, "/problems/not-found")
+        await assert_no_bureau(registry, name=name)
 
 
 class TestCreateBureau:
     async def test_provincial_admin_creates_a_city_bureau(self, registry, token_for, network):
         token = token_for(network["zj_qs"])
         name = unique("宁波市质量技术监督局")
-        before_audit = await audit_count(registry)
         response = await registry.post(
             BUREAUS,
             headers=auth(token),
@@ -163,7 +162,9 @@ class TestCreateBureau:
         assert body["system"] == "quality_supervision"
         assert response.headers["location"] == f"{BUREAUS}/{body['id']}"
         assert response.headers["etag"] == '"1"'
-        assert await audit_count(registry) == before_audit + 1
+        [entry] = await audit_entries(registry, "bureau", body["id"])
+        assert entry["action"] == "bureau.created"
+        assert (entry["data"]["name"], entry["data"]["parent_id"]) == (name, network["zj_qs"]["id"])
 
     async def test_non_admin_is_refused(self, registry, token_for, network):
         token = token_for(network["zj_qs"], roles=("enforcement",))
@@ -177,8 +178,7 @@ class TestCreateBureau:
                 "division_code": "330300",
             },
         )
-        assert response.status_code == 403
-        assert response.json()["type"] == "/problems/role-required"
+        assert_problem(response, 403, "/problems/role-required")
 
     @pytest.mark.parametrize(
         ("payload", "field"),
@@ -194,27 +194,22 @@ class TestCreateBureau:
         self, registry, token_for, network, payload, field
     ):
         token = token_for()
-        good = {
-            "parent_id": network["zj_qs"]["id"],
-            "name": unique("市局"),
-            "level": "city",
-            "division_code": "330300",
-        }
-        before, before_audit = await bureau_count(registry), await audit_count(registry)
+        # A city made for this test: any bureau under it was written by this request,
+        # whatever the payload's name (a bad name cannot be a unique one).
+        city = await create_bureau(registry, token, network["zj_qs"], "city", "330300")
+        good = {"parent_id": city["id"], "name": unique("区局"), "level": "county", "division_code": "330302"}
         response = await registry.post(BUREAUS, headers=auth(token), json={**good, **payload})
-        assert response.status_code == 422
-        problem = response.json()
-        assert response.headers["content-type"] == "application/problem+json"
-        assert problem["status"] == 422 and problem["type"] == "/problems/validation-error"
+        problem = assert_problem(response, 422, "/problems/validation-error")
         assert field in [e["loc"] for e in problem["errors"]]
-        assert (await bureau_count(registry), await audit_count(registry)) == (before, before_audit)
+        await assert_no_bureau(registry, parent_id=city["id"])
+        await assert_no_bureau(registry, name=good["name"])
 
     async def test_body_that_is_not_json(self, registry, token_for):
         response = await registry.post(
             BUREAUS, headers={**auth(token_for()), "content-type": "application/json"}, content=b"{not json"
         )
-        assert response.status_code == 422
-        assert response.json()["errors"]
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["body"]
 
     @pytest.mark.parametrize(
         ("parent", "level", "division", "rule"),
@@ -227,20 +222,19 @@ class TestCreateBureau:
         ],
     )
     async def test_network_rules(self, registry, token_for, network, parent, level, division, rule):
-        before = await bureau_count(registry)
+        name = unique("局")
         response = await registry.post(
             BUREAUS,
             headers=auth(token_for()),
             json={
                 "parent_id": network[parent]["id"],
-                "name": unique("局"),
+                "name": name,
                 "level": level,
                 "division_code": division,
             },
         )
-        assert response.status_code == 409, response.text
-        assert response.json()["type"] == f"/problems/{rule}"
-        assert await bureau_count(registry) == before
+        assert_problem(response, 409, f"/problems/{rule}")
+        await assert_no_bureau(registry, name=name)
 
     async def test_unknown_division_code(self, registry, token_for, network):
         response = await registry.post(
@@ -253,8 +247,8 @@ class TestCreateBureau:
                 "division_code": "339900",
             },
         )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "body.division_code"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "body.division_code"
 
     async def test_provincial_unit_under_national_must_name_its_system(self, registry, token_for):
         response = await registry.post(
@@ -262,8 +256,8 @@ class TestCreateBureau:
             headers=auth(token_for()),
             json={"parent_id": 1, "name": unique("省局"), "level": "provincial", "division_code": "350000"},
         )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "body.system"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "body.system"
 
     async def test_sibling_names_are_unique(self, registry, token_for, network):
         token = token_for()
@@ -277,8 +271,7 @@ class TestCreateBureau:
                 "division_code": "330104",
             },
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/bureau-name-taken"
+        assert_problem(response, 409, "/problems/bureau-name-taken")
 
 
 class TestUpdateBureau:
@@ -297,15 +290,14 @@ class TestUpdateBureau:
         stale = await registry.patch(
             url, json={"name": unique("x局")}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert stale.status_code == 412
+        assert_problem(stale, 412, "/problems/precondition-failed")
         assert (await registry.get(url, headers=auth(token))).json()["name"] == new_name
 
     async def test_update_without_if_match_is_refused(self, registry, token_for, network):
         response = await registry.patch(
             f"{BUREAUS}/{network['county_a']['id']}", json={"name": unique("县局")}, headers=auth(token_for())
         )
-        assert response.status_code == 428
-        assert response.json()["type"] == "/problems/precondition-required"
+        assert_problem(response, 428, "/problems/precondition-required")
 
     async def test_update_cannot_change_the_tree(self, registry, token_for, network):
         response = await registry.patch(
@@ -313,23 +305,25 @@ class TestUpdateBureau:
             json={"parent_id": 1},
             headers={**auth(token_for()), "If-Match": "*"},
         )
-        assert response.status_code == 422
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["body.parent_id"]
 
 
 class TestReadBureau:
     async def test_unknown_bureau(self, registry, token_for):
         response = await registry.get(f"{BUREAUS}/999999999", headers=auth(token_for()))
-        assert response.status_code == 404
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("bad", ["abc", "0", "-1", "99999999999999999999999"])
     async def test_bad_id(self, registry, token_for, bad):
         response = await registry.get(f"{BUREAUS}/{bad}", headers=auth(token_for()))
-        assert response.status_code == 422
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["path.bureau_id"]
 
     async def test_bad_cursor(self, registry, token_for):
         response = await registry.get(BUREAUS, params={"cursor": "not-a-cursor"}, headers=auth(token_for()))
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "query.cursor"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "query.cursor"
 
 
 class TestPilotDesignationAndOwnRecord:
@@ -340,8 +334,7 @@ class TestPilotDesignationAndOwnRecord:
             json={"name": unique("改名局")},
             headers={**auth(token), "If-Match": "*"},
         )
-        assert response.status_code == 403
-        assert response.json()["type"] == "/problems/own-bureau"
+        assert_problem(response, 403, "/problems/own-bureau")
 
     async def test_grassroots_is_not_set_through_the_bureau_record(self, registry, token_for, network):
         # The provincial unit names its grassroots pilot through a designation
@@ -353,8 +346,7 @@ class TestPilotDesignationAndOwnRecord:
             json={"pilot": "grassroots"},
             headers={**auth(token), "If-Match": '"1"'},
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/pilot-designation-required"
+        assert_problem(response, 409, "/problems/pilot-designation-required")
         unchanged = (await registry.get(f"{BUREAUS}/{bureau['id']}", headers=auth(token))).json()
         assert unchanged["pilot"] == "none" and unchanged["version"] == 1
 
@@ -365,21 +357,20 @@ class TestPilotDesignationAndOwnRecord:
         self, registry, token_for, network, level, division, pilot
     ):
         parent = network["hangzhou"] if level == "county" else network["zj_qs"]
-        before = await bureau_count(registry)
+        name = unique("局")
         response = await registry.post(
             BUREAUS,
             headers=auth(token_for()),
             json={
                 "parent_id": parent["id"],
-                "name": unique("局"),
+                "name": name,
                 "level": level,
                 "division_code": division,
                 "pilot": pilot,
             },
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/pilot-level-mismatch"
-        assert await bureau_count(registry) == before
+        assert_problem(response, 409, "/problems/pilot-level-mismatch")
+        await assert_no_bureau(registry, name=name)
 
     async def test_a_provincial_unit_cannot_become_grassroots(self, registry, token_for, network):
         response = await registry.patch(
@@ -387,36 +378,37 @@ class TestPilotDesignationAndOwnRecord:
             json={"pilot": "grassroots"},
             headers={**auth(token_for()), "If-Match": f'"{network["sd_qs"]["version"]}"'},
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/pilot-level-mismatch"
+        assert_problem(response, 409, "/problems/pilot-level-mismatch")
 
 
 class TestValuesTheDatabaseCannotHold:
     async def test_nul_character_in_a_body_is_a_field_error(self, registry, token_for, network):
-        before = await bureau_count(registry)
+        name = unique("杭州局")
         response = await registry.post(
             BUREAUS,
             headers=auth(token_for()),
             json={
                 "parent_id": network["zj_qs"]["id"],
-                "name": "杭州\u0000局",
+                "name": name.replace("州", "州\u0000"),
                 "level": "city",
                 "division_code": "330500",
             },
         )
-        assert response.status_code == 422
-        assert await bureau_count(registry) == before
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [(e["loc"], e["type"]) for e in problem["errors"]] == [("body", "value_error")]
+        assert "NUL" in problem["errors"][0]["message"]
+        # Nor written with the character dropped.
+        await assert_no_bureau(registry, name=name)
 
     async def test_nul_character_in_a_query_is_a_problem_not_a_500(self, registry, token_for):
         response = await registry.get(
             "/api/v1/registry/officers", params={"name": "a\u0000b"}, headers=auth(token_for())
         )
-        assert response.status_code == 422
-        assert response.json()["type"] == "/problems/invalid-value"
+        assert_problem(response, 422, "/problems/invalid-value")
 
     @pytest.mark.parametrize("key", [[2**63], [2**64 - 1], [-(2**63) - 1]])
     async def test_cursor_key_beyond_bigint_is_refused(self, registry, token_for, key):
         cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).rstrip(b"=").decode()
         response = await registry.get(BUREAUS, params={"cursor": cursor}, headers=auth(token_for()))
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "query.cursor"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "query.cursor"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gb2260.data
 import pytest
 
-from tests.conftest import auth
+from tests.conftest import assert_problem, auth
 
 DIVISIONS = "/api/v1/registry/divisions"
 REVISION_2008 = {f"{code:06d}": name for code, name in gb2260.data.data[2008].items()}
@@ -73,11 +73,11 @@ class TestListDivisions:
     )
     async def test_bad_query(self, registry, token_for, params):
         response = await registry.get(DIVISIONS, params=params, headers=auth(token_for()))
-        assert response.status_code == 422
-        assert response.headers["content-type"] == "application/problem+json"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == [f"query.{next(iter(params))}"]
 
     async def test_needs_a_token(self, registry):
-        assert (await registry.get(DIVISIONS)).status_code == 401
+        assert_problem(await registry.get(DIVISIONS), 401, "/problems/unauthorized")
 
 
 class TestReadDivision:
@@ -102,11 +102,10 @@ class TestReadDivision:
 
     async def test_unknown_code(self, registry, token_for):
         response = await registry.get(f"{DIVISIONS}/339999", headers=auth(token_for()))
-        assert response.status_code == 404
-        assert response.json()["type"] == "/problems/not-found"
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("bad", ["33020", "3302000", "abcdef", "33020x"])
     async def test_malformed_code(self, registry, token_for, bad):
         response = await registry.get(f"{DIVISIONS}/{bad}", headers=auth(token_for()))
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "path.code"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "path.code"

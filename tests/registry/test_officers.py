@@ -10,8 +10,15 @@ import pytest
 
 from services.common.pagination import encode_cursor
 from services.registry.models import Officer
-from tests.conftest import auth
-from tests.factories import audit_count, create_bureau, create_officer, pilot_unit, row_count, unique
+from tests.conftest import assert_problem, auth
+from tests.factories import (
+    audit_entries,
+    create_bureau,
+    create_officer,
+    pilot_unit,
+    rows_where,
+    unique,
+)
 
 OFFICERS = "/api/v1/registry/officers"
 BUREAUS = "/api/v1/registry/bureaus"
@@ -56,8 +63,11 @@ async def network(registry, token_for):
     }
 
 
-async def officer_count(registry) -> int:
-    return await row_count(registry, Officer)
+async def assert_no_officer(registry, **fields) -> None:
+    """No officer with these values (the test's own unique name or credential) was written,
+    nor audited."""
+    assert await rows_where(registry, Officer, **fields) == 0
+    assert await audit_entries(registry, "officer", **fields) == []
 
 
 def same_problem(problem: dict, asked_id: int) -> dict:
@@ -88,7 +98,6 @@ class TestCreateOfficer:
     async def test_admin_registers_an_officer_on_a_post(self, registry, token_for, network):
         token = token_for(network["city"])
         number = credential()
-        before_audit = await audit_count(registry)
         response = await registry.post(
             OFFICERS,
             headers=auth(token),
@@ -108,7 +117,12 @@ class TestCreateOfficer:
         assert officer["active"] is True and officer["version"] == 1
         assert response.headers["location"] == f"{OFFICERS}/{officer['id']}"
         assert response.headers["etag"] == '"1"'
-        assert await audit_count(registry) == before_audit + 1
+        [entry] = await audit_entries(registry, "officer", officer["id"])
+        assert entry["action"] == "officer.created"
+        assert (entry["data"]["credential_number"], entry["data"]["bureau_id"]) == (
+            number,
+            network["county_a"]["id"],
+        )
 
     async def test_officer_without_post_or_credential(self, registry, token_for, network):
         officer = await create_officer(
@@ -119,20 +133,20 @@ class TestCreateOfficer:
     async def test_duplicate_credential_is_refused(self, registry, token_for, network):
         token = token_for()
         holder = await create_officer(registry, token, network["county_a"])
-        before = await officer_count(registry)
+        name = unique("李四")
         response = await registry.post(
             OFFICERS,
             headers=auth(token),
             json={
                 "bureau_id": network["county_b"]["id"],
                 "body": "enforcement",
-                "name": unique("李四"),
+                "name": name,
                 "credential_number": holder["credential_number"],
             },
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/credential-taken"
-        assert await officer_count(registry) == before
+        assert_problem(response, 409, "/problems/credential-taken")
+        assert await rows_where(registry, Officer, credential_number=holder["credential_number"]) == 1
+        await assert_no_officer(registry, name=name)
 
     async def test_concurrent_duplicate_credentials_get_one_201_and_409s(self, registry, token_for, network):
         token = token_for()
@@ -157,6 +171,9 @@ class TestCreateOfficer:
                 )
                 statuses = [r.status_code for r in responses]
                 assert statuses.count(201) == 1 and set(statuses) == {201, 409}, statuses
+                for refused in (r for r in responses if r.status_code == 409):
+                    assert_problem(refused, 409, "/problems/credential-taken")
+                assert await rows_where(registry, Officer, credential_number=number) == 1
 
     async def test_post_of_another_bureau_is_refused(self, registry, token_for, network):
         response = await registry.post(
@@ -169,8 +186,8 @@ class TestCreateOfficer:
                 "post_id": network["other_post"]["id"],
             },
         )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "body.post_id"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "body.post_id"
 
     async def test_unknown_post_is_refused(self, registry, token_for, network):
         response = await registry.post(
@@ -183,35 +200,34 @@ class TestCreateOfficer:
                 "post_id": 987654321,
             },
         )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "body.post_id"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "body.post_id"
 
     async def test_post_of_another_body_is_refused(self, registry, token_for, network):
-        before = await officer_count(registry)
+        name = unique("钱七")
         response = await registry.post(
             OFFICERS,
             headers=auth(token_for()),
             json={
                 "bureau_id": network["county_a"]["id"],
                 "body": "enforcement",
-                "name": unique("钱七"),
+                "name": name,
                 "post_id": network["legal_post"]["id"],
             },
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/post-body-mismatch"
-        assert await officer_count(registry) == before
+        assert_problem(response, 409, "/problems/post-body-mismatch")
+        await assert_no_officer(registry, name=name)
 
     async def test_bureau_out_of_scope_is_not_found(self, registry, token_for, network):
-        before = await officer_count(registry)
         for admin, target in (("zj_qs", "sd_qs"), ("county_a", "county_b"), ("county_a", "city")):
+            name = unique("孙八")
             response = await registry.post(
                 OFFICERS,
                 headers=auth(token_for(network[admin])),
-                json={"bureau_id": network[target]["id"], "body": "enforcement", "name": unique("孙八")},
+                json={"bureau_id": network[target]["id"], "body": "enforcement", "name": name},
             )
-            assert response.status_code == 404, (admin, target)
-        assert await officer_count(registry) == before
+            assert_problem(response, 404, "/problems/not-found")
+            await assert_no_officer(registry, name=name)
 
     @pytest.mark.parametrize("roles", [("enforcement",), ("head", "legal"), ()])
     async def test_non_admin_is_refused(self, registry, token_for, network, roles):
@@ -220,8 +236,7 @@ class TestCreateOfficer:
             headers=auth(token_for(network["county_a"], roles=roles)),
             json={"bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("周九")},
         )
-        assert response.status_code == 403
-        assert response.json()["type"] == "/problems/role-required"
+        assert_problem(response, 403, "/problems/role-required")
 
     @pytest.mark.parametrize(
         ("payload", "field"),
@@ -238,12 +253,19 @@ class TestCreateOfficer:
         ],
     )
     async def test_malformed_payload_gets_field_errors(self, registry, token_for, network, payload, field):
-        before = await officer_count(registry)
-        good = {"bureau_id": network["county_a"]["id"], "body": "enforcement", "name": unique("吴十")}
+        # A unique name and a unique credential: each bad value replaces one of them at most,
+        # so the officer the request would have made is found by the other.
+        good = {
+            "bureau_id": network["county_a"]["id"],
+            "body": "enforcement",
+            "name": unique("吴十"),
+            "credential_number": credential(),
+        }
         response = await registry.post(OFFICERS, headers=auth(token_for()), json={**good, **payload})
-        assert response.status_code == 422
-        assert field in [e["loc"] for e in response.json()["errors"]]
-        assert await officer_count(registry) == before
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert field in [e["loc"] for e in problem["errors"]]
+        await assert_no_officer(registry, name=good["name"])
+        await assert_no_officer(registry, credential_number=good["credential_number"])
 
     @pytest.mark.parametrize("field", ["bureau_id", "post_id"])
     async def test_id_beyond_bigint_is_a_field_error(self, registry, token_for, network, field):
@@ -259,8 +281,8 @@ class TestCreateOfficer:
                     field: 2**63,
                 },
             )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == f"body.{field}"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == f"body.{field}"
 
 
 class TestReadOfficer:
@@ -284,16 +306,22 @@ class TestReadOfficer:
             ("zj_qs", 200),
         ):
             token = token_for(network[reader], roles=("enforcement",))
-            assert (await registry.get(url, headers=auth(token))).status_code == status, reader
+            response = await registry.get(url, headers=auth(token))
+            if status == 404:
+                assert_problem(response, 404, "/problems/not-found")
+            else:
+                assert response.status_code == 200, reader
+                assert response.json()["id"] == officer["id"]
 
     async def test_unknown_officer(self, registry, token_for):
         response = await registry.get(f"{OFFICERS}/999999999", headers=auth(token_for()))
-        assert response.status_code == 404
-        assert response.headers["content-type"] == "application/problem+json"
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("bad", ["abc", "0", "-3", str(2**63)])
     async def test_bad_id(self, registry, token_for, bad):
-        assert (await registry.get(f"{OFFICERS}/{bad}", headers=auth(token_for()))).status_code == 422
+        response = await registry.get(f"{OFFICERS}/{bad}", headers=auth(token_for()))
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["path.officer_id"]
 
 
 class TestUpdateOfficer:
@@ -308,8 +336,7 @@ class TestUpdateOfficer:
         assert response.json()["name"] == "新名字" and response.json()["version"] == 2
         assert response.headers["etag"] == '"2"'
         stale = await registry.patch(url, json={"name": "旧名字"}, headers={**auth(token), "If-Match": '"1"'})
-        assert stale.status_code == 412
-        assert stale.json()["current_etag"] == '"2"'
+        assert assert_problem(stale, 412, "/problems/precondition-failed")["current_etag"] == '"2"'
         assert (await registry.get(url, headers=auth(token))).json()["name"] == "新名字"
 
     async def test_update_without_if_match_is_refused(self, registry, token_for, network):
@@ -317,8 +344,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}", json={"active": False}, headers=auth(token_for())
         )
-        assert response.status_code == 428
-        assert response.json()["type"] == "/problems/precondition-required"
+        assert_problem(response, 428, "/problems/precondition-required")
 
     async def test_deactivate_assign_post_and_clear_credential(self, registry, token_for, network):
         token = token_for()
@@ -361,8 +387,8 @@ class TestUpdateOfficer:
             json={field: value},
             headers={**auth(token_for()), "If-Match": '"1"'},
         )
-        assert response.status_code == 422 and response.json()["type"] == "/problems/validation-error"
-        assert [e["loc"] for e in response.json()["errors"]] == [f"body.{field}"]
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == [f"body.{field}"]
 
     @pytest.mark.parametrize("field", ["name", "active"])
     async def test_required_field_cannot_be_nulled(self, registry, token_for, network, field):
@@ -372,8 +398,8 @@ class TestUpdateOfficer:
             json={field: None},
             headers={**auth(token_for()), "If-Match": '"1"'},
         )
-        assert response.status_code == 422 and response.json()["type"] == "/problems/validation-error"
-        assert [e["loc"] for e in response.json()["errors"]] == [f"body.{field}"]
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == [f"body.{field}"]
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
 
@@ -386,7 +412,9 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}", json=payload, headers={**auth(token_for()), "If-Match": '"1"'}
         )
-        assert response.status_code == 422
+        assert_problem(response, 422, "/problems/validation-error")
+        read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
+        assert read == officer
 
     async def test_credential_of_another_officer_is_refused(self, registry, token_for, network):
         token = token_for()
@@ -398,8 +426,7 @@ class TestUpdateOfficer:
             json={"credential_number": holder["credential_number"]},
             headers={**auth(token), "If-Match": '"1"'},
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/credential-taken"
+        assert_problem(response, 409, "/problems/credential-taken")
         # Re-sending one's own credential is not a conflict.
         own = await registry.patch(
             url,
@@ -415,12 +442,12 @@ class TestUpdateOfficer:
         other_bureau = await registry.patch(
             url, json={"post_id": network["other_post"]["id"]}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert other_bureau.status_code == 422
+        problem = assert_problem(other_bureau, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["body.post_id"]
         other_body = await registry.patch(
             url, json={"post_id": network["legal_post"]["id"]}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert other_body.status_code == 409
-        assert other_body.json()["type"] == "/problems/post-body-mismatch"
+        assert_problem(other_body, 409, "/problems/post-body-mismatch")
 
     async def test_non_admin_is_refused(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
@@ -428,7 +455,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/{officer['id']}", json={"name": "越权者"}, headers={**auth(token), "If-Match": '"1"'}
         )
-        assert response.status_code == 403
+        assert_problem(response, 403, "/problems/role-required")
 
     async def test_out_of_scope_officer_is_not_found_as_a_missing_one_is(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_b"])
@@ -446,7 +473,8 @@ class TestUpdateOfficer:
                     json={"name": "越界者"},
                     headers={**auth(token), "If-Match": stale_or_not},
                 )
-                assert out.status_code == gone.status_code == 404, admin
+                assert_problem(out, 404, "/problems/not-found")
+                assert_problem(gone, 404, "/problems/not-found")
                 assert same_problem(out.json(), officer["id"]) == same_problem(gone.json(), missing)
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read["version"] == 1
@@ -455,8 +483,7 @@ class TestUpdateOfficer:
         response = await registry.patch(
             f"{OFFICERS}/999999999", json={"name": "无此人"}, headers={**auth(token_for()), "If-Match": '"1"'}
         )
-        assert response.status_code == 404
-        assert response.json()["type"] == "/problems/not-found"
+        assert_problem(response, 404, "/problems/not-found")
 
     @pytest.mark.parametrize("value", [True, False, "5"])
     async def test_ids_and_flags_take_no_other_json_type(self, registry, token_for, network, value):
@@ -469,9 +496,8 @@ class TestUpdateOfficer:
                 json={field: value},
                 headers={**auth(token_for()), "If-Match": '"1"'},
             )
-            assert response.status_code == 422, (field, value)
-            assert response.json()["type"] == "/problems/validation-error"
-            assert response.json()["errors"][0]["loc"] == f"body.{field}"
+            problem = assert_problem(response, 422, "/problems/validation-error")
+            assert problem["errors"][0]["loc"] == f"body.{field}", (field, value)
         read = (await registry.get(f"{OFFICERS}/{officer['id']}", headers=auth(token_for()))).json()
         assert read == officer
 
@@ -511,8 +537,7 @@ class TestMoveOfficer:
             json={"body": "legal", "post_id": network["enforcement_post"]["id"]},
             headers={**auth(token_for()), "If-Match": '"1"'},
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/post-body-mismatch"
+        assert_problem(response, 409, "/problems/post-body-mismatch")
 
     async def test_a_move_out_of_scope_is_refused_as_not_found(self, registry, token_for, network):
         officer = await create_officer(registry, token_for(), network["county_a"])
@@ -522,7 +547,7 @@ class TestMoveOfficer:
                 json={"bureau_id": target},
                 headers={**auth(token_for(network["zj_qs"])), "If-Match": '"1"'},
             )
-            assert response.status_code == 404
+            assert_problem(response, 404, "/problems/not-found")
             assert same_problem(response.json(), target) == {
                 "type": "/problems/not-found",
                 "title": "Not found",
@@ -603,7 +628,9 @@ class TestListOfficers:
         ],
     )
     async def test_bad_query(self, registry, token_for, params):
-        assert (await registry.get(OFFICERS, params=params, headers=auth(token_for()))).status_code == 422
+        response = await registry.get(OFFICERS, params=params, headers=auth(token_for()))
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == [f"query.{next(iter(params))}"]
 
     @pytest.mark.parametrize("key", [["abc"], [None], [1e30], [True], ["7"], [7, 8]])
     async def test_cursor_with_a_key_of_the_wrong_type_is_refused(self, registry, token_for, key):
@@ -612,24 +639,25 @@ class TestListOfficers:
             response = await client.get(
                 OFFICERS, params={"cursor": encode_cursor(key)}, headers=auth(token_for())
             )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["loc"] == "query.cursor"
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "query.cursor"
 
     async def test_bureau_id_filter_beyond_bigint_is_refused(self, registry, token_for):
         transport = httpx.ASGITransport(app=registry.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
             response = await client.get(OFFICERS, params={"bureau_id": 2**63}, headers=auth(token_for()))
-        assert response.status_code == 422
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == ["query.bureau_id"]
 
 
 class TestPosts:
     async def test_admin_creates_a_post_with_duties(self, registry, token_for, network):
         token = token_for(network["county_a"])
-        before_audit = await audit_count(registry)
+        name = unique("法制审核岗")
         response = await registry.post(
             f"{BUREAUS}/{network['county_a']['id']}/posts",
             headers=auth(token),
-            json={"body": "legal", "name": unique("法制审核岗"), "duties": "法制审核"},
+            json={"body": "legal", "name": name, "duties": "法制审核"},
         )
         assert response.status_code == 201, response.text
         post = response.json()
@@ -638,7 +666,9 @@ class TestPosts:
             "legal",
             "法制审核",
         )
-        assert await audit_count(registry) == before_audit + 1
+        [entry] = await audit_entries(registry, "post", post["id"])
+        assert entry["action"] == "post.created"
+        assert (entry["data"]["name"], entry["data"]["bureau_id"]) == (name, network["county_a"]["id"])
 
     async def test_post_names_are_unique_within_a_bureau(self, registry, token_for, network):
         token = token_for()
@@ -648,8 +678,7 @@ class TestPosts:
             headers=auth(token),
             json={"body": "enforcement", "name": name},
         )
-        assert response.status_code == 409
-        assert response.json()["type"] == "/problems/post-name-taken"
+        assert_problem(response, 409, "/problems/post-name-taken")
         # The same name in another bureau is fine.
         other = await registry.post(
             f"{BUREAUS}/{network['county_b']['id']}/posts",
@@ -665,7 +694,7 @@ class TestPosts:
             headers=auth(token),
             json={"body": "enforcement", "name": unique("岗位")},
         )
-        assert response.status_code == 403
+        assert_problem(response, 403, "/problems/role-required")
 
     async def test_bureau_out_of_scope_is_not_found(self, registry, token_for, network):
         token = token_for(network["county_a"])
@@ -674,9 +703,9 @@ class TestPosts:
             headers=auth(token),
             json={"body": "enforcement", "name": unique("岗位")},
         )
-        assert create.status_code == 404
+        assert_problem(create, 404, "/problems/not-found")
         listing = await registry.get(f"{BUREAUS}/{network['county_b']['id']}/posts", headers=auth(token))
-        assert listing.status_code == 404
+        assert_problem(listing, 404, "/problems/not-found")
 
     @pytest.mark.parametrize(
         "payload", [{"body": "police"}, {"name": "x"}, {"duties": "x" * 2001}, {"bureau_id": 1}]
@@ -687,7 +716,8 @@ class TestPosts:
             headers=auth(token_for()),
             json={"body": "enforcement", "name": unique("岗位"), **payload},
         )
-        assert response.status_code == 422
+        problem = assert_problem(response, 422, "/problems/validation-error")
+        assert [e["loc"] for e in problem["errors"]] == [f"body.{next(iter(payload))}"]
 
     async def test_posts_list_in_keyset_pages(self, registry, token_for, network):
         token = token_for()

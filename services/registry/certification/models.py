@@ -94,6 +94,12 @@ class CertificationBody(RegistryModel, table=True):
 class Auditor(RegistryModel, table=True):
     """Certification personnel (认证人员), registered with the national registration body."""
 
+    __table_args__ = (
+        Index(
+            "ix_auditor_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}
+        ),
+    )
+
     id: int | None = id_column()
     registration_number: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=64)
@@ -215,12 +221,18 @@ class CertificationActivity(RegistryModel, table=True):
     """A step of certification (认证活动): application, audit, decision, surveillance, recertification."""
 
     __tablename__ = "certification_activity"
+    # Keyset pages (by id) of one certificate's, body's or holder's activities.
+    __table_args__ = (
+        Index("ix_certification_activity_certificate_id_id", "certificate_id", "id"),
+        Index("ix_certification_activity_body_id_id", "body_id", "id"),
+        Index("ix_certification_activity_holder_id_id", "holder_id", "id"),
+    )
 
     id: int | None = id_column()
     kind: ActivityKind = Field(sa_type=String(16))
-    body_id: int = fk_column("certification_body.id")
-    holder_id: int = fk_column("enterprise.id")
-    certificate_id: int | None = fk_column("certificate.id", nullable=True)
+    body_id: int = fk_column("certification_body.id", index=False)
+    holder_id: int = fk_column("enterprise.id", index=False)
+    certificate_id: int | None = fk_column("certificate.id", nullable=True, index=False)
     auditor_ids: list[int] = Field(default_factory=list, sa_type=JSONB)
     performed_on: date = Field(sa_type=Date)
     result: ActivityResult = Field(sa_type=String(16))

@@ -55,7 +55,12 @@ class Enterprise(RegistryModel, table=True):
 class Product(RegistryModel, table=True):
     """A product of a holder (产品): category and model as certified."""
 
-    __table_args__ = (Index("ix_product_holder_id_id", "holder_id", "id"),)
+    __table_args__ = (
+        Index("ix_product_holder_id_id", "holder_id", "id"),
+        Index(
+            "ix_product_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}
+        ),
+    )
 
     id: int | None = id_column()
     holder_id: int = fk_column("enterprise.id", index=False)
