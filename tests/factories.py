@@ -1,10 +1,11 @@
-"""Builders of valid domain objects through the public API, so tests read as the domain."""
+"""Builders of valid domain objects (through the public API where it exists), so tests read as the domain."""
 
 from __future__ import annotations
 
 import itertools
 import random
 import uuid
+from datetime import date
 
 import httpx
 from sqlalchemy import func, select
@@ -210,6 +211,17 @@ async def record_activity(client: httpx.AsyncClient, token: str, body: dict, hol
 # --- rows the API of this branch does not write -------------------------------------
 
 
+def ccc_number(year: int = 2016, body_code: str = "01", category: str | None = None) -> str:
+    """A 16-digit CCC certificate number: year, body code, product category, serial."""
+    category = category or f"{random.randrange(1, 10_000):04d}"
+    return f"{year}{body_code}{category}{random.randrange(10**6):06d}"
+
+
+def management_system_number(letter: str = "Q") -> str:
+    """A management-system certificate number shaped like 00216Q10097R1S."""
+    return f"{random.randrange(10**5):05d}{random.randrange(100):02d}{letter}{random.randrange(10**5):05d}R0M"
+
+
 async def insert_row(client: httpx.AsyncClient, model, **values) -> dict:
     """A row written straight to the database of the app behind ``client``: a certificate
     (its routes are another part's) or a record kept from before a rule existed."""
@@ -284,6 +296,66 @@ async def legacy_enterprise(client: httpx.AsyncClient, bureau: dict, **values) -
         bureau_path=bureau["path"],
         **values,
     )
+
+
+async def make_body(client: httpx.AsyncClient, bureau: dict, **overrides) -> dict:
+    from services.registry.certification.models import CertificationBody
+
+    values = {
+        "approval_number": approval_number(),
+        "name": unique("认证中心"),
+        "approved_on": date(2002, 1, 1),
+        "approval_expires_on": date(2030, 12, 31),
+        "approved_schemes": ["ccc", "qms", "ems"],
+        "bureau_id": bureau["id"],
+        "bureau_path": bureau["path"],
+        **overrides,
+    }
+    return await insert_row(client, CertificationBody, **values)
+
+
+async def make_auditor(client: httpx.AsyncClient, bureau: dict, **overrides) -> dict:
+    from services.registry.certification.models import Auditor
+
+    values = {
+        "registration_number": f"2016-N1QMS-{random.randrange(10**7):07d}",
+        "name": unique("审核员")[:20],
+        "bureau_id": bureau["id"],
+        "bureau_path": bureau["path"],
+        **overrides,
+    }
+    return await insert_row(client, Auditor, **values)
+
+
+async def make_enterprise(
+    client: httpx.AsyncClient, bureau: dict, division_code: str = "330106", **overrides
+) -> dict:
+    from services.registry.subjects.models import Enterprise
+
+    values = {
+        "credit_code": credit_code(division_code=division_code),
+        "name": unique("杭州电器有限公司"),
+        "division_code": division_code,
+        "bureau_id": bureau["id"],
+        "bureau_path": bureau["path"],
+        **overrides,
+    }
+    return await insert_row(client, Enterprise, **values)
+
+
+async def make_product(client: httpx.AsyncClient, holder: dict, **overrides) -> dict:
+    from services.registry.subjects.models import Product
+
+    values = {
+        "holder_id": holder["id"],
+        "name": unique("充电器"),
+        "category_code": "0901",
+        "model": unique("XH-"),
+        "bureau_id": holder["bureau_id"],
+        "bureau_path": holder["bureau_path"],
+        **overrides,
+    }
+    return await insert_row(client, Product, **values)
 
 
 async def create_provincial_unit(

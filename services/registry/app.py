@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.certification.routes import router as certification_router
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.inspections.routes import router as inspections_router
@@ -48,6 +49,10 @@ CONSTRAINT_PROBLEMS = {
     ),
     "uq_enterprise_credit_code": ("enterprise-exists", "The enterprise is recorded already."),
     "uq_enterprise_org_code": ("enterprise-exists", "The enterprise is recorded already."),
+    "uq_certificate_scheme_number": (
+        "certificate-number-taken",
+        "A certificate of that scheme and number is already registered.",
+    ),
 }
 
 
@@ -63,7 +68,14 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "(获证企业) and their products (产品)."
         ),
         settings=settings or get_settings(),
-        routers=[network_router, certification_router, subjects_router, pilots_router, inspections_router],
+        routers=[
+            network_router,
+            certification_router,
+            subjects_router,
+            certificates_router,
+            pilots_router,
+            inspections_router,
+        ],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

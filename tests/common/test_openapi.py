@@ -130,6 +130,7 @@ class TestParameters:
             "update_auditor",
             "update_enterprise",
             "update_product",
+            "update_certificate",
             "update_inspection",
         }
         for path, operation in updates:

@@ -45,6 +45,24 @@ MANAGEMENT_SYSTEM_SCHEMES = frozenset(
 )
 
 
+# The date a valid certificate's surveillance period runs from (its last surveillance, else its
+# issue), NULL where no surveillance rule applies: the schemes services/registry/data/
+# surveillance-rules.csv names. Written as PostgreSQL prints it back, so that Alembic's
+# comparison of the models with the migrations sees the index unchanged.
+SURVEILLANCE_REFERENCE_SQL = (
+    "(\nCASE\n"
+    "    WHEN status::text = 'valid'::text AND (scheme::text = ANY (ARRAY[{schemes}])) "
+    "THEN COALESCE(last_surveillance_on, issued_on)\n"
+    "    ELSE NULL::date\n"
+    "END)"
+)
+SURVEILLANCE_SCHEMES = ("ems", "fsms", "ohsms", "qms")
+
+
+def surveillance_reference_sql(schemes=SURVEILLANCE_SCHEMES) -> str:
+    return SURVEILLANCE_REFERENCE_SQL.format(schemes=", ".join(f"'{s}'::text" for s in sorted(schemes)))
+
+
 class CertificateStatus(StrEnum):
     VALID = "valid"  # 有效
     SUSPENDED = "suspended"  # 暂停
@@ -144,6 +162,19 @@ class Certificate(RegistryModel, table=True):
         Index("ix_certificate_body_id_id", "body_id", "id"),
         Index("ix_certificate_holder_id_id", "holder_id", "id"),
         Index("ix_certificate_division_code_id", "division_code", "id"),
+        # Keyset lists by one filter: (filter, id) so a page is an index range read backwards.
+        Index("ix_certificate_scheme_id", "scheme", "id"),
+        Index("ix_certificate_bureau_id_id", "bureau_id", "id"),
+        # Division prefixes: the province (2 digits) and city (4) of the holder's county code.
+        Index("ix_certificate_province_id", text("substr(division_code, 1, 2)"), "id"),
+        Index("ix_certificate_city_id", text("substr(division_code, 1, 4)"), "id"),
+        # Surveillance overdue: the date the period runs from, only where a surveillance rule
+        # applies (certificates/rules.py builds the same expression; a test compares them).
+        Index(
+            "ix_certificate_surveillance_due",
+            text(surveillance_reference_sql()),
+            "scheme",
+        ),
         Index("ix_certificate_expires_on", "expires_on"),
         Index(
             "ix_certificate_holder_name_trgm",
@@ -170,6 +201,7 @@ class Certificate(RegistryModel, table=True):
     status: CertificateStatus = Field(default=CertificateStatus.VALID, sa_type=String(16))
     status_changed_at: datetime = instant_column()
     last_surveillance_on: date | None = Field(default=None, sa_type=Date)
+    suspended_until: date | None = Field(default=None, sa_type=Date)  # while suspended, if set
     bureau_id: int = fk_column("bureau.id", index=False)
     bureau_path: str = Field(max_length=512)
     import_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
@@ -209,6 +241,7 @@ class CertificateStatusChange(RegistryModel, table=True):
     to_status: CertificateStatus = Field(sa_type=String(16))
     reason: str = Field(max_length=2000)
     case_ref: str | None = Field(default=None, max_length=64)
+    suspended_until: date | None = Field(default=None, sa_type=Date)
     decision_event_id: str | None = Field(default=None, max_length=36)
     actor_kind: str = Field(max_length=16)
     actor_id: str = Field(max_length=64)

@@ -1,7 +1,7 @@
 """certification chain lists
 
 Revision ID: b7d41c2a9e35
-Revises: 33921c6d62d1
+Revises: a30eca018fd1
 Create Date: 2026-11-29 18:47:17.708833+00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = 'b7d41c2a9e35'
-down_revision: str | None = '33921c6d62d1'
+down_revision: str | None = 'a30eca018fd1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
