@@ -12,8 +12,10 @@ from services.common.app import create_service_app
 from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.certification.routes import router as certification_router
 from services.registry.config import RegistrySettings, get_settings
+from services.registry.inspections.routes import router as inspections_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
+from services.registry.pilots.routes import router as pilots_router
 from services.registry.subjects.routes import router as subjects_router
 
 # Unique constraints two concurrent writers can still hit after the service's own checks.
@@ -21,6 +23,10 @@ CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
     "uq_bureau_parent_id_name": ("bureau-name-taken", "The parent already has a bureau of that name."),
     "uq_post_bureau_id_name": ("post-name-taken", "The bureau already has a post of that name."),
+    "uq_pilot_designation_current": (
+        "pilot-already-designated",
+        "The provincial unit already names a grassroots pilot unit; withdraw it before naming another.",
+    ),
     "uq_certification_body_approval_number": (
         "approval-number-taken",
         "The approval number is already recorded for another body.",
@@ -62,7 +68,14 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "(获证企业) and their products (产品)."
         ),
         settings=settings or get_settings(),
-        routers=[network_router, certification_router, subjects_router, certificates_router],
+        routers=[
+            network_router,
+            certification_router,
+            subjects_router,
+            certificates_router,
+            pilots_router,
+            inspections_router,
+        ],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

@@ -22,8 +22,10 @@ from services.registry.certification.models import Auditor, CertificationBody
 from services.registry.subjects import repository as subjects_repo
 from services.registry.subjects.models import Enterprise, Product
 
-# Manages the bureau network (bureaus, posts, officers) within the principal's subtree.
+# Manages the bureau network (bureaus, posts, officers, pilot designations) within the principal's subtree.
 NetworkAdmin = Authorize(Role.ADMIN)
+# Records and corrects inspections (监督检查): the certification supervision body, or an administrator.
+InspectionWriter = Authorize(Role.SUPERVISION, Role.ADMIN)
 
 # Writes the registry of certified subjects (certification bodies, auditors, enterprises,
 # products, certificates, activities): the supervision body, an administrator, or a
@@ -40,6 +42,7 @@ __all__ = [
     "EnterpriseToMerge",
     "EnterpriseToWrite",
     "IfMatchDep",
+    "InspectionWriter",
     "NetworkAdmin",
     "OutboxDep",
     "PrincipalDep",

@@ -6,9 +6,12 @@ from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
 from services.registry.config import get_settings
+from services.registry.decisions.service import HANDLERS as DECISION_HANDLERS
 from services.registry.models import AUDIT, INBOX, OUTBOX
 
 _settings = get_settings()
+# The events this service consumes, by type: each handler applies one in the inbox's transaction.
+HANDLERS = {**DECISION_HANDLERS}
 
 
 WorkerSettings = type(
@@ -20,8 +23,7 @@ WorkerSettings = type(
         AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
-        # Handlers of the events this service consumes arrive with its domain code.
-        handlers={},
+        handlers=HANDLERS,
         functions=[check_audit_chain],
         cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
     ),

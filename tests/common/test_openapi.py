@@ -131,6 +131,7 @@ class TestParameters:
             "update_enterprise",
             "update_product",
             "update_certificate",
+            "update_inspection",
         }
         for path, operation in updates:
             header = next(p for p in operation["parameters"] if p["name"].lower() == "if-match")

@@ -9,7 +9,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.network.models import Bureau, BureauBody, Division, Officer, Post
+from services.registry.network.models import Bureau, BureauBody, Division, Officer, PilotDesignation, Post
 
 _bureau = Bureau.__table__  # type: ignore[attr-defined]
 _division = Division.__table__  # type: ignore[attr-defined]
@@ -113,6 +113,14 @@ async def bump_bureau(session: AsyncSession, bureau_id: int, values: dict[str, A
         .where(_bureau.c.id == bureau_id)
         .values(**values, version=_bureau.c.version + 1, updated_at=func.now())
     )
+
+
+async def has_current_pilot_designation(session: AsyncSession, provincial_bureau_id: int) -> bool:
+    query = select(PilotDesignation.id).where(
+        PilotDesignation.provincial_bureau_id == provincial_bureau_id,
+        PilotDesignation.withdrawn_on.is_(None),  # type: ignore[union-attr]
+    )
+    return (await session.exec(query)).first() is not None
 
 
 async def list_bodies(session: AsyncSession, bureau_id: int) -> list[BureauBody]:

@@ -110,6 +110,17 @@ def check_pilot(pilot: PilotRole, level: BureauLevel) -> None:
         raise Conflict(f"A {level} bureau cannot be a {pilot} pilot unit.", slug="pilot-level-mismatch")
 
 
+def designation_required(bureau_id: int | None = None) -> Conflict:
+    """``pilot: grassroots`` follows a provincial unit's designation; it is never set by hand."""
+    which = f"Bureau {bureau_id}'s" if bureau_id else "A bureau's"
+    return Conflict(
+        f"{which} grassroots pilot role follows its provincial unit's designation: name it with "
+        "POST /api/v1/registry/bureaus/{unit}/pilot-designations and end it with that "
+        "designation's withdrawal.",
+        slug="pilot-designation-required",
+    )
+
+
 # --- divisions -------------------------------------------------------------
 
 
@@ -239,6 +250,8 @@ async def create_bureau(
             slug="jurisdiction-outside-parent",
         )
     check_pilot(data.pilot, data.level)
+    if data.pilot == PilotRole.GRASSROOTS:
+        raise designation_required()
     if await repo.find_bureau(session, parent.id, data.name):
         raise Conflict(f"The parent already has a bureau named {data.name}.", slug="bureau-name-taken")
     bureau = await insert_bureau(
@@ -274,8 +287,8 @@ async def update_bureau(
     changes = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     if not changes:
         raise _field_error("body", "Name at least one field to change.", "empty_update")
-    if "pilot" in changes:
-        check_pilot(PilotRole(changes["pilot"]), BureauLevel(bureau.level))
+    if "pilot" in changes and changes["pilot"] != bureau.pilot:
+        await _check_pilot_change(session, bureau, PilotRole(changes["pilot"]))
     renamed = "name" in changes and changes["name"] != bureau.name
     if renamed and await repo.find_bureau(session, bureau.parent_id, changes["name"]):
         raise Conflict(f"A sibling is already named {changes['name']}.", slug="bureau-name-taken")
@@ -283,6 +296,19 @@ async def update_bureau(
     await audit.record(session, principal, "bureau.updated", "bureau", bureau_id, changes)
     session.expire_all()
     return await read_bureau(session, principal, bureau_id)
+
+
+async def _check_pilot_change(session: AsyncSession, bureau: Bureau, pilot: PilotRole) -> None:
+    """A pilot role set through the bureau record must not contradict the designations."""
+    check_pilot(pilot, BureauLevel(bureau.level))
+    if PilotRole.GRASSROOTS in (pilot, bureau.pilot):
+        raise designation_required(bureau.id)
+    if bureau.pilot == PilotRole.PROVINCIAL and await repo.has_current_pilot_designation(session, bureau.id):
+        raise Conflict(
+            f"Bureau {bureau.id} still names a grassroots pilot unit; withdraw that designation "
+            "before it stops being a provincial pilot unit.",
+            slug="pilot-designation-current",
+        )
 
 
 async def list_bodies(session: AsyncSession, principal: Principal, bureau_id: int) -> list[BureauBody]:
