@@ -11,7 +11,7 @@ from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
 from services.common.auth import TokenVerifier, load_jwks
 from services.common.client import ServiceClient
-from services.common.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from services.common.db import Database, make_engine, make_read_sessionmaker, make_sessionmaker
 from services.common.health import router as health_router
 from services.common.jobs import create_job_pool
 from services.common.logging import configure_logging
@@ -48,10 +48,14 @@ async def platform_state(
     app.state.verifier = load_verifier(settings)
     app.state.authorize = app.state.verifier.verify_authorization
     app.state.engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        connection_wait_seconds=settings.db_connection_wait_seconds,
     )
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
+    app.state.database = Database(app.state.engine)
     app.state.jobs = await create_job_pool(settings.redis_url)
     try:
         yield

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
+from services.common.db import Database
 from services.common.problems import Forbidden
 
 
@@ -24,6 +25,11 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_database(request: Request) -> Database:
+    """Hot reads on the driver connection (no session): see ``services.common.db.Database``."""
+    return request.app.state.database
+
+
 # Async, like every dependency here: a plain `def` would cost a thread hand-off per request.
 async def get_principal(request: Request) -> Principal:
     """The principal of the bearer token, checked by the app's ``authorize`` (401 otherwise)."""
@@ -36,6 +42,7 @@ async def get_audit(request: Request) -> AuditLog:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 IfMatchDep = Annotated[str | None, Header(description="The ETag the update is based on")]

@@ -50,6 +50,9 @@ class ServiceSettings(BaseSettings):
     # (costly, and a long tail); requests wait for a pooled one instead.
     db_pool_size: int = 20
     db_max_overflow: int = 0
+    # A request waits at most this long, first come first served, for a pooled connection;
+    # then it is answered 503 /problems/service-unavailable with Retry-After.
+    db_connection_wait_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8001
     # Client credentials this service uses to call the others through the gateway.

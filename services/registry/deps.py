@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep
+from services.common.deps import (
+    AuditDep,
+    DatabaseDep,
+    IfMatchDep,
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+)
 
-__all__ = ["AuditDep", "IfMatchDep", "PrincipalDep", "ReadSessionDep", "SessionDep"]
+__all__ = ["AuditDep", "DatabaseDep", "IfMatchDep", "PrincipalDep", "ReadSessionDep", "SessionDep"]
