@@ -201,7 +201,9 @@ def driver_query(statement: ClauseElement) -> DriverQuery:
     if "POSTCOMPILE" in compiled.string:
         raise ValueError("expanding IN parameters are not supported on the driver path")
     names = tuple(compiled.positiontup or ())
-    return DriverQuery(compiled.string, names, {n: compiled.params[n] for n in names if n in compiled.params})
+    # Values written into the statement are defaults; a bare bindparam("x") must be given.
+    defaults = {n: compiled.params[n] for n in names if not compiled.binds[n].required}
+    return DriverQuery(compiled.string, names, defaults)
 
 
 def like_prefix(prefix: str) -> str:
