@@ -412,7 +412,7 @@ CERTIFICATE_QUERIES = [
 # Until the certificate list is served, the same section measures the bureau list.
 BUREAU_LIST_QUERIES = [
     "/api/v1/registry/bureaus?limit=50",
-    "/api/v1/registry/bureaus?system=quality&limit=50",
+    "/api/v1/registry/bureaus?system=quality_supervision&limit=50",
     "/api/v1/registry/bureaus?pilot=provincial&limit=50",
     "/api/v1/registry/bureaus?level=provincial&limit=50",
 ]

@@ -54,11 +54,20 @@ async def load_certificates(url: str, count: int) -> dict[str, Any]:
         now = datetime.now(UTC)
         today = now.date()
         national = await conn.fetchrow("SELECT id, path FROM bureau WHERE parent_id IS NULL")
+        # The demo seed has made a few bodies already: take approval numbers and CCC codes it left free.
+        taken = {r["ccc_body_code"] for r in await conn.fetch("SELECT ccc_body_code FROM certification_body")}
+        approvals = {
+            r["approval_number"] for r in await conn.fetch("SELECT approval_number FROM certification_body")
+        }
+        codes = [f"{c:02d}" for c in range(10, 100) if f"{c:02d}" not in taken][:BODIES]
+        numbers = [
+            n for n in (f"CNCA-R-{2002 + i % 20}-{900 - i:03d}" for i in range(200)) if n not in approvals
+        ]
         body_rows = [
             (
-                f"CNCA-R-{2002 + i % 20}-{900 - i:03d}",
+                numbers[i],
                 f"基准认证机构{i:03d}",
-                f"{10 + i:02d}",
+                code,
                 date(2002 + i % 20, 1, 1),
                 date(today.year + 3, 1, 1),
                 json.dumps(["ccc", "qms", "ems", "ohsms", "fsms", "voluntary"]),
@@ -70,7 +79,7 @@ async def load_certificates(url: str, count: int) -> dict[str, Any]:
                 now,
                 now,
             )
-            for i in range(BODIES)
+            for i, code in enumerate(codes)
         ]
         await conn.copy_records_to_table(
             "certification_body",

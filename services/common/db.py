@@ -227,6 +227,7 @@ class Database:
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection of one pooled connection, for several statements."""
         fairy = await greenlet_spawn(self._pool.connect)
         try:
             yield fairy.driver_connection
@@ -240,10 +241,23 @@ class Database:
         finally:
             await greenlet_spawn(fairy.close)
 
+    def _run(self, method: str, query: DriverQuery, params: dict[str, Any]) -> Any:
+        """Checkout, one statement, checkin, in one greenlet (SQLAlchemy's pool is sync code)."""
+        fairy = self._pool.connect()
+        try:
+            conn = fairy.driver_connection
+            return await_only(getattr(conn, method)(query.sql, *query.args(params)))
+        except asyncpg.PostgresError:
+            raise
+        except BaseException:
+            fairy.driver_connection.terminate()
+            fairy.invalidate()
+            raise
+        finally:
+            fairy.close()
+
     async def fetch_one(self, query: DriverQuery, **params: Any) -> asyncpg.Record | None:
-        async with self.driver() as conn:
-            return await conn.fetchrow(query.sql, *query.args(params))
+        return await greenlet_spawn(self._run, "fetchrow", query, params)
 
     async def fetch_all(self, query: DriverQuery, **params: Any) -> list[asyncpg.Record]:
-        async with self.driver() as conn:
-            return await conn.fetch(query.sql, *query.args(params))
+        return await greenlet_spawn(self._run, "fetch", query, params)
