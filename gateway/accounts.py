@@ -7,12 +7,10 @@ administrator's own token, so the registry's scope rules apply unchanged.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 from typing import Any
 
-import httpx
 from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,19 +28,17 @@ from gateway.schemas import (
     SystemAccountCreate,
 )
 from services.common.audit import AuditLog
-from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
+from services.common.auth import Principal, PrincipalKind, Role
+from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
-from services.common.context import REQUEST_ID_HEADER, current_request_id
 from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import (
     BadRequest,
     Conflict,
     Forbidden,
-    GatewayTimeout,
     NotFound,
     ProblemError,
-    ServiceUnavailable,
 )
 
 
@@ -64,6 +60,7 @@ class OAuthError(ProblemError):
 
 
 NATIONAL_BUREAU_ID = 1
+REGISTRY_PREFIX = "/api/v1/registry"
 NATIONAL_PATH = "1."
 # The gateway itself, when it reads the registry on its own account (an officer's
 # standing at login, or after the registry reports a change).
@@ -116,11 +113,6 @@ async def authenticate(session: AsyncSession, username: str, secret: str, kinds:
 # --- administration --------------------------------------------------------
 
 
-def require_admin(principal: Principal) -> None:
-    if not principal.has_role(Role.ADMIN):
-        raise Forbidden("Only an administrator may manage accounts.", slug="role-required")
-
-
 async def account_in_scope(session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> Account:
     account = await session.get(Account, account_id, with_for_update=True)
     if account is None or not principal.in_scope(account.bureau_path):
@@ -153,23 +145,13 @@ class RegistryOfficers:
     and its bureau and body are the registry's.
     """
 
-    def __init__(self, registry: httpx.AsyncClient, signer: TokenSigner) -> None:
-        self._registry = registry
-        self._signer = signer
-        self._token = ""
-        self._token_until = 0.0
-
-    def _authorization(self) -> str:
-        now = time.time()
-        if now >= self._token_until:
-            self._token = self._signer.issue(GATEWAY_PRINCIPAL)
-            self._token_until = now + self._signer.lifetime_seconds / 2
-        return f"Bearer {self._token}"
+    def __init__(self, registry: ServiceClient) -> None:
+        self._registry = registry  # authenticates with the gateway's own signed token
 
     async def get(self, officer_id: int) -> dict[str, Any] | None:
         """The officer as the registry has it, or None if it has no such officer."""
         try:
-            return await registry_get(self._registry, f"/officers/{officer_id}", self._authorization())
+            return await self._registry.get(f"{REGISTRY_PREFIX}/officers/{officer_id}")
         except NotFound:
             return None
 
@@ -224,35 +206,31 @@ async def confirm_officer(
 async def follow_registry(
     session: AsyncSession, audit: AuditLog, officers: RegistryOfficers, officer_id: int
 ) -> Account | None:
-    """After the registry reports a change: the officer's login, brought in line, if it has one."""
+    """On a resync notice: the officer's login, brought in line with what the registry says now."""
+    return await apply_officer_standing(session, audit, officer_id, await officers.get(officer_id))
+
+
+async def apply_officer_standing(
+    session: AsyncSession, audit: AuditLog, officer_id: int, officer: dict[str, Any] | None
+) -> Account | None:
+    """The officer's login, if it has one, brought in line with ``officer`` (None: gone)."""
     account = (
         await session.exec(select(Account).where(Account.officer_id == officer_id).with_for_update())
     ).first()
     if account is None:
         return None
-    changes = follow_officer(account, await officers.get(officer_id))
+    changes = follow_officer(account, officer)
     if changes:
         await _record_follow(session, audit, account, changes)
     return account
 
 
-async def registry_get(registry: httpx.AsyncClient, path: str, authorization: str) -> dict[str, Any]:
+async def registry_get(registry: ServiceClient, path: str, authorization: str) -> dict[str, Any]:
     """Read from the registry as the caller, so its scope rules decide what is visible."""
-    headers = {"authorization": authorization}
-    request_id = current_request_id()
-    if request_id:
-        headers[REQUEST_ID_HEADER] = request_id
     try:
-        response = await registry.get(f"/api/v1/registry{path}", headers=headers)
-    except httpx.ReadTimeout as exc:
-        raise GatewayTimeout("The registry did not answer in time.") from exc
-    except httpx.TransportError as exc:
-        raise ServiceUnavailable("The registry is unavailable.") from exc
-    if response.status_code == 404:
-        raise NotFound(f"{path} was not found in the registry within your scope.")
-    if response.status_code != 200:
-        raise ServiceUnavailable(f"The registry answered {response.status_code} for {path}.")
-    return response.json()
+        return await registry.get(f"{REGISTRY_PREFIX}{path}", authorization=authorization)
+    except NotFound as exc:
+        raise NotFound(f"{path} was not found in the registry within your scope.") from exc
 
 
 def _check_grant(
@@ -299,7 +277,6 @@ async def create_officer_account(
     data: OfficerAccountCreate,
     officer: dict[str, Any],
 ) -> Account:
-    require_admin(principal)
     _check_grant(principal, data.roles, AccountKind.OFFICER, officer.get("body"), officer["bureau_path"])
     if not officer.get("active", False):
         raise Conflict(f"Officer {data.officer_id} is not active.", slug="officer-inactive")
@@ -338,7 +315,6 @@ async def create_system_account(
     data: SystemAccountCreate,
     bureau: dict[str, Any],
 ) -> tuple[Account, str]:
-    require_admin(principal)
     await _ensure_username_free(session, data.client_id)
     secret = passwords.new_client_secret()
     account = Account(
@@ -366,7 +342,6 @@ async def update_account(
     data: AccountUpdate,
     if_match: str | None,
 ) -> Account:
-    require_admin(principal)
     account = await account_in_scope(session, principal, account_id)
     check_if_match(if_match, account.version)
     changes = data.model_dump(exclude_unset=True, exclude_none=True, mode="json")

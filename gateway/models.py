@@ -10,9 +10,11 @@ from sqlalchemy import BigInteger, Column, DateTime, String
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
-from services.common.audit import audit_table
+from services.common.audit import AuditLog, audit_table
 from services.common.auth import PrincipalKind
 from services.common.db import new_model_registry, utcnow
+from services.common.idempotency import idempotency_table
+from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 
 
 class GatewayModel(SQLModel, registry=new_model_registry()):
@@ -45,3 +47,11 @@ class Account(GatewayModel, table=True):
 
 
 AuditEntry = audit_table(GatewayModel.metadata)
+IdempotencyKey = idempotency_table(GatewayModel.metadata)
+OutboxEvent = outbox_table(GatewayModel.metadata)
+InboxEvent = inbox_table(GatewayModel.metadata)
+# The gateway's audit chain and event tables, here (not in app.py) so its worker needs no
+# route module. The gateway sends no events yet; it receives officer changes (gateway/tasks.py).
+AUDIT = AuditLog(AuditEntry)
+OUTBOX = Outbox(OutboxEvent, "gateway")
+INBOX = Inbox(InboxEvent)

@@ -25,10 +25,13 @@ from gateway.schemas import (
 from gateway.throttle import LoginThrottle
 from services.common.auth import Role, TokenSigner
 from services.common.concurrency import etag
-from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep, require_roles
+from services.common.deps import AuditDep, Authorize, IfMatchDep, SessionDep, require_roles
+from services.common.openapi import NO_IDEMPOTENCY_KEY
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_doc, problem_responses
 
+# Manages accounts (officers' logins, provincial systems) within the principal's subtree.
+AccountAdmin = Authorize(Role.ADMIN)
 router = APIRouter()
 PageDep = Annotated[PageParams, Depends(page_params)]
 
@@ -77,6 +80,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         "one address slow down, then are refused for a while (429 with `Retry-After`)."
     ),
     responses=_TOKEN_ERRORS,
+    openapi_extra={NO_IDEMPOTENCY_KEY: True},  # no bearer token, no key: a token is never replayed
 )
 async def issue_token(
     request: Request,
@@ -173,9 +177,8 @@ def _read(account) -> AccountRead:
     responses=problem_responses(403),
 )
 async def list_accounts(
-    session: SessionDep, principal: PrincipalDep, page: PageDep, kind: AccountKind | None = None
+    session: SessionDep, principal: AccountAdmin, page: PageDep, kind: AccountKind | None = None
 ) -> Page[AccountRead]:
-    accounts.require_admin(principal)
     items, next_cursor = await accounts.list_accounts(session, principal, kind, page.cursor, page.limit)
     return Page(items=[_read(a) for a in items], next_cursor=next_cursor)
 
@@ -188,9 +191,8 @@ async def list_accounts(
     responses=problem_responses(403, 404),
 )
 async def get_account(
-    session: SessionDep, principal: PrincipalDep, account_id: AccountId, response: Response
+    session: SessionDep, principal: AccountAdmin, account_id: AccountId, response: Response
 ) -> AccountRead:
-    accounts.require_admin(principal)
     account = await accounts.account_in_scope(session, principal, account_id)
     response.headers["ETag"] = etag(account.version)
     return _read(account)
@@ -208,13 +210,12 @@ async def create_officer_account(
     request: Request,
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    principal: AccountAdmin,
     data: OfficerAccountCreate,
     response: Response,
 ) -> AccountRead:
-    accounts.require_admin(principal)
     officer = await accounts.registry_get(
-        request.app.state.upstreams["registry"],
+        request.app.state.registry,
         f"/officers/{data.officer_id}",
         request.headers["authorization"],
     )
@@ -237,13 +238,12 @@ async def create_system_account(
     request: Request,
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    principal: AccountAdmin,
     data: SystemAccountCreate,
     response: Response,
 ) -> SystemAccountCreated:
-    accounts.require_admin(principal)
     bureau = await accounts.registry_get(
-        request.app.state.upstreams["registry"],
+        request.app.state.registry,
         f"/bureaus/{data.bureau_id}",
         request.headers["authorization"],
     )
@@ -265,7 +265,7 @@ async def update_account(
     request: Request,
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    principal: AccountAdmin,
     account_id: AccountId,
     data: AccountUpdate,
     response: Response,

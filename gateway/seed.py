@@ -20,9 +20,8 @@ import httpx
 
 from gateway import passwords
 from gateway.accounts import find_by_username
-from gateway.app import AUDIT
 from gateway.config import SERVICES, GatewaySettings, get_settings
-from gateway.models import Account, AccountKind
+from gateway.models import AUDIT, Account, AccountKind
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
 from services.common.client import pooled_client
 from services.common.db import make_engine, make_sessionmaker

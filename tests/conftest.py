@@ -30,6 +30,8 @@ PARTS = ("registry", "enforcement", "statistics", "gateway")
 TEST_ENV = {
     "PLATFORM_ENV": "test",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
+    # Runs share that Redis database: each run's workers take only its own jobs.
+    "ARQ_QUEUE_PREFIX": f"arq:{RUN_ID}:",
     "JWKS_PATH": str(RUN_DIR / "keys" / "jwks.json"),
     "GATEWAY_PRIVATE_KEY_PATH": str(RUN_DIR / "keys" / "signing-key.pem"),
     "LOG_LEVEL": "WARNING",

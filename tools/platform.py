@@ -155,9 +155,25 @@ def migrate(urls: dict[str, str]) -> None:
         upgrade(part, urls[part])
 
 
+def exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
+
+
+@dataclass
+class _Restarts:
+    quick_exits: int = 0  # exits in a row, each soon after its start
+    due: float | None = None  # when the exited process is started again
+
+
 @dataclass
 class Platform:
-    """The processes of a running platform, started and stopped together."""
+    """The processes of a running platform, started and stopped together.
+
+    :meth:`supervise` starts again any process that exits on its own: an arq worker
+    exits when Redis goes away, and a service may crash; the rest keeps running.
+    """
 
     env: dict[str, str]
     gateway_port: int
@@ -165,6 +181,14 @@ class Platform:
     workers: bool = True
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Restart backoff: the first wait, doubled per quick exit in a row, up to the cap; a
+    # process that ran longer than ``stable_after`` seconds starts the count afresh.
+    restart_delay: float = 1.0
+    max_restart_delay: float = 30.0
+    stable_after: float = 30.0
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+    _restarts: dict[str, _Restarts] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -180,6 +204,8 @@ class Platform:
         return env
 
     def _spawn(self, name: str, args: list[str]) -> None:
+        self.commands[name] = args
+        self._started[name] = time.monotonic()
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -197,13 +223,18 @@ class Platform:
         for name in self.service_ports:
             self.start_service(name)
             if self.workers:
-                self._spawn(f"{name}-worker", ["-m", "services.common.serve", name, "--worker"])
+                self.start_worker(name)
 
     def start_service(self, name: str) -> None:
         self._spawn(name, ["-m", "services.common.serve", name, "--port", str(self.service_ports[name])])
 
+    def start_worker(self, part: str) -> None:
+        self._spawn(f"{part}-worker", ["-m", "services.common.serve", part, "--worker"])
+
     def start_gateway(self) -> None:
         self._spawn("gateway", ["-m", "services.common.serve", "gateway", "--port", str(self.gateway_port)])
+        if self.workers:
+            self.start_worker("gateway")  # it applies the registry's officer changes
 
     def wait_ready(self, urls: list[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -220,6 +251,27 @@ class Platform:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not become ready within {timeout:.0f} s")
             time.sleep(0.2)
+
+    def supervise(self) -> list[str]:
+        """One round of supervision: say which processes exited and why, and start each
+        again once its backoff has passed. Returns what happened, one line each."""
+        now = time.monotonic()
+        said = []
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            restarts = self._restarts.setdefault(name, _Restarts())
+            if restarts.due is None:
+                quick = now - self._started[name] < self.stable_after
+                restarts.quick_exits = restarts.quick_exits + 1 if quick else 1
+                delay = min(self.max_restart_delay, self.restart_delay * 2 ** (restarts.quick_exits - 1))
+                restarts.due = now + delay
+                said.append(f"{name} exited ({exit_reason(proc.returncode)}); restarting in {delay:g} s")
+            elif now >= restarts.due:
+                restarts.due = None
+                self._spawn(name, self.commands[name])
+                said.append(f"{name} restarted")
+        return said
 
     def check_alive(self) -> None:
         for name, proc in self.processes.items():

@@ -78,7 +78,9 @@ def main() -> None:
         run_module("gateway.seed", env)
         print_welcome(platform, env)
         while not stopping:
-            platform.check_alive()
+            # A crashed process is started again (an arq worker exits when Redis restarts).
+            for line in platform.supervise():
+                step(line)
             time.sleep(0.5)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)

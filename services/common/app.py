@@ -13,11 +13,14 @@ from services.common.auth import TokenVerifier, load_jwks
 from services.common.client import ServiceClient
 from services.common.db import Database, make_engine, make_read_sessionmaker, make_sessionmaker
 from services.common.health import router as health_router
-from services.common.jobs import create_job_pool
+from services.common.idempotency import IdempotencyMiddleware
+from services.common.jobs import job_pool
 from services.common.logging import configure_logging
 from services.common.openapi import PlatformAPI
+from services.common.outages import OutageLog, watch_engine
+from services.common.outbox import Inbox, Outbox
 from services.common.problems import install_problem_handlers
-from services.common.routers import audit_router, principal_router
+from services.common.routers import audit_router, events_router, principal_router
 from services.common.settings import ServiceSettings
 
 
@@ -39,28 +42,43 @@ async def platform_state(
     settings: ServiceSettings,
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
 ) -> AsyncIterator[None]:
-    """What every app keeps on its state: settings, token checks, database, job queue."""
+    """What every app keeps on its state: settings, token checks, database, job queue, events."""
     configure_logging(name, settings.log_level)
     app.state.settings = settings
     app.state.audit = audit
+    app.state.outbox = outbox
+    app.state.inbox = inbox
     app.state.constraint_problems = constraint_problems or {}
     app.state.verifier = load_verifier(settings)
     app.state.authorize = app.state.verifier.verify_authorization
+    app.state.outages = OutageLog()
     app.state.engine = make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        connect_timeout=settings.db_connect_timeout_seconds,
         connection_wait_seconds=settings.db_connection_wait_seconds,
     )
+    app.state.idempotency_engine = make_engine(
+        settings.database_url,
+        pool_size=settings.idempotency_pool_size,
+        max_overflow=0,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    )
+    for engine in (app.state.engine, app.state.idempotency_engine):
+        watch_engine(engine, app.state.outages)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
     app.state.database = Database(app.state.engine)
-    app.state.jobs = await create_job_pool(settings.redis_url)
+    app.state.jobs = job_pool(settings.redis_url)
     try:
         yield
     finally:
         await app.state.jobs.aclose()
+        await app.state.idempotency_engine.dispose()
         await app.state.engine.dispose()
 
 
@@ -73,11 +91,13 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with platform_state(app, name, settings, audit, constraint_problems):
+        async with platform_state(app, name, settings, audit, constraint_problems, outbox, inbox):
             app.state.services = ServiceClient(settings)
             try:
                 yield
@@ -100,5 +120,9 @@ def create_service_app(
     app.include_router(health_router)
     for router in (*routers, principal_router(name), audit_router(name)):
         app.include_router(router)
+    # Inside the request-context layer (request id, body limit), outside the routes.
+    app.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_key_ttl_seconds)
+    if outbox is not None and inbox is not None:
+        app.include_router(events_router(name))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

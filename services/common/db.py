@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry as orm_registry
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -150,16 +151,30 @@ def make_engine(
     *,
     pool_size: int = 10,
     max_overflow: int = 10,
+    connect_timeout: float = 5.0,
     connection_wait_seconds: float = DEFAULT_CONNECTION_WAIT_SECONDS,
 ) -> AsyncEngine:
-    return create_async_engine(
+    # No pre-ping (a round trip per checkout): connections the server closed are dropped at
+    # checkout (below); one lost during a statement fails that statement, and SQLAlchemy then
+    # invalidates the whole pool, so the next requests reconnect.
+    engine = create_async_engine(
         url,
         poolclass=fair_pool(connection_wait_seconds),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"timezone": "UTC"}},
+        connect_args={"server_settings": {"timezone": "UTC"}, "timeout": connect_timeout},
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pre-ping without the round trip: a connection the server closed while it sat in the
+    pool (a restart, ``pg_terminate_backend``) is already marked closed by asyncpg; the pool
+    replaces it instead of handing it to a request."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

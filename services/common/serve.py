@@ -2,6 +2,7 @@
 
     python -m services.common.serve registry --port 8001
     python -m services.common.serve registry --worker
+    python -m services.common.serve gateway --worker
 
 uvicorn and arq are run programmatically so that neither installs its own
 plain-text logging before ours.
@@ -22,6 +23,14 @@ APPS = {
     "registry": "services.registry.app:create_app",
     "enforcement": "services.enforcement.app:create_app",
     "statistics": "services.statistics.app:create_app",
+}
+
+# Each part's WorkerSettings.
+WORKERS = {
+    "gateway": "gateway.tasks",
+    "registry": "services.registry.tasks",
+    "enforcement": "services.enforcement.tasks",
+    "statistics": "services.statistics.tasks",
 }
 
 
@@ -45,7 +54,7 @@ def serve_http(part: str, host: str, port: int) -> None:
 def serve_worker(part: str) -> None:
     from arq.worker import run_worker
 
-    settings = importlib.import_module(f"services.{part}.tasks").WorkerSettings
+    settings = importlib.import_module(WORKERS[part]).WorkerSettings
     asyncio.set_event_loop(asyncio.new_event_loop())
     run_worker(settings)
 

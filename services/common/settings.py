@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
 
     environment: Environment = shared("PLATFORM_ENV", Environment.DEVELOPMENT)
     redis_url: str = shared("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Prefix of every worker's arq queue (``arq:registry``…); several platforms sharing one
+    # Redis (test runs) keep their jobs apart with their own.
+    queue_prefix: str = shared("ARQ_QUEUE_PREFIX", "arq:")
     token_issuer: str = shared("TOKEN_ISSUER", "cert-platform-gateway")
     token_audience: str = shared("TOKEN_AUDIENCE", "cert-platform")
     jwks_path: Path = shared("JWKS_PATH", VAR_DIR / "keys" / "jwks.json")
@@ -53,6 +56,13 @@ class ServiceSettings(BaseSettings):
     # A request waits at most this long, first come first served, for a pooled connection;
     # then it is answered 503 /problems/service-unavailable with Retry-After.
     db_connection_wait_seconds: float = 5.0
+    # A database that does not accept a connection within this long is unavailable (503).
+    db_connect_timeout_seconds: float = 5.0
+    # Idempotency-Key rows live in a pool of their own: a request holding a session's
+    # connection must never wait on the pool it holds one of to record its answer.
+    idempotency_pool_size: int = 5
+    # How long an Idempotency-Key is remembered after first use (then it may be used again).
+    idempotency_key_ttl_seconds: int = 24 * 3600
     host: str = "127.0.0.1"
     port: int = 8001
     # Client credentials this service uses to call the others through the gateway.

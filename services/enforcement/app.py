@@ -5,11 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.enforcement.config import EnforcementSettings, get_settings
-from services.enforcement.models import AuditEntry
-
-AUDIT = AuditLog(AuditEntry)
+from services.enforcement.models import AUDIT, INBOX, OUTBOX
 
 
 def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
@@ -22,4 +19,6 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
         ),
         settings=settings or get_settings(),
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
     )

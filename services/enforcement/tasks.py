@@ -8,8 +8,8 @@ from __future__ import annotations
 from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
-from services.enforcement.app import AUDIT
 from services.enforcement.config import get_settings
+from services.enforcement.models import AUDIT, INBOX, OUTBOX
 
 WorkerSettings = type(
     "WorkerSettings",
@@ -18,6 +18,10 @@ WorkerSettings = type(
         "enforcement",
         get_settings(),
         AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
+        # Handlers of the events this service consumes arrive with its domain code.
+        handlers={},
         functions=[check_audit_chain],
         cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
     ),

@@ -8,12 +8,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.registry.config import RegistrySettings, get_settings
-from services.registry.models import AuditEntry
+from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 
-AUDIT = AuditLog(AuditEntry)
 # Unique constraints two concurrent writers can still hit after the service's own checks.
 CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),
@@ -34,5 +32,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings or get_settings(),
         routers=[network_router],
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
         constraint_problems=CONSTRAINT_PROBLEMS,
     )

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from services.common.db import make_engine, make_sessionmaker
 from services.common.settings import Environment
-from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.demo import seed_demo_chain
+from services.registry.models import AUDIT
 from services.registry.network import repository as repo
 from services.registry.network.models import (
     NATIONAL_BUREAU_ID,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
-from services.registry.app import AUDIT
 from services.registry.config import get_settings
+from services.registry.models import AUDIT, INBOX, OUTBOX
 
 _settings = get_settings()
 
@@ -18,6 +18,10 @@ WorkerSettings = type(
         "registry",
         _settings,
         AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
+        # Handlers of the events this service consumes arrive with its domain code.
+        handlers={},
         functions=[check_audit_chain],
         cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
     ),

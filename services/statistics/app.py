@@ -5,11 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.statistics.config import StatisticsSettings, get_settings
-from services.statistics.models import AuditEntry
-
-AUDIT = AuditLog(AuditEntry)
+from services.statistics.models import AUDIT, INBOX, OUTBOX
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
@@ -22,4 +19,6 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         ),
         settings=settings or get_settings(),
         audit=AUDIT,
+        outbox=OUTBOX,
+        inbox=INBOX,
     )

@@ -207,7 +207,9 @@ class TestServicesAndWorkers:
     async def test_workers_run_jobs_with_json_payloads(self, platform):
         pool = await create_job_pool(TEST_ENV["REDIS_URL"])
         try:
-            job = await pool.enqueue_job("check_audit_chain", _queue_name="arq:registry")
+            job = await pool.enqueue_job(
+                "check_audit_chain", _queue_name=f"{TEST_ENV['ARQ_QUEUE_PREFIX']}registry"
+            )
             result = await job.result(timeout=30)
         finally:
             await pool.aclose()

@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from services.registry.app import AUDIT
 from services.registry.certification.identifiers import (
     approval_number,
     certificate_number,
@@ -16,7 +15,13 @@ from services.registry.certification.identifiers import (
     org_code_of,
 )
 from services.registry.demo import seed_demo_chain
-from services.registry.models import Certificate, CertificateStatusChange, CertificationBody, Enterprise
+from services.registry.models import (
+    AUDIT,
+    Certificate,
+    CertificateStatusChange,
+    CertificationBody,
+    Enterprise,
+)
 from services.registry.network.models import Bureau
 from tests.factories import pilot_unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
@@ -15,6 +15,8 @@ from services.registry.deps import (
     AuditDep,
     DatabaseDep,
     IfMatchDep,
+    NetworkAdmin,
+    OutboxDep,
     PrincipalDep,
     ReadSessionDep,
     SessionDep,
@@ -119,7 +121,7 @@ async def get_bureau(db: DatabaseDep, principal: PrincipalDep, bureau_id: IdPath
     responses=problem_responses(403, 404, 409),
 )
 async def create_bureau(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, data: BureauCreate, response: Response
+    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, data: BureauCreate, response: Response
 ) -> BureauRead:
     bureau = await service.create_bureau(session, audit, principal, data)
     await session.commit()
@@ -138,7 +140,7 @@ async def create_bureau(
 async def update_bureau(
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    principal: NetworkAdmin,
     bureau_id: IdPath,
     data: BureauUpdate,
     response: Response,
@@ -187,7 +189,7 @@ async def list_posts(
     responses=problem_responses(403, 404, 409),
 )
 async def create_post(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, bureau_id: IdPath, data: PostCreate
+    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, bureau_id: IdPath, data: PostCreate
 ) -> PostRead:
     post = await service.create_post(session, audit, principal, bureau_id, data)
     await session.commit()
@@ -242,7 +244,7 @@ async def get_officer(
     responses=problem_responses(403, 404, 409),
 )
 async def create_officer(
-    session: SessionDep, audit: AuditDep, principal: PrincipalDep, data: OfficerCreate, response: Response
+    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, data: OfficerCreate, response: Response
 ) -> OfficerRead:
     officer = await service.create_officer(session, audit, principal, data)
     await session.commit()
@@ -259,19 +261,16 @@ async def create_officer(
     responses=problem_responses(403, 404, 409, 412, 428),
 )
 async def update_officer(
-    request: Request,
     session: SessionDep,
     audit: AuditDep,
-    principal: PrincipalDep,
+    outbox: OutboxDep,
+    principal: NetworkAdmin,
     officer_id: IdPath,
     data: OfficerUpdate,
     response: Response,
-    background: BackgroundTasks,
     if_match: IfMatchDep = None,
 ) -> OfficerRead:
-    officer = await service.update_officer(session, audit, principal, officer_id, data, if_match)
+    officer = await service.update_officer(session, audit, outbox, principal, officer_id, data, if_match)
     await session.commit()
-    # After the commit, so the gateway reads the change it is told of.
-    background.add_task(service.tell_gateway_officer_changed, request.app.state.services, officer_id)
     response.headers["ETag"] = etag(officer.version)
     return officer

@@ -7,18 +7,18 @@ here never commit: the route commits once, after the audit entry is written.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
-from services.common.auth import Principal, Role
-from services.common.client import ServiceClient
+from services.common.auth import Principal
 from services.common.concurrency import check_if_match
 from services.common.db import Database, utcnow
+from services.common.event_schemas import OfficerChanged
+from services.common.outbox import Outbox
 from services.common.pagination import decode_cursor, make_page
-from services.common.problems import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
+from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.registry.network import repository as repo
 from services.registry.network.models import (
     BodyKind,
@@ -42,8 +42,6 @@ from services.registry.network.schemas import (
     OfficerUpdate,
     PostCreate,
 )
-
-log = logging.getLogger("registry")
 
 # Which levels a bureau may have under it, by its level and system.
 CHILD_LEVELS: dict[tuple[BureauLevel, BureauSystem], frozenset[BureauLevel]] = {
@@ -110,11 +108,6 @@ def _field_error(loc: str, message: str, kind: str) -> UnprocessableEntity:
 def check_pilot(pilot: PilotRole, level: BureauLevel) -> None:
     if level not in PILOT_LEVELS[pilot]:
         raise Conflict(f"A {level} bureau cannot be a {pilot} pilot unit.", slug="pilot-level-mismatch")
-
-
-def require_admin(principal: Principal) -> None:
-    if not principal.has_role(Role.ADMIN):
-        raise Forbidden("Only an administrator of the bureau network may do this.", slug="role-required")
 
 
 # --- divisions -------------------------------------------------------------
@@ -228,7 +221,6 @@ async def insert_bureau(
 async def create_bureau(
     session: AsyncSession, audit: AuditLog, principal: Principal, data: BureauCreate
 ) -> BureauRead:
-    require_admin(principal)
     parent = await _bureau_in_scope(session, principal, data.parent_id)
     allowed = CHILD_LEVELS.get((BureauLevel(parent.level), BureauSystem(parent.system)), frozenset())
     if data.level not in allowed:
@@ -287,7 +279,6 @@ async def update_bureau(
     data: BureauUpdate,
     if_match: str | None,
 ) -> BureauRead:
-    require_admin(principal)
     bureau = await _bureau_in_scope(session, principal, bureau_id, lock=True)
     if bureau.path == principal.bureau_path and not principal.is_national:
         raise Forbidden(
@@ -329,7 +320,6 @@ async def list_posts(
 async def create_post(
     session: AsyncSession, audit: AuditLog, principal: Principal, bureau_id: int, data: PostCreate
 ) -> Post:
-    require_admin(principal)
     await _bureau_in_scope(session, principal, bureau_id)
     if await repo.find_post(session, bureau_id, data.name):
         raise Conflict(f"The bureau already has a post named {data.name}.", slug="post-name-taken")
@@ -389,7 +379,6 @@ async def _check_credential(session: AsyncSession, credential: str | None, offic
 async def create_officer(
     session: AsyncSession, audit: AuditLog, principal: Principal, data: OfficerCreate
 ) -> OfficerRead:
-    require_admin(principal)
     await _bureau_in_scope(session, principal, data.bureau_id)
     await _check_post(session, data.post_id, data.bureau_id, data.body)
     await _check_credential(session, data.credential_number, None)
@@ -403,12 +392,12 @@ async def create_officer(
 async def update_officer(
     session: AsyncSession,
     audit: AuditLog,
+    outbox: Outbox,
     principal: Principal,
     officer_id: int,
     data: OfficerUpdate,
     if_match: str | None,
 ) -> OfficerRead:
-    require_admin(principal)
     officer = await repo.get_officer(session, officer_id, for_update=True)
     # Scope before anything else is read or said: another province's officer is "not found"
     # exactly as a missing one is.
@@ -436,25 +425,32 @@ async def update_officer(
     officer.updated_at = utcnow()
     await session.flush()
     await audit.record(session, principal, "officer.updated", "officer", officer_id, changes)
-    return await read_officer(session, principal, officer_id)
+    updated = await read_officer(session, principal, officer_id)
+    if STANDING.intersection(changes):
+        await tell_officer_changed(outbox, session, updated)
+    return updated
 
 
-async def tell_gateway_officer_changed(services: ServiceClient, officer_id: int) -> None:
-    """The gateway brings the officer's login in line (a deactivated officer's tokens stop).
+# What an officer's login stands on: the gateway hears of every change to it.
+STANDING = frozenset({"active", "bureau_id", "body"})
 
-    Best effort: should the notice be lost, the gateway still checks the officer
-    at every login, and the officer's tokens expire within one lifetime.
-    """
-    try:
-        response = await services.request(
-            "POST", "/api/v1/auth/officer-changes", json={"officer_id": officer_id}
-        )
-        if response.status_code != 204:
-            log.warning(
-                "gateway refused an officer change notice",
-                extra={"officer_id": officer_id, "status": response.status_code},
-            )
-    except ProblemError as exc:
-        log.warning(
-            "gateway not told of an officer change", extra={"officer_id": officer_id, "error": exc.detail}
-        )
+
+async def tell_officer_changed(outbox: Outbox, session: AsyncSession, officer: OfficerRead) -> None:
+    """In the change's transaction: the gateway brings the officer's login in line
+    (a deactivated officer's tokens stop, a moved officer's login follows)."""
+    await outbox.emit(
+        session,
+        "registry.officer.changed",
+        aggregate_type="officer",
+        aggregate_id=officer.id,
+        aggregate_version=officer.version,
+        bureau_id=officer.bureau_id,
+        bureau_path=officer.bureau_path,
+        payload=OfficerChanged(
+            officer_id=officer.id,
+            bureau_id=officer.bureau_id,
+            bureau_path=officer.bureau_path,
+            active=officer.active,
+            body=officer.body,
+        ),
+    )

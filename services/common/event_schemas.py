@@ -1,0 +1,142 @@
+"""Payloads of the events the services exchange, one model per event type.
+
+They live here, not in the producing service, because producer and consumer
+are different services that may not import each other: both read the same
+model. A change a consumer could not read is a new schema version in
+``services.common.events.EVENT_TYPES``. Payloads refuse unknown fields, so a
+producer cannot send what the catalogue does not describe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Body = Literal["supervision", "enforcement", "legal"]
+CertificateAction = Literal["suspend", "revoke", "restore"]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- registry ---------------------------------------------------------------
+
+
+class OfficerChanged(Payload):
+    """An officer's standing changed: deactivated, reactivated, or moved to another bureau or body."""
+
+    officer_id: int
+    bureau_id: int
+    bureau_path: str
+    active: bool
+    body: Body
+
+
+class InspectionReferred(Payload):
+    """A non-compliant inspection (监督检查) referred to the enforcement body as a lead."""
+
+    inspection_id: int
+    target_type: str = Field(max_length=64, description="What was inspected: certificate, enterprise…")
+    target_id: int
+    target_name: str = Field(max_length=256)
+    result: str = Field(max_length=32, description="The inspection's conclusion code")
+    findings: str = Field(max_length=2000)
+    inspected_on: date
+    bureau_id: int
+
+
+class CertificateStatusChanged(Payload):
+    """A certificate's status changed in the registry (suspended, revoked, restored, expired…)."""
+
+    certificate_id: int
+    number: str = Field(max_length=64)
+    scheme: str = Field(max_length=64)
+    from_status: str = Field(max_length=32)
+    to_status: str = Field(max_length=32)
+    reason: str = Field(max_length=2000)
+    case_ref: str | None = Field(default=None, max_length=64, description="The case that caused it, if any")
+    changed_at: datetime
+
+
+class CertificateActionAnswer(Payload):
+    """The registry's answer to a decided certificate action."""
+
+    decision_event_id: uuid.UUID = Field(
+        description="Id of the `enforcement.certificate_action.decided` event"
+    )
+    certificate_id: int | None = Field(description="Null when the registry holds no such certificate")
+    certificate_number: str = Field(max_length=64)
+    action: CertificateAction
+    reason: str = Field(max_length=2000)
+
+
+class CertificateActionApplied(CertificateActionAnswer):
+    """The certificate was suspended, revoked or restored as decided."""
+
+
+class CertificateActionRejected(CertificateActionAnswer):
+    """The action could not be applied; ``reason`` says why (unknown certificate, already revoked…)."""
+
+
+# --- enforcement ------------------------------------------------------------
+
+
+class CertificateActionDecided(Payload):
+    """A penalty decision suspends, revokes or restores a certificate."""
+
+    action: CertificateAction
+    certificate_id: int | None = Field(description="The registry's id, when the case knows it")
+    certificate_number: str = Field(max_length=64)
+    case_ref: str = Field(max_length=64)
+    reason: str = Field(max_length=2000)
+    decided_on: date
+
+
+class LeadChanged(Payload):
+    """A lead (案件线索) was registered or changed state."""
+
+    lead_id: int
+    state: str = Field(max_length=32)
+    inspection_id: int | None = Field(default=None, description="The referring inspection, if any")
+
+
+class CaseChanged(Payload):
+    """A case (案件) was opened or changed state."""
+
+    case_id: int
+    lead_id: int | None = None
+    state: str = Field(max_length=32)
+    needs_legal_review: bool = Field(description="Major case: legal review before decision (法制审核)")
+    needs_filing: bool = Field(description="Major case: filed with the level above (重大案件备案)")
+
+
+class ReviewRequested(Payload):
+    """A case entered the legal-review queue of the legal-affairs body."""
+
+    case_id: int
+    requested_on: date
+
+
+# --- statistics -------------------------------------------------------------
+
+
+class ReviewAnswered(Payload):
+    """The legal review's conclusion: the decision gate opens, or the case is returned."""
+
+    review_id: int
+    case_id: int
+    outcome: Literal["approved", "returned"]
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class FilingAnswered(Payload):
+    """A major-case filing (备案) was accepted or returned."""
+
+    filing_id: int
+    case_id: int
+    outcome: Literal["accepted", "returned"]
+    reason: str | None = Field(default=None, max_length=2000)
