@@ -246,12 +246,12 @@ class Database:
         fairy = await greenlet_spawn(self._pool.connect)
         try:
             yield fairy.driver_connection
-        except asyncpg.PostgresError:
-            raise  # the server refused the statement; the connection is fine
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                await greenlet_spawn(_discard, fairy)
+            raise
         except BaseException:
-            # Cut off midway (cancelled, connection lost): its state is unknown, do not reuse it.
-            fairy.driver_connection.terminate()
-            await greenlet_spawn(fairy.invalidate)
+            await greenlet_spawn(_discard, fairy)
             raise
         finally:
             await greenlet_spawn(fairy.close)
@@ -262,11 +262,13 @@ class Database:
         try:
             conn = fairy.driver_connection
             return await_only(getattr(conn, method)(query.sql, *query.args(params)))
-        except asyncpg.PostgresError:
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                _discard(fairy)  # the connection is gone; any other refusal leaves it usable
             raise
         except BaseException:
-            fairy.driver_connection.terminate()
-            fairy.invalidate()
+            # Cut off midway (cancelled, protocol error): its state is unknown, do not reuse it.
+            _discard(fairy)
             raise
         finally:
             fairy.close()
@@ -276,3 +278,9 @@ class Database:
 
     async def fetch_all(self, query: DriverQuery, **params: Any) -> list[asyncpg.Record]:
         return await greenlet_spawn(self._run, "fetch", query, params)
+
+
+def _discard(fairy: Any) -> None:
+    """Close a pooled connection for good (the pool opens a new one when it needs one)."""
+    fairy.driver_connection.terminate()
+    fairy.invalidate()

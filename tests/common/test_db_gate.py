@@ -31,11 +31,15 @@ from services.common.db import (
 )
 from services.common.deps import DatabaseDep, ReadSessionDep, SessionDep
 from services.common.metrics import DB_CONNECTION_WAIT_TIMEOUTS
+from services.common.outages import OutageLog
 from services.common.problems import install_problem_handlers
 from services.common.responses import fast_json, fast_page
 
 ONE = driver_query(select(literal_column("1").label("one")))
 SLEEP = driver_query(text("SELECT pg_sleep(:seconds)").bindparams(bindparam("seconds")))
+SLOW_MARKED = driver_query(
+    text("SELECT pg_sleep(:seconds) /* lost-mid-read */").bindparams(bindparam("seconds"))
+)
 
 
 @pytest.fixture
@@ -141,6 +145,7 @@ def gated_app(engine) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_read_sessionmaker(engine)
     app.state.database = Database(engine)
+    app.state.outages = OutageLog()
 
     @app.get("/read-session")
     async def read_session(session: ReadSessionDep) -> dict:
@@ -155,6 +160,11 @@ def gated_app(engine) -> FastAPI:
     @app.get("/driver")
     async def driver(db: DatabaseDep) -> dict:
         return {"one": (await db.fetch_one(ONE))["one"]}
+
+    @app.get("/driver-slow")
+    async def driver_slow(db: DatabaseDep) -> dict:
+        await db.fetch_one(SLOW_MARKED, seconds=5)
+        return {}
 
     return app
 
@@ -203,6 +213,33 @@ class TestDriverPath:
         assert pool_of_two.sync_engine.pool.checkedout() == 0
         results = await asyncio.gather(*(db.fetch_one(ONE) for _ in range(4)))
         assert [r["one"] for r in results] == [1, 1, 1, 1]
+
+    async def test_a_connection_lost_mid_read_is_a_503_and_is_not_reused(
+        self, pool_of_two, database_urls_for_run
+    ):
+        import asyncpg
+
+        transport = httpx.ASGITransport(app=gated_app(pool_of_two), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            reading = asyncio.create_task(client.get("/driver-slow"))
+            admin = await asyncpg.connect(database_urls_for_run["registry"].replace("+asyncpg", ""))
+            try:
+                for _ in range(50):
+                    await asyncio.sleep(0.1)
+                    killed = await admin.fetchval(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE query LIKE '%lost-mid-read%' AND pid <> pg_backend_pid()"
+                    )
+                    if killed:
+                        break
+            finally:
+                await admin.close()
+            response = await reading
+            assert response.status_code == 503
+            assert response.json()["type"].endswith("/problems/database-unavailable")
+            assert pool_of_two.sync_engine.pool.checkedout() == 0
+            for _ in range(3):
+                assert (await client.get("/driver")).json() == {"one": 1}
 
     async def test_a_refused_statement_keeps_the_connection_usable(self, pool_of_two):
         import asyncpg
