@@ -12,7 +12,7 @@ from services.registry.models import Certificate
 from tests.conftest import auth
 from tests.factories import (
     affiliate,
-    audit_count,
+    audit_entries,
     create_auditor,
     create_certification_body,
     create_enterprise,
@@ -77,7 +77,6 @@ async def activities_of(registry, token: str, holder: dict, **params) -> list[di
 class TestRecordActivity:
     async def test_an_audit_is_recorded_with_its_auditors(self, registry, token_for, places, chain):
         principal = token_for(places["home"], roles=("supervision",), account_id="officer-zj-17")
-        before = await audit_count(registry)
         response = await registry.post(
             ACTIVITIES, json=payload(chain, notes="初次审核"), headers=auth(principal)
         )
@@ -92,12 +91,12 @@ class TestRecordActivity:
         assert (activity["recorded_by"], activity["bureau_id"]) == ("officer-zj-17", places["home"]["id"])
         assert response.headers["location"] == f"{ACTIVITIES}/{activity['id']}"
         assert response.headers["etag"] == '"1"'
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "certification_activity", activity["id"])
+        assert [e["action"] for e in entries] == ["certification_activity.recorded"]
 
     async def test_a_surveillance_moves_the_certificates_last_surveillance_day(self, registry, writer, chain):
         certificate = chain["certificate"]
-        before = await audit_count(registry)
-        await record_activity(
+        activity = await record_activity(
             registry,
             writer,
             chain["body"],
@@ -109,7 +108,12 @@ class TestRecordActivity:
         surveilled = await fetch_row(registry, Certificate, certificate["id"])
         assert surveilled["last_surveillance_on"].isoformat() == days_ago(5)
         assert surveilled["version"] == certificate["version"] + 1
-        assert await audit_count(registry) == before + 2
+        recorded = await audit_entries(registry, "certification_activity", activity["id"])
+        assert [e["action"] for e in recorded] == ["certification_activity.recorded"]
+        surveillances = await audit_entries(registry, "certificate", certificate["id"])
+        assert [(e["action"], e["data"]["activity_id"]) for e in surveillances] == [
+            ("certificate.surveilled", activity["id"])
+        ]
         # An earlier surveillance recorded late does not move the day back.
         await record_activity(
             registry,
@@ -125,6 +129,7 @@ class TestRecordActivity:
             days_ago(5),
             surveilled["version"],
         )
+        assert len(await audit_entries(registry, "certificate", certificate["id"])) == 1
 
     async def test_an_audit_leaves_the_certificate_alone(self, registry, writer, chain):
         certificate = chain["certificate"]

@@ -13,7 +13,7 @@ from services.registry.certification import rules
 from tests.conftest import auth
 from tests.factories import (
     affiliate,
-    audit_count,
+    audit_entries,
     create_auditor,
     create_certification_body,
     registration_number,
@@ -77,7 +77,6 @@ async def by_registration(registry, token: str, number: str) -> list[dict]:
 
 class TestCreateAuditor:
     async def test_an_auditor_is_registered_by_number(self, registry, writer, places):
-        before = await audit_count(registry)
         number = registration_number()
         response = await registry.post(
             AUDITORS,
@@ -100,7 +99,8 @@ class TestCreateAuditor:
         assert auditor["bureau_path"] == places["home"]["path"]
         assert response.headers["location"] == f"{AUDITORS}/{auditor['id']}"
         assert response.headers["etag"] == '"1"'
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "auditor", auditor["id"])
+        assert [e["action"] for e in entries] == ["auditor.created"]
 
     async def test_a_taken_registration_number_is_refused(self, registry, writer):
         first = await create_auditor(registry, writer)
@@ -315,7 +315,6 @@ class TestUpdateAuditor:
 class TestAffiliations:
     async def test_an_auditor_practises_in_a_body(self, registry, writer, body):
         auditor = await create_auditor(registry, writer)
-        before = await audit_count(registry)
         response = await registry.post(
             f"{AUDITORS}/{auditor['id']}/affiliations",
             json={"body_id": body["id"], "started_on": days_ago(3)},
@@ -334,7 +333,11 @@ class TestAffiliations:
         assert (await registry.get(location, headers=auth(writer))).json() == affiliation
         current = await read(registry, writer, auditor)
         assert (current["current_affiliation"], current["version"]) == (affiliation, 2)
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "auditor", auditor["id"])
+        assert [(e["action"], e["data"].get("affiliation_id")) for e in entries] == [
+            ("auditor.created", None),
+            ("auditor.affiliated", affiliation["id"]),
+        ]
 
     async def test_a_second_concurrent_affiliation_is_refused(self, registry, writer, body):
         other = await create_certification_body(registry, writer)
@@ -398,7 +401,6 @@ class TestAffiliations:
         other = await create_certification_body(registry, writer)
         auditor = await create_auditor(registry, writer)
         first = await affiliate(registry, writer, auditor, body, rules.today() - timedelta(days=30))
-        before = await audit_count(registry)
         response = await registry.post(
             f"{AUDITORS}/{auditor['id']}/affiliations/{first['id']}/end",
             json={"ended_on": days_ago(10)},
@@ -407,7 +409,12 @@ class TestAffiliations:
         assert response.status_code == 200, response.text
         assert response.json() == {**first, "ended_on": days_ago(10)}
         assert response.headers["etag"] == '"3"'
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "auditor", auditor["id"])
+        assert [(e["action"], e["data"].get("affiliation_id")) for e in entries] == [
+            ("auditor.created", None),
+            ("auditor.affiliated", first["id"]),
+            ("auditor.affiliation_ended", first["id"]),
+        ]
         assert (await read(registry, writer, auditor))["current_affiliation"] is None
         second = await affiliate(registry, writer, auditor, other, rules.today() - timedelta(days=9))
         assert [a["id"] for a in await history(registry, writer, auditor)] == [first["id"], second["id"]]

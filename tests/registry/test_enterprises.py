@@ -13,7 +13,7 @@ from services.registry.models import Certificate
 from tests.conftest import auth
 from tests.factories import (
     affiliate,
-    audit_count,
+    audit_entries,
     create_auditor,
     create_certification_body,
     create_enterprise,
@@ -62,7 +62,6 @@ async def legacy_record(registry, places, **values) -> dict:
 class TestCreateEnterprise:
     async def test_an_enterprise_is_recorded_under_its_credit_code(self, registry, writer, places):
         code = credit_code(division_code="330106")
-        before = await audit_count(registry)
         response = await registry.post(
             ENTERPRISES,
             json={"credit_code": code.lower(), "name": "  杭州示例有限公司  ", "division_code": "330106"},
@@ -79,7 +78,8 @@ class TestCreateEnterprise:
         assert enterprise["bureau_path"] == places["home"]["path"]
         assert response.headers["location"] == f"{ENTERPRISES}/{enterprise['id']}"
         assert response.headers["etag"] == '"1"'
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "enterprise", enterprise["id"])
+        assert [e["action"] for e in entries] == ["enterprise.created"]
 
     async def test_an_older_record_is_kept_under_its_organisation_code(self, registry, writer):
         code = org_code()
@@ -121,7 +121,6 @@ class TestCreateEnterprise:
     )
     async def test_a_wrong_credit_code_is_refused_naming_the_rule(self, registry, writer, code):
         marker = unique("错误代码")
-        before = await audit_count(registry)
         response = await registry.post(
             ENTERPRISES, json={"credit_code": code, "name": marker}, headers=auth(writer)
         )
@@ -132,7 +131,7 @@ class TestCreateEnterprise:
         assert error["loc"] == "body.credit_code"
         assert "is not a valid unified social credit code" in error["message"]
         assert await lookup(registry, writer, q=marker) == []
-        assert await audit_count(registry) == before
+        assert await audit_entries(registry, "enterprise", name=marker) == []
 
     async def test_a_wrong_organisation_code_is_refused_naming_the_rule(self, registry, writer):
         marker = unique("错误机构代码")
@@ -330,7 +329,6 @@ class TestUpdateEnterprise:
     async def test_an_older_record_is_upgraded_with_its_credit_code(self, registry, writer):
         older = await create_enterprise(registry, writer, credit_code=None, org_code=org_code())
         code = credit_code(org=older["org_code"])
-        before = await audit_count(registry)
         response = await registry.patch(
             f"{ENTERPRISES}/{older['id']}",
             json={"credit_code": code},
@@ -344,7 +342,11 @@ class TestUpdateEnterprise:
             2,
         )
         assert response.headers["etag"] == '"2"'
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "enterprise", older["id"])
+        assert [(e["action"], e["data"].get("credit_code")) for e in entries] == [
+            ("enterprise.created", None),
+            ("enterprise.updated", code),
+        ]
         assert [e["id"] for e in await lookup(registry, writer, credit_code=code)] == [older["id"]]
 
     async def test_a_credit_code_of_another_organisation_is_refused(self, registry, writer):
@@ -484,7 +486,6 @@ class TestMerge:
             registry, writer, body, older, certificate_id=certificate["id"], auditor_ids=[auditor["id"]]
         )
         newer = await legacy_record(registry, places, credit_code=credit_code(org=older["org_code"]))
-        before = await audit_count(registry)
 
         response = await self.merge(registry, writer, newer, older)
         assert response.status_code == 200, response.text
@@ -492,7 +493,15 @@ class TestMerge:
         assert (survivor["id"], survivor["status"], survivor["version"]) == (newer["id"], "active", 2)
         assert (survivor["certificate_count"], survivor["product_count"]) == (1, 1)
         assert response.headers["etag"] == '"2"'
-        assert await audit_count(registry) == before + 2
+        merged_entries = await audit_entries(registry, "enterprise", older["id"])
+        assert [(e["action"], e["data"].get("merged_into_id")) for e in merged_entries] == [
+            ("enterprise.created", None),
+            ("enterprise.merged", newer["id"]),
+        ]
+        absorbed_entries = await audit_entries(registry, "enterprise", newer["id"])
+        assert [(e["action"], e["data"]["duplicate_id"]) for e in absorbed_entries] == [
+            ("enterprise.absorbed", older["id"])
+        ]
 
         merged = await read(registry, writer, older["id"])
         assert (merged["status"], merged["merged_into_id"], merged["version"]) == ("merged", newer["id"], 2)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import auth
 from tests.factories import (
-    audit_count,
+    audit_entries,
     create_enterprise,
     create_product,
     credit_code,
@@ -53,7 +53,6 @@ def product_payload(holder: dict, **extra) -> dict:
 
 class TestCreateProduct:
     async def test_a_product_is_recorded_for_its_holder(self, registry, writer, holder, places):
-        before = await audit_count(registry)
         response = await registry.post(
             PRODUCTS, json=product_payload(holder, trademark=" 示例 "), headers=auth(writer)
         )
@@ -68,7 +67,8 @@ class TestCreateProduct:
         assert product["bureau_path"] == places["home"]["path"]
         assert response.headers["location"] == f"{PRODUCTS}/{product['id']}"
         assert response.headers["etag"] == '"1"'
-        assert await audit_count(registry) == before + 1
+        entries = await audit_entries(registry, "product", product["id"])
+        assert [e["action"] for e in entries] == ["product.created"]
 
     async def test_a_bureau_may_record_a_product_of_an_enterprise_of_another_province(
         self, registry, token_for, places, holder
