@@ -32,7 +32,6 @@ from services.common.client import ServiceClient, SignedTokens, pooled_client, p
 from services.common.db import utcnow
 from services.common.health import router as health_router
 from services.common.idempotency import IdempotencyMiddleware
-from services.common.jobs import purge_idempotency_keys
 from services.common.openapi import PlatformAPI
 from services.common.outages import OutageLog, outage_of
 from services.common.problems import Unauthorized, install_problem_handlers
@@ -111,17 +110,6 @@ class Revocations:
             await asyncio.sleep(interval)
 
 
-async def purge_keys_hourly(state) -> None:
-    """The gateway has no arq worker: it purges its own expired Idempotency-Keys."""
-    ctx = {"sessionmaker": state.sessionmaker, "settings": state.settings}
-    while True:
-        await asyncio.sleep(3600)
-        try:
-            await purge_idempotency_keys(ctx)
-        except Exception as exc:  # the next hour tries again
-            log.warning("expired idempotency keys not purged", extra={"error": type(exc).__name__})
-
-
 def build_api(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -177,7 +165,6 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                         app.state.outages,
                     )
                 ),
-                asyncio.create_task(purge_keys_hourly(app.state)),
             ]
             try:
                 yield
