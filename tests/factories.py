@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import httpx
 from sqlalchemy import func, select
+from stdnum.cn import uscc
+
+from services.registry.certification.identifiers import org_code_check_character
 
 from tests.conftest import auth
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+_CODE_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100 leaves out I, O, Z, S, V
+
+
+def org_code() -> str:
+    """A random valid 9-character organisation code (GB 11714), check character computed."""
+    body = "".join(random.choice(_CODE_CHARACTERS) for _ in range(8))
+    return body + org_code_check_character(body)
+
+
+def credit_code(division_code: str = "330100", org: str | None = None) -> str:
+    """A random valid unified social credit code (GB 32100): registration authority 9
+    (market regulation), type 1 (enterprise), the division, an organisation code, its check."""
+    org = org or org_code()  # its characters and check character are all in the credit alphabet
+    base = "91" + division_code + org
+    return base + uscc.calc_check_digit(base)
+
+
+def ccc_number(body_code: str = "01", category: str = "0201", year: int = 2021) -> str:
+    """A 16-digit CCC certificate number: issue year, body code, product category, serial."""
+    return f"{year}{body_code}{category}{random.randrange(10**6):06d}"
 
 
 async def pilot_unit(client: httpx.AsyncClient, token: str, system: str, division_code: str) -> dict:

@@ -69,8 +69,12 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     audit: AuditLog,
     constraint_problems: dict[str, tuple[str, str]] | None = None,
+    body_allowances: dict[tuple[str, str], int] | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
+    """``body_allowances``: (method, exact path) → a body limit above ``settings.max_body_bytes``
+    for the few routes that take large streamed uploads."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with platform_state(app, name, settings, audit, constraint_problems):
@@ -96,5 +100,7 @@ def create_service_app(
     app.include_router(health_router)
     for router in (*routers, principal_router(name), audit_router(name)):
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, body_allowances=body_allowances
+    )
     return app

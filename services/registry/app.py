@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.common.audit import AuditLog
 from services.registry.config import RegistrySettings, get_settings
+from services.registry.imports.routes import IMPORTS_PATH
+from services.registry.imports.routes import router as imports_router
 from services.registry.models import AuditEntry
 from services.registry.network.routes import router as network_router
 
@@ -23,6 +25,7 @@ CONSTRAINT_PROBLEMS = {
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return create_service_app(
         name="registry",
         title="Registry service",
@@ -31,8 +34,10 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "divisions, the bureau network (national → provincial → city / branch → county), "
             "the bodies of each bureau, posts and officers."
         ),
-        settings=settings or get_settings(),
-        routers=[network_router],
+        settings=settings,
+        routers=[network_router, imports_router],
         audit=AUDIT,
         constraint_problems=CONSTRAINT_PROBLEMS,
+        # Bulk sync streams large files; every other route keeps the common limit.
+        body_allowances={("POST", IMPORTS_PATH): settings.import_max_body_bytes},
     )
