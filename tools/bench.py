@@ -146,7 +146,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--only", choices=("gateway", "import"), help="run one section (default: all of them)"
+    )
+    parser.add_argument("--import-rows", type=int, default=1_000_000)
+    parser.add_argument("--import-rounds", type=int, default=3)
+    parser.add_argument("--skip-gateway", action="store_true", help="import: upload straight only")
     args = parser.parse_args()
+    if args.only in (None, "import"):
+        from tools import bench_import
+
+        bench_import.run(args)
+    if args.only == "import":
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed for the load (Debian package 'wrk'): apt-get install -y wrk")
 

@@ -30,8 +30,26 @@ class IdentifierError(ValueError):
     """An identifier that breaks its rule; the message says which rule."""
 
 
+# An already-compact code (what a provincial system sends, a million rows at a time) is
+# checked here directly, with the same GB 32100 weights as stdnum but without its Unicode
+# clean-up, which costs a hundred times more; anything else goes through stdnum.
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUES = {c: i for i, c in enumerate(_USCC_ALPHABET)}
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_COMPACT = re.compile(r"\d{8}[0-9A-HJ-NPQRTUWXY]{10}")
+
+
+def _compact_credit_code_valid(value: str) -> bool:
+    if not _USCC_COMPACT.fullmatch(value):
+        return False
+    total = sum(_USCC_VALUES[c] * w for c, w in zip(value, _USCC_WEIGHTS, strict=False))
+    return _USCC_ALPHABET[(31 - total) % 31] == value[17]
+
+
 def credit_code(value: str) -> str:
     """The normalised unified social credit code, or IdentifierError."""
+    if _compact_credit_code_valid(value):
+        return value
     try:
         return uscc.validate(value)
     except ValidationError as exc:

@@ -17,16 +17,22 @@ from typing import Any
 import orjson
 
 from services.common.problems import UnprocessableEntity
+from services.common.types import has_nul
 from services.registry.imports.models import ImportFormat, ImportKind
 from services.registry.imports.schemas import LIST_FIELDS, LIST_SEPARATOR, csv_columns
 
-# A row as read: its number and either the fields to validate or the errors already found.
-Record = tuple[int, dict[str, Any] | list[dict[str, str]]]
+# A row as read: its number, either the fields to validate or the errors already found, and
+# its bytes as sent (without the line end), which the digests cover.
+Record = tuple[int, dict[str, Any] | list[dict[str, str]], bytes]
 _BOM = b"\xef\xbb\xbf"
 
 
 def row_error(loc: str, message: str, kind: str) -> list[dict[str, str]]:
     return [{"loc": loc, "message": message, "type": kind}]
+
+
+# PostgreSQL text cannot hold it: the rows are checked here, once, on their raw bytes.
+_NUL = row_error("", "Text may not contain the NUL character.", "nul_character")
 
 
 class EmptyImport(UnprocessableEntity):
@@ -104,18 +110,21 @@ async def _pieces(chunks: AsyncIterator[bytes], max_row_bytes: int, csv_quotes: 
         yield [(record_start, None if too_long else b"\n".join(record))]
 
 
-def _parse_csv(texts: list[tuple[int, str]]) -> list[tuple[int, list[str] | str]]:
+def _parse_csv(texts: list[tuple[int, str, bytes]]) -> list[list[str] | str]:
     """The cells of each record (one reader for all; the error's text for a record it refuses)."""
     try:
-        return list(zip((n for n, _ in texts), csv.reader(t for _, t in texts), strict=True))
+        parsed: list[list[str] | str] = list(csv.reader(t for _, t, _ in texts))
+        if len(parsed) == len(texts):
+            return parsed
     except csv.Error:
-        out: list[tuple[int, list[str] | str]] = []
-        for number, text in texts:
-            try:
-                out.append((number, next(csv.reader([text]), [])))
-            except csv.Error as exc:
-                out.append((number, str(exc)))
-        return out
+        pass
+    out: list[list[str] | str] = []
+    for _, text, _ in texts:
+        try:
+            out.append(next(csv.reader([text]), []))
+        except csv.Error as exc:
+            out.append(str(exc))
+    return out
 
 
 class UploadReader:
@@ -163,19 +172,25 @@ class UploadReader:
         out: list[Record] = []
         for number, raw in pieces:
             if raw is None:
-                out.append((number, self._too_long()))
+                out.append((number, self._too_long(), b""))
                 continue
             if not raw.strip():
                 continue  # a blank line is no row
             try:
-                out.append((number, orjson.loads(raw)))
+                fields = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                out.append((number, row_error("", f"The line is not JSON: {exc}", "json_invalid")))
+                out.append((number, row_error("", f"The line is not JSON: {exc}", "json_invalid"), b""))
+                continue
+            # JSON text carries NUL only escaped; a raw NUL byte is refused by the parser.
+            if b"\\u0000" in raw and has_nul(fields):
+                out.append((number, _NUL, b""))
+            else:
+                out.append((number, fields, raw.removesuffix(b"\r")))
         return out
 
     def _csv(self, pieces: list[tuple[int, bytes | None]]) -> list[Record]:
         out: list[Record] = []
-        texts: list[tuple[int, str]] = []
+        texts: list[tuple[int, str, bytes]] = []
         for number, raw in pieces:
             if raw is not None and not raw.strip():
                 continue  # blank lines are no records
@@ -188,22 +203,25 @@ class UploadReader:
                     raise CsvHeaderInvalid("The CSV header is not UTF-8 text.") from None
                 continue
             if raw is None:
-                out.append((number, self._too_long()))
+                out.append((number, self._too_long(), b""))
+                continue
+            if b"\x00" in raw:
+                out.append((number, _NUL, b""))
                 continue
             try:
-                texts.append((number, raw.decode()))
+                texts.append((number, raw.decode(), raw.removesuffix(b"\r")))
             except UnicodeDecodeError:
-                out.append((number, row_error("", "The row is not UTF-8 text.", "unicode_invalid")))
+                out.append((number, row_error("", "The row is not UTF-8 text.", "unicode_invalid"), b""))
         if not texts:
             return out
         header = self._header or []
-        for number, cells in _parse_csv(texts):
+        for (number, _, raw), cells in zip(texts, _parse_csv(texts), strict=True):
             if isinstance(cells, str):
-                out.append((number, row_error("", f"The row is not CSV: {cells}", "csv_invalid")))
+                out.append((number, row_error("", f"The row is not CSV: {cells}", "csv_invalid"), b""))
                 continue
             if len(cells) != len(header):
                 message = f"The row has {len(cells)} cells; the header has {len(header)}."
-                out.append((number, row_error("", message, "csv_cells")))
+                out.append((number, row_error("", message, "csv_cells"), b""))
                 continue
             fields: dict[str, Any] = {}
             for name, cell in zip(header, cells, strict=True):
@@ -213,7 +231,7 @@ class UploadReader:
                     fields[name] = [item for item in (s.strip() for s in cell.split(LIST_SEPARATOR)) if item]
                 else:
                     fields[name] = cell
-            out.append((number, fields))
+            out.append((number, fields, raw))
         out.sort(key=lambda record: record[0])
         return out
 

@@ -85,11 +85,6 @@ def _database_errors(exc: asyncpg.PostgresError) -> Errors:
     return _error("", f"The registry refused the row: {exc}. {detail}".strip(), kind)
 
 
-def _canonical(row: BaseModel) -> bytes:
-    """The normalised row the digests cover: sorted keys, identifiers as checked."""
-    return orjson.dumps(row.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS) + b"\n"
-
-
 @dataclass(slots=True)
 class Run:
     """One upload: who sends it, where new rows are kept, what existing rows it may change."""
@@ -120,6 +115,7 @@ class Item:
 
     number: int
     row: Any
+    raw: bytes = b""  # as sent: what the digests cover
     existing_id: int | None = None
     refs: dict[str, Any] = field(default_factory=dict)
 
@@ -128,7 +124,7 @@ class Item:
 class Chunk:
     """Rows of one batch as read: the valid ones, and those already refused."""
 
-    rows: list[tuple[int, Any]] = field(default_factory=list)
+    rows: list[tuple[int, Any, bytes]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -232,10 +228,10 @@ class EnterpriseWriter:
         self,
         conn: asyncpg.Connection,
         run: Run,
-        rows: list[tuple[int, EnterpriseRow]],
+        rows: list[tuple[int, EnterpriseRow, bytes]],
         failures: list[Failure],
     ) -> list[Item]:
-        items = [Item(n, row) for n, row in rows]
+        items = [Item(n, row, raw) for n, row, raw in rows]
         items = await _first_of_each(conn, items, lambda i: "e:" + i.row.identity(), "enterprise", failures)
         divisions = await repo.known_divisions(conn, sorted({i.row.division_code for i in items}))
         index = await EnterpriseIndex.load(conn, ((i.row.credit_code, i.row.org_code) for i in items))
@@ -303,16 +299,22 @@ class ProductWriter:
     table = "product"
 
     async def prepare(
-        self, conn: asyncpg.Connection, run: Run, rows: list[tuple[int, ProductRow]], failures: list[Failure]
+        self,
+        conn: asyncpg.Connection,
+        run: Run,
+        rows: list[tuple[int, ProductRow, bytes]],
+        failures: list[Failure],
     ) -> list[Item]:
-        index = await EnterpriseIndex.load(conn, ((r.holder_credit_code, r.holder_org_code) for _, r in rows))
+        index = await EnterpriseIndex.load(
+            conn, ((r.holder_credit_code, r.holder_org_code) for _, r, _ in rows)
+        )
         items = []
-        for number, row in rows:
+        for number, row, raw in rows:
             holder = index.find(row.holder_credit_code, row.holder_org_code)
             if holder is None:
                 failures.append((number, _unknown_holder(row)))
             else:
-                items.append(Item(number, row, refs={"holder_id": holder["target_id"]}))
+                items.append(Item(number, row, raw, refs={"holder_id": holder["target_id"]}))
         items = await _first_of_each(
             conn, items, lambda i: f"p:{i.refs['holder_id']}:{i.row.model}", "holder's model", failures
         )
@@ -365,10 +367,10 @@ class CertificateWriter:
         self,
         conn: asyncpg.Connection,
         run: Run,
-        rows: list[tuple[int, CertificateRow]],
+        rows: list[tuple[int, CertificateRow, bytes]],
         failures: list[Failure],
     ) -> list[Item]:
-        items = [Item(n, row) for n, row in rows]
+        items = [Item(n, row, raw) for n, row, raw in rows]
         items = await _first_of_each(
             conn, items, lambda i: f"c:{i.row.scheme}:{i.row.number}", "certificate number", failures
         )
@@ -539,13 +541,14 @@ async def _chunks(reader: UploadReader, model: type[BaseModel], size: int) -> As
     """Validated rows, ``size`` rows (valid or not) at a time."""
     chunk = Chunk()
     validate = model.model_validate
+    checked = {"nul_checked": True}  # by the reader
     async for records in reader.records():
-        for number, fields in records:
+        for number, fields, raw in records:
             if isinstance(fields, list):
                 chunk.failures.append((number, fields))
             else:
                 try:
-                    chunk.rows.append((number, validate(fields)))
+                    chunk.rows.append((number, validate(fields, context=checked), raw))
                 except ValidationError as exc:
                     chunk.failures.append((number, _validation_errors(exc)))
             if chunk.total >= size:
@@ -595,13 +598,12 @@ class Upload:
                 inserted, updated = await self._row_by_row(raw, items, failures, now)
             refused = {n for n, _ in failures}
             written = sorted(
-                ((i.number, i.row) for i in items if i.number not in refused), key=lambda pair: pair[0]
+                ((i.number, i.raw) for i in items if i.number not in refused), key=lambda pair: pair[0]
             )
             batch_digest = hashlib.sha256()
-            for _, row in written:
-                line = _canonical(row)
-                batch_digest.update(line)
-                self.digest.update(line)
+            for _, sent in written:
+                batch_digest.update(sent + b"\n")
+                self.digest.update(sent + b"\n")
             self.written += len(written)
             if failures:
                 failures.sort(key=lambda f: f[0])
@@ -619,8 +621,8 @@ class Upload:
             summary = {
                 "kind": run.kind.value,
                 "batch": sequence,
-                "first_row": min((n for n, _ in chunk.rows + chunk.failures), default=None),
-                "last_row": max((n for n, _ in chunk.rows + chunk.failures), default=None),
+                "first_row": min(n for n, *_ in (*chunk.rows, *chunk.failures)),
+                "last_row": max(n for n, *_ in (*chunk.rows, *chunk.failures)),
                 "rows": len(written),
                 "digest": batch_digest.hexdigest(),
                 **counts,
