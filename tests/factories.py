@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from stdnum.cn import uscc
 
 from services.registry.certification.identifiers import org_code_check_character
-
 from tests.conftest import auth
 
 
