@@ -221,7 +221,33 @@ async def _first_of_each(
 # --- the three kinds of rows ---------------------------------------------------------------
 
 
-class EnterpriseWriter:
+class Writer:
+    """What the three kinds share: the table they write and its identity sequence."""
+
+    table: str
+
+    def __init__(self) -> None:
+        self._sequence: str | None = None
+
+    async def sequence(self, conn: asyncpg.Connection) -> str:
+        if self._sequence is None:
+            self._sequence = await repo.id_sequence(conn, self.table)
+        return self._sequence
+
+    async def prepare(
+        self, conn: asyncpg.Connection, run: Run, rows: list[tuple[int, Any, bytes]], failures: list[Failure]
+    ) -> list[Item]:
+        """Resolve a batch's references (one query each); refused rows go to ``failures``."""
+        raise NotImplementedError
+
+    async def write(
+        self, conn: asyncpg.Connection, run: Run, items: list[Item], now: datetime
+    ) -> tuple[set[int], set[int]]:
+        """Write resolved rows; the numbers of the rows inserted and of those updated."""
+        raise NotImplementedError
+
+
+class EnterpriseWriter(Writer):
     table = "enterprise"
 
     async def prepare(
@@ -260,7 +286,7 @@ class EnterpriseWriter:
         self, conn: asyncpg.Connection, run: Run, items: list[Item], now: datetime
     ) -> tuple[set[int], set[int]]:
         new = [i for i in items if i.existing_id is None]
-        ids = await repo.next_ids(conn, self.table, len(new)) if new else []
+        ids = await repo.next_ids(conn, await self.sequence(conn), len(new)) if new else []
         records = [
             (
                 id_,
@@ -295,7 +321,7 @@ class EnterpriseWriter:
         return {i.number for i in new}, {i.number for i in existing if i.existing_id in changed}
 
 
-class ProductWriter:
+class ProductWriter(Writer):
     table = "product"
 
     async def prepare(
@@ -336,7 +362,7 @@ class ProductWriter:
         self, conn: asyncpg.Connection, run: Run, items: list[Item], now: datetime
     ) -> tuple[set[int], set[int]]:
         new = [i for i in items if i.existing_id is None]
-        ids = await repo.next_ids(conn, self.table, len(new)) if new else []
+        ids = await repo.next_ids(conn, await self.sequence(conn), len(new)) if new else []
         records = [
             (
                 id_,
@@ -360,7 +386,7 @@ class ProductWriter:
         return {i.number for i in new}, {i.number for i in existing if i.existing_id in changed}
 
 
-class CertificateWriter:
+class CertificateWriter(Writer):
     table = "certificate"
 
     async def prepare(
@@ -446,7 +472,7 @@ class CertificateWriter:
     ) -> tuple[set[int], set[int]]:
         new = [i for i in items if i.existing_id is None]
         if new:
-            ids = await repo.next_ids(conn, self.table, len(new))
+            ids = await repo.next_ids(conn, await self.sequence(conn), len(new))
             valid = CertificateStatus.VALID.value
             certificates, history, links = [], [], []
             reason = f"Registered by bulk sync (import {run.import_id})"
@@ -501,7 +527,7 @@ class CertificateWriter:
         return {i.number for i in new}, {i.number for i in existing if i.existing_id in changed}
 
 
-WRITERS: dict[ImportKind, Callable[[], Any]] = {
+WRITERS: dict[ImportKind, type[Writer]] = {
     ImportKind.ENTERPRISES: EnterpriseWriter,
     ImportKind.PRODUCTS: ProductWriter,
     ImportKind.CERTIFICATES: CertificateWriter,
@@ -590,6 +616,7 @@ class Upload:
         now = utcnow()
         failures = list(chunk.failures)
         async with _transaction(conn) as raw:
+            await repo.plan_by_keys(raw)
             items = await self.writer.prepare(raw, run, chunk.rows, failures)
             try:
                 async with raw.transaction():
