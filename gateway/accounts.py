@@ -7,12 +7,10 @@ administrator's own token, so the registry's scope rules apply unchanged.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 from typing import Any
 
-import httpx
 from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,19 +28,17 @@ from gateway.schemas import (
     SystemAccountCreate,
 )
 from services.common.audit import AuditLog
-from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
+from services.common.auth import Principal, PrincipalKind, Role
+from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
-from services.common.context import REQUEST_ID_HEADER, current_request_id
 from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import (
     BadRequest,
     Conflict,
     Forbidden,
-    GatewayTimeout,
     NotFound,
     ProblemError,
-    ServiceUnavailable,
 )
 
 
@@ -64,6 +60,7 @@ class OAuthError(ProblemError):
 
 
 NATIONAL_BUREAU_ID = 1
+REGISTRY_PREFIX = "/api/v1/registry"
 NATIONAL_PATH = "1."
 # The gateway itself, when it reads the registry on its own account (an officer's
 # standing at login, or after the registry reports a change).
@@ -153,23 +150,13 @@ class RegistryOfficers:
     and its bureau and body are the registry's.
     """
 
-    def __init__(self, registry: httpx.AsyncClient, signer: TokenSigner) -> None:
-        self._registry = registry
-        self._signer = signer
-        self._token = ""
-        self._token_until = 0.0
-
-    def _authorization(self) -> str:
-        now = time.time()
-        if now >= self._token_until:
-            self._token = self._signer.issue(GATEWAY_PRINCIPAL)
-            self._token_until = now + self._signer.lifetime_seconds / 2
-        return f"Bearer {self._token}"
+    def __init__(self, registry: ServiceClient) -> None:
+        self._registry = registry  # authenticates with the gateway's own signed token
 
     async def get(self, officer_id: int) -> dict[str, Any] | None:
         """The officer as the registry has it, or None if it has no such officer."""
         try:
-            return await registry_get(self._registry, f"/officers/{officer_id}", self._authorization())
+            return await self._registry.get(f"{REGISTRY_PREFIX}/officers/{officer_id}")
         except NotFound:
             return None
 
@@ -236,23 +223,12 @@ async def follow_registry(
     return account
 
 
-async def registry_get(registry: httpx.AsyncClient, path: str, authorization: str) -> dict[str, Any]:
+async def registry_get(registry: ServiceClient, path: str, authorization: str) -> dict[str, Any]:
     """Read from the registry as the caller, so its scope rules decide what is visible."""
-    headers = {"authorization": authorization}
-    request_id = current_request_id()
-    if request_id:
-        headers[REQUEST_ID_HEADER] = request_id
     try:
-        response = await registry.get(f"/api/v1/registry{path}", headers=headers)
-    except httpx.ReadTimeout as exc:
-        raise GatewayTimeout("The registry did not answer in time.") from exc
-    except httpx.TransportError as exc:
-        raise ServiceUnavailable("The registry is unavailable.") from exc
-    if response.status_code == 404:
-        raise NotFound(f"{path} was not found in the registry within your scope.")
-    if response.status_code != 200:
-        raise ServiceUnavailable(f"The registry answered {response.status_code} for {path}.")
-    return response.json()
+        return await registry.get(f"{REGISTRY_PREFIX}{path}", authorization=authorization)
+    except NotFound as exc:
+        raise NotFound(f"{path} was not found in the registry within your scope.") from exc
 
 
 def _check_grant(

@@ -29,10 +29,13 @@ from services.common.app import platform_state
 from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
 from services.common.auth import Principal, TokenSigner
-from services.common.client import pooled_client, pooled_transport
+from services.common.client import ServiceClient, SignedTokens, pooled_client, pooled_transport
 from services.common.db import utcnow
 from services.common.health import router as health_router
+from services.common.idempotency import IdempotencyMiddleware
+from services.common.jobs import purge_idempotency_keys
 from services.common.openapi import PlatformAPI
+from services.common.outages import OutageLog, outage_of
 from services.common.problems import Unauthorized, install_problem_handlers
 from services.common.routers import audit_router
 
@@ -91,13 +94,31 @@ class Revocations:
         finally:
             self._noted_during_refresh = None
 
-    async def watch(self, maker, interval: float, lifetime_seconds: float) -> None:
+    async def watch(
+        self, maker, interval: float, lifetime_seconds: float, outages: OutageLog | None = None
+    ) -> None:
+        outages = outages or OutageLog()
         while True:
             try:
                 await self.refresh(maker, lifetime_seconds)
-            except Exception:  # keep the last known set; the next round tries again
-                log.exception("could not refresh revoked accounts")
+            except Exception as exc:  # keep the last known set; the next round tries again
+                store = outage_of(exc)
+                if store is None:
+                    log.exception("could not refresh revoked accounts")
+                else:
+                    outages.failed(store, exc)  # logged once per outage
             await asyncio.sleep(interval)
+
+
+async def purge_keys_hourly(state) -> None:
+    """The gateway has no arq worker: it purges its own expired Idempotency-Keys."""
+    ctx = {"sessionmaker": state.sessionmaker, "settings": state.settings}
+    while True:
+        await asyncio.sleep(3600)
+        try:
+            await purge_idempotency_keys(ctx)
+        except Exception as exc:  # the next hour tries again
+            log.warning("expired idempotency keys not purged", extra={"error": type(exc).__name__})
 
 
 def build_api(settings: GatewaySettings) -> FastAPI:
@@ -139,23 +160,31 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                 for name, url in settings.upstreams().items()
             }
             app.state.upstream_transports = transports
-            app.state.registry_officers = accounts.RegistryOfficers(
-                app.state.upstreams["registry"], app.state.signer
+            # The gateway's own calls to the registry: its pool, its own signed token.
+            app.state.registry = ServiceClient(
+                http=app.state.upstreams["registry"],
+                tokens=SignedTokens(app.state.signer, accounts.GATEWAY_PRINCIPAL),
             )
+            app.state.registry_officers = accounts.RegistryOfficers(app.state.registry)
             app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
-            watcher = asyncio.create_task(
-                revocations.watch(
-                    app.state.sessionmaker,
-                    settings.revocation_refresh_seconds,
-                    settings.token_lifetime_seconds,
-                )
-            )
+            background = [
+                asyncio.create_task(
+                    revocations.watch(
+                        app.state.sessionmaker,
+                        settings.revocation_refresh_seconds,
+                        settings.token_lifetime_seconds,
+                        app.state.outages,
+                    )
+                ),
+                asyncio.create_task(purge_keys_hourly(app.state)),
+            ]
             try:
                 yield
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 for client in app.state.upstreams.values():
                     await client.aclose()
                 await app.state.login_throttle.aclose()
@@ -177,6 +206,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
         redirect_slashes=False,  # as the services: no redirects, a path is exact or 404
     )
     install_problem_handlers(api)
+    api.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_key_ttl_seconds)
     api.include_router(health_router)
     api.include_router(router)
     api.include_router(audit_router("auth"))

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from services.common.audit import audit_table
 from services.common.auth import PrincipalKind
 from services.common.db import new_model_registry, utcnow
+from services.common.idempotency import idempotency_table
 
 
 class GatewayModel(SQLModel, registry=new_model_registry()):
@@ -45,3 +46,4 @@ class Account(GatewayModel, table=True):
 
 
 AuditEntry = audit_table(GatewayModel.metadata)
+IdempotencyKey = idempotency_table(GatewayModel.metadata)

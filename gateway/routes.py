@@ -26,6 +26,7 @@ from gateway.throttle import LoginThrottle
 from services.common.auth import Role, TokenSigner
 from services.common.concurrency import etag
 from services.common.deps import AuditDep, IfMatchDep, PrincipalDep, SessionDep, require_roles
+from services.common.openapi import NO_IDEMPOTENCY_KEY
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_doc, problem_responses
 
@@ -77,6 +78,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         "one address slow down, then are refused for a while (429 with `Retry-After`)."
     ),
     responses=_TOKEN_ERRORS,
+    openapi_extra={NO_IDEMPOTENCY_KEY: True},  # no bearer token, no key: a token is never replayed
 )
 async def issue_token(
     request: Request,
@@ -214,7 +216,7 @@ async def create_officer_account(
 ) -> AccountRead:
     accounts.require_admin(principal)
     officer = await accounts.registry_get(
-        request.app.state.upstreams["registry"],
+        request.app.state.registry,
         f"/officers/{data.officer_id}",
         request.headers["authorization"],
     )
@@ -243,7 +245,7 @@ async def create_system_account(
 ) -> SystemAccountCreated:
     accounts.require_admin(principal)
     bureau = await accounts.registry_get(
-        request.app.state.upstreams["registry"],
+        request.app.state.registry,
         f"/bureaus/{data.bureau_id}",
         request.headers["authorization"],
     )

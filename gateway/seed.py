@@ -26,7 +26,7 @@ from gateway.models import Account, AccountKind
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
 from services.common.client import pooled_client
 from services.common.db import make_engine, make_sessionmaker
-from services.common.settings import part_settings
+from services.common.settings import Environment, part_settings
 
 NATIONAL_BUREAU_ID = 1
 NATIONAL_PATH = "1."
@@ -103,6 +103,23 @@ async def _registry_admin_officers(settings: GatewaySettings) -> list[tuple[dict
         await client.aclose()
 
 
+async def _reset_demo_password(
+    session, settings: GatewaySettings, account: Account, demo_password: str
+) -> bool:
+    """In development the printed demo password is the one that works, even when the demo
+    administrators were made by an earlier checkout (or before ``var/`` was removed).
+    Elsewhere an existing account's password is never touched by the seed."""
+    if settings.environment != Environment.DEVELOPMENT:
+        return False
+    if await passwords.verify_secret(account.secret_hash, demo_password):
+        return False
+    account.secret_hash = await passwords.hash_secret(demo_password)
+    account.version += 1  # tokens issued under the old password stop working
+    session.add(account)
+    await AUDIT.record(session, None, "account.demo_password_reset", "account", account.id, {})
+    return True
+
+
 async def seed(settings: GatewaySettings, demo_password: str) -> dict[str, Any]:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
     maker = make_sessionmaker(engine)
@@ -110,10 +127,14 @@ async def seed(settings: GatewaySettings, demo_password: str) -> dict[str, Any]:
         pairs = await _registry_admin_officers(settings)
         async with maker() as session:
             services = await _seed_service_accounts(session)
-            created = []
+            created: list[str] = []
+            reset: list[str] = []
             for bureau, officer in pairs:
                 username = demo_username(bureau)
-                if await find_by_username(session, username):
+                existing = await find_by_username(session, username)
+                if existing:
+                    if await _reset_demo_password(session, settings, existing, demo_password):
+                        reset.append(username)
                     continue
                 account = Account(
                     username=username,
@@ -136,6 +157,7 @@ async def seed(settings: GatewaySettings, demo_password: str) -> dict[str, Any]:
         return {
             "service_accounts_set": services,
             "demo_admins_created": created,
+            "demo_passwords_reset": reset,
             "demo_admins": [demo_username(b) for b, _ in pairs],
         }
     finally:

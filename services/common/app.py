@@ -13,9 +13,11 @@ from services.common.auth import TokenVerifier, load_jwks
 from services.common.client import ServiceClient
 from services.common.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from services.common.health import router as health_router
-from services.common.jobs import create_job_pool
+from services.common.idempotency import IdempotencyMiddleware
+from services.common.jobs import job_pool
 from services.common.logging import configure_logging
 from services.common.openapi import PlatformAPI
+from services.common.outages import OutageLog, watch_engine
 from services.common.problems import install_problem_handlers
 from services.common.routers import audit_router, principal_router
 from services.common.settings import ServiceSettings
@@ -47,16 +49,29 @@ async def platform_state(
     app.state.constraint_problems = constraint_problems or {}
     app.state.verifier = load_verifier(settings)
     app.state.authorize = app.state.verifier.verify_authorization
+    app.state.outages = OutageLog()
     app.state.engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        connect_timeout=settings.db_connect_timeout_seconds,
     )
+    app.state.idempotency_engine = make_engine(
+        settings.database_url,
+        pool_size=settings.idempotency_pool_size,
+        max_overflow=0,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    )
+    for engine in (app.state.engine, app.state.idempotency_engine):
+        watch_engine(engine, app.state.outages)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
-    app.state.jobs = await create_job_pool(settings.redis_url)
+    app.state.jobs = job_pool(settings.redis_url)
     try:
         yield
     finally:
         await app.state.jobs.aclose()
+        await app.state.idempotency_engine.dispose()
         await app.state.engine.dispose()
 
 
@@ -100,6 +115,8 @@ def create_service_app(
     app.include_router(health_router)
     for router in (*routers, principal_router(name), audit_router(name)):
         app.include_router(router)
+    # Inside the request-context layer (request id, body limit), outside the routes.
+    app.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_key_ttl_seconds)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, body_allowances=body_allowances
     )

@@ -21,7 +21,7 @@ from services.common.context import (
 )
 from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
 from services.common.metrics import observe_request
-from services.common.problems import PayloadTooLarge, internal_error_response
+from services.common.problems import PayloadTooLarge, internal_error_response, outage_problem
 
 access_log = logging.getLogger("platform.access")
 log = logging.getLogger("platform.errors")
@@ -105,8 +105,12 @@ class RequestContextMiddleware:
             elif not started_response[0]:
                 # Answered here, while the request id is still known; a response that has
                 # started (an app's own error page, already sent) is left as it is.
-                log.exception("unhandled error")
-                await internal_error_response()(scope, receive, send_with_id)
+                unavailable = outage_problem(scope.get("app"), exc)
+                if unavailable is not None:  # a store that cannot be reached: 503, logged once
+                    await unavailable.to_response()(scope, receive, send_with_id)
+                else:
+                    log.exception("unhandled error")
+                    await internal_error_response()(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry as orm_registry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,14 +35,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, connect_timeout: float = 5.0
+) -> AsyncEngine:
+    # No pre-ping (a round trip per checkout): connections the server closed are dropped at
+    # checkout (below); one lost during a statement fails that statement, and SQLAlchemy then
+    # invalidates the whole pool, so the next requests reconnect.
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"timezone": "UTC"}},
+        connect_args={"server_settings": {"timezone": "UTC"}, "timeout": connect_timeout},
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pre-ping without the round trip: a connection the server closed while it sat in the
+    pool (a restart, ``pg_terminate_backend``) is already marked closed by asyncpg; the pool
+    replaces it instead of handing it to a request."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

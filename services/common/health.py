@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from services.common.metrics import render_metrics
+from services.common.outages import DATABASE, QUEUE, outage_log
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -46,6 +47,10 @@ async def readyz(request: Request) -> JSONResponse:
         "database": await _check(_database_ok(state.engine)),
         "redis": await _check(state.jobs.ping()),
     }
+    # A store that answers again ends the outage its failed requests logged.
+    for check, store in (("database", DATABASE), ("redis", QUEUE)):
+        if checks[check] == "ok":
+            outage_log(request.app).recovered(store)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not-ready", "checks": checks}, status_code=200 if ready else 503

@@ -10,14 +10,18 @@ import logging
 from typing import Any
 
 import orjson
+from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from services.common.audit import AuditLog
+from services.common.client import ServiceClient
 from services.common.db import make_engine, make_sessionmaker
+from services.common.idempotency import purge_expired_keys
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger("platform.jobs")
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 def serialize_job(data: dict[str, Any]) -> bytes:
@@ -30,11 +34,23 @@ def deserialize_job(raw: bytes) -> dict[str, Any]:
 
 
 async def create_job_pool(redis_url: str) -> ArqRedis:
+    """A pool that checks Redis answers first (retrying for a few seconds)."""
     return await create_pool(
         RedisSettings.from_dsn(redis_url),
         job_serializer=serialize_job,
         job_deserializer=deserialize_job,
     )
+
+
+def job_pool(redis_url: str) -> ArqRedis:
+    """A pool that connects on first use: an app starts and serves while Redis is away
+    (``/readyz`` reports it), and a command waits at most a couple of seconds for it."""
+    pool = ArqRedis.from_url(
+        redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+    )
+    pool.job_serializer = serialize_job
+    pool.job_deserializer = deserialize_job
+    return pool
 
 
 async def check_audit_chain(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +66,30 @@ async def check_audit_chain(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"valid": report.valid, "entries": report.entries, "broken_at": report.broken_at}
 
 
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> dict[str, int]:
+    """Delete the Idempotency-Key rows past their lifetime (idempotent: a second run finds none)."""
+    async with ctx["sessionmaker"]() as session:
+        purged = await purge_expired_keys(session, ctx["settings"].idempotency_key_ttl_seconds)
+        await session.commit()
+    log.info("idempotency keys purged", extra={"purged": purged})
+    return {"purged": purged}
+
+
+# Jobs every service's worker runs, added to its own: the audit chain checked nightly,
+# expired Idempotency-Keys purged hourly.
+COMMON_FUNCTIONS = (check_audit_chain, purge_idempotency_keys)
+COMMON_CRON_JOBS = (
+    cron(check_audit_chain, hour={2}, minute={15}, unique=True),
+    cron(purge_idempotency_keys, minute={40}, unique=True),
+)
+
+
+def _with_common(own: Any, common: tuple[Any, ...], name_of) -> list[Any]:
+    mine = list(own or ())
+    names = {name_of(job) for job in mine}
+    return mine + [job for job in common if name_of(job) not in names]
+
+
 def worker_settings(
     service: str, settings: ServiceSettings, audit: AuditLog, **overrides: Any
 ) -> dict[str, Any]:
@@ -62,11 +102,17 @@ def worker_settings(
         ctx["sessionmaker"] = make_sessionmaker(engine)
         ctx["audit"] = audit
         ctx["settings"] = settings
+        ctx["services"] = ServiceClient(settings)  # the same client the routes use
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["services"].aclose()
         await ctx["engine"].dispose()
 
+    functions = _with_common(overrides.pop("functions", None), COMMON_FUNCTIONS, lambda f: f.__name__)
+    cron_jobs = _with_common(overrides.pop("cron_jobs", None), COMMON_CRON_JOBS, lambda c: c.name)
     return {
+        "functions": functions,
+        "cron_jobs": cron_jobs,
         "queue_name": f"arq:{service}",
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "job_serializer": serialize_job,

@@ -24,6 +24,7 @@ from starlette.routing import get_route_path
 
 from services.common.context import current_request_id
 from services.common.disconnects import CLIENT_CLOSED_REQUEST, client_went_away
+from services.common.outages import DATABASE, outage_log, outage_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "/problems/"
@@ -128,6 +129,9 @@ class Conflict(ProblemError):
 
 
 class InvalidTransition(Conflict):
+    """A step of a procedure that its state does not allow; ``allowed`` lists the steps it does
+    (see ``services.common.transitions``)."""
+
     slug, title = "invalid-transition", "Transition not allowed from the current state"
 
 
@@ -153,12 +157,68 @@ class TooManyRequests(ProblemError):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 
 
+class UpstreamProblem(ProblemError):
+    """Another service answered an error this caller has no typed counterpart for."""
+
+    status, slug, title = 502, "upstream-error", "A service this request needs answered an error"
+
+
 class ServiceUnavailable(ProblemError):
     status, slug, title = 503, "service-unavailable", "A service this request needs is unavailable"
 
 
+# Seconds a client should wait before retrying after a backing store failed.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """A backing store (database, Redis) cannot be reached: worth retrying a little later."""
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)})
+        super().__init__(detail, **kwargs)
+
+
+class DatabaseUnavailable(StoreUnavailable):
+    slug, title = "database-unavailable", "The database is unavailable"
+
+
+class QueueUnavailable(StoreUnavailable):
+    slug, title = "queue-unavailable", "The job queue (Redis) is unavailable"
+
+
 class GatewayTimeout(ProblemError):
     status, slug, title = 504, "upstream-timeout", "A service did not answer in time"
+
+
+# The problem types of the mechanisms, one documented list (DESIGN §6). A service's own
+# rules (``/problems/credential-taken``…) are named where they are raised.
+PROBLEM_TYPES: dict[str, str] = {
+    "bad-request": "The request cannot be read as sent",
+    "unauthorized": "Missing, invalid or expired token",
+    "forbidden": "The principal may not do this",
+    "role-required": "The principal lacks the role this needs",
+    "not-found": "No such object, or none within the principal's scope",
+    "method-not-allowed": "The path does not serve this method (`Allow` lists those it does)",
+    "conflict": "The change conflicts with stored data",
+    "invalid-transition": "The step is not allowed from the object's state; `allowed` lists those that are",
+    "precondition-failed": "If-Match names an older version than the stored one",
+    "precondition-required": "An update must send If-Match",
+    "payload-too-large": "The body exceeds the size limit",
+    "validation-error": "Malformed payload; `errors` names the fields",
+    "invalid-value": "A value the database cannot hold",
+    "too-many-requests": "Retry after `Retry-After` seconds",
+    "idempotency-key-invalid": "Idempotency-Key is not 1–255 printable ASCII characters",
+    "idempotency-key-in-progress": "A request with this Idempotency-Key is still running (or was cut short)",
+    "idempotency-key-reused": "This Idempotency-Key was used for another request (method, path or body)",
+    "idempotency-key-not-replayable": "The request was carried out but its answer was not kept",
+    "internal-error": "An unexpected error, logged under the request id",
+    "upstream-error": "A service this request needs answered an unexpected error",
+    "service-unavailable": "A service this request needs is unavailable",
+    "database-unavailable": "The database cannot be reached; retry after `Retry-After` seconds",
+    "queue-unavailable": "The job queue (Redis) cannot be reached; retry after `Retry-After` seconds",
+    "upstream-timeout": "A service did not answer in time",
+}
 
 
 # What an endpoint may answer besides its success, for its OpenAPI `responses`.
@@ -174,6 +234,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Malformed payload, with the field errors",
         428: "If-Match is required",
         429: "Too many requests: retry after `Retry-After` seconds",
+        502: "A service this request needs answered an unexpected error",
         503: "A service is unavailable",
         504: "A service did not answer in time",
     }
@@ -270,9 +331,24 @@ def internal_error_response() -> Response:
     )
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> Response:
+def outage_problem(app: Any, exc: BaseException) -> StoreUnavailable | None:
+    """The 503 for an error that means a backing store cannot be reached (logged once per
+    incident on ``app``'s outage log), or None for any other error."""
+    store = outage_of(exc)
+    if store is None:
+        return None
+    outage_log(app).failed(store, exc)
+    if store == DATABASE:
+        return DatabaseUnavailable("The database cannot be reached; retry shortly.")
+    return QueueUnavailable("The job queue cannot be reached; retry shortly.")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     if client_went_away(exc):
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody is left to read an answer
+    unavailable = outage_problem(request.app, exc)
+    if unavailable is not None:
+        return unavailable.to_response()
     log.exception("unhandled error", exc_info=exc)
     return internal_error_response()
 
@@ -299,8 +375,12 @@ async def _integrity_error(request: Request, exc: IntegrityError) -> Response:
     return internal_error_response()
 
 
-async def _data_error(_: Request, exc: DBAPIError) -> Response:
-    """A value the database cannot hold (SQLSTATE class 22: out of range, bad character…)."""
+async def _data_error(request: Request, exc: DBAPIError) -> Response:
+    """A value the database cannot hold (SQLSTATE class 22: out of range, bad character…),
+    or a database that cannot be reached."""
+    unavailable = outage_problem(request.app, exc)
+    if unavailable is not None:
+        return unavailable.to_response()
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     if sqlstate.startswith("22"):
         return problem_response(

@@ -50,6 +50,13 @@ class ServiceSettings(BaseSettings):
     # (costly, and a long tail); requests wait for a pooled one instead.
     db_pool_size: int = 20
     db_max_overflow: int = 0
+    # A database that does not accept a connection within this long is unavailable (503).
+    db_connect_timeout_seconds: float = 5.0
+    # Idempotency-Key rows live in a pool of their own: a request holding a session's
+    # connection must never wait on the pool it holds one of to record its answer.
+    idempotency_pool_size: int = 5
+    # How long an Idempotency-Key is remembered after first use (then it may be used again).
+    idempotency_key_ttl_seconds: int = 24 * 3600
     host: str = "127.0.0.1"
     port: int = 8001
     # Client credentials this service uses to call the others through the gateway.

@@ -5,11 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.enforcement.config import EnforcementSettings, get_settings
-from services.enforcement.models import AuditEntry
-
-AUDIT = AuditLog(AuditEntry)
+from services.enforcement.models import AUDIT
 
 
 def create_app(settings: EnforcementSettings | None = None) -> FastAPI:

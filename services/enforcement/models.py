@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from services.common.audit import audit_table
+from services.common.audit import AuditLog, audit_table
 from services.common.db import new_model_registry
+from services.common.idempotency import idempotency_table
 
 
 class EnforcementModel(SQLModel, registry=new_model_registry()):
@@ -13,3 +14,6 @@ class EnforcementModel(SQLModel, registry=new_model_registry()):
 
 
 AuditEntry = audit_table(EnforcementModel.metadata)
+IdempotencyKey = idempotency_table(EnforcementModel.metadata)
+# The service\'s audit chain, here (not in app.py) so workers need no route module.
+AUDIT = AuditLog(AuditEntry)

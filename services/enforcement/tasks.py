@@ -8,8 +8,8 @@ from __future__ import annotations
 from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
-from services.enforcement.app import AUDIT
 from services.enforcement.config import get_settings
+from services.enforcement.models import AUDIT
 
 WorkerSettings = type(
     "WorkerSettings",

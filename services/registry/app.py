@@ -8,14 +8,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.imports.routes import IMPORTS_PATH
 from services.registry.imports.routes import router as imports_router
-from services.registry.models import AuditEntry
+from services.registry.models import AUDIT
 from services.registry.network.routes import router as network_router
 
-AUDIT = AuditLog(AuditEntry)
 # Unique constraints two concurrent writers can still hit after the service's own checks.
 CONSTRAINT_PROBLEMS = {
     "uq_officer_credential_number": ("credential-taken", "The enforcement credential is already held."),

@@ -6,7 +6,8 @@ registry's metadata is complete wherever it is used.
 
 from __future__ import annotations
 
-from services.common.audit import audit_table
+from services.common.audit import AuditLog, audit_table
+from services.common.idempotency import idempotency_table
 from services.registry.base import RegistryModel
 from services.registry.certification.models import (
     Auditor,
@@ -32,6 +33,7 @@ from services.registry.network.models import (
 from services.registry.subjects.models import Enterprise, Product
 
 __all__ = [
+    "AUDIT",
     "NATIONAL_BUREAU_ID",
     "AuditEntry",
     "Auditor",
@@ -46,6 +48,7 @@ __all__ = [
     "CertificationBody",
     "Division",
     "Enterprise",
+    "IdempotencyKey",
     "ImportBatch",
     "ImportRowError",
     "Inspection",
@@ -58,3 +61,6 @@ __all__ = [
 ]
 
 AuditEntry = audit_table(RegistryModel.metadata)
+IdempotencyKey = idempotency_table(RegistryModel.metadata)
+# The service\'s audit chain, here (not in app.py) so workers need no route module.
+AUDIT = AuditLog(AuditEntry)

@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import gb2260.data
 from sqlalchemy import func, select
 
 from services.common.db import make_engine, make_sessionmaker
-from services.registry.app import AUDIT
+from services.common.settings import Environment
 from services.registry.config import RegistrySettings, get_settings
+from services.registry.demo import seed_demo_chain
+from services.registry.models import AUDIT
 from services.registry.network import repository as repo
 from services.registry.network.models import (
     NATIONAL_BUREAU_ID,
@@ -32,6 +36,7 @@ from services.registry.network.service import division_level, division_parent, i
 DATA_DIR = Path(__file__).parent / "data"
 NATIONAL_NAME = "国家认证认可监督管理委员会"
 DEMO_ADMIN_NAME = "演示管理员"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def division_records(revision: int) -> list[tuple[str, str, str, str | None, int]]:
@@ -135,6 +140,9 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
                         {"bureau_id": bureau.id, "name": DEMO_ADMIN_NAME},
                     )
                 admins += 1
+            if settings.environment == Environment.DEVELOPMENT:
+                today = datetime.now(SHANGHAI).date()
+                summary.update(await seed_demo_chain(session, AUDIT, national, bureaus[1:], today))
             await session.commit()
         summary["bureaus"] = len(bureaus)
         summary["demo_admin_officers"] = admins

@@ -5,8 +5,8 @@ from __future__ import annotations
 from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
-from services.registry.app import AUDIT
 from services.registry.config import get_settings
+from services.registry.models import AUDIT
 
 _settings = get_settings()
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.audit import AuditLog
 from services.statistics.config import StatisticsSettings, get_settings
-from services.statistics.models import AuditEntry
-
-AUDIT = AuditLog(AuditEntry)
+from services.statistics.models import AUDIT
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
-from services.statistics.app import AUDIT
 from services.statistics.config import get_settings
+from services.statistics.models import AUDIT
 
 WorkerSettings = type(
     "WorkerSettings",

@@ -16,8 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.common.audit import _digest
 from services.common.auth import Principal, PrincipalKind
-from services.registry.app import AUDIT
-from services.registry.models import AuditEntry
+from services.registry.models import AUDIT, AuditEntry
 from tests.conftest import auth, scratch_registry
 from tests.factories import create_bureau, pilot_unit
 

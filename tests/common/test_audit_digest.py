@@ -28,8 +28,7 @@ from services.common.audit import GENESIS_HASH, AuditLog, _digest, append_only_t
 from services.common.auth import Principal, PrincipalKind
 from services.common.context import reset_request_id, set_request_id
 from services.common.migrations import downgrade, upgrade
-from services.registry.app import AUDIT
-from services.registry.models import AuditEntry
+from services.registry.models import AUDIT, AuditEntry
 from tests.conftest import scratch_registry
 from tools.platform import create_databases, drop_databases
 

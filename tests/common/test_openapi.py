@@ -13,8 +13,8 @@ from gateway.openapi import merge_documents
 from services.common.app import create_service_app
 from services.common.openapi import operation_ids
 from services.common.pagination import CURSOR_PATTERN, MAX_LIMIT, encode_cursor
-from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings
+from services.registry.models import AUDIT
 from tests.common.test_problems import assert_problem
 from tests.conftest import auth
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi import APIRouter, Request
 
 from services.common.app import create_service_app
-from services.registry.app import AUDIT
 from services.registry.config import RegistrySettings
+from services.registry.models import AUDIT
 from tests.conftest import auth
 
 BUREAUS = "/api/v1/registry/bureaus"
@@ -223,3 +223,16 @@ class TestRequestId:
         response = await registry.get(f"{BUREAUS}/1", headers={"X-Request-ID": "trace-401-abcdef"})
         problem = assert_problem(response, 401, "/problems/unauthorized")
         assert problem["request_id"] == "trace-401-abcdef"
+
+
+class TestDocumentedList:
+    def test_every_typed_error_of_the_mechanisms_is_in_the_list(self):
+        import services.common.idempotency  # noqa: F401 - its errors join the subclasses
+        from services.common.problems import PROBLEM_TYPES, ProblemError
+
+        def subclasses(cls):
+            return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+        mechanisms = [c for c in subclasses(ProblemError) if c.__module__.startswith("services.common.")]
+        assert len(mechanisms) > 15
+        assert sorted({c.slug for c in mechanisms} - set(PROBLEM_TYPES)) == []

@@ -121,3 +121,16 @@ OrgCode = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)
 ApprovalNumber = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=32), _checked(approval_number)
 ]
+
+
+def make_org_code(serial: int) -> str:
+    """A valid organisation code for a serial number (demo data, test factories)."""
+    body = f"{serial:08d}"
+    return body + org_code_check_character(body)
+
+
+def make_credit_code(division_code: str, serial: int, *, authority: str = "9", kind: str = "1") -> str:
+    """A valid unified social credit code: authority (9 = market regulation), kind (1 = enterprise),
+    the division, the embedded organisation code and the check character."""
+    body = f"{authority}{kind}{division_code}{make_org_code(serial)}"
+    return body + uscc.calc_check_digit(body)

@@ -431,15 +431,9 @@ async def tell_gateway_officer_changed(services: ServiceClient, officer_id: int)
     at every login, and the officer's tokens expire within one lifetime.
     """
     try:
-        response = await services.request(
-            "POST", "/api/v1/auth/officer-changes", json={"officer_id": officer_id}
-        )
-        if response.status_code != 204:
-            log.warning(
-                "gateway refused an officer change notice",
-                extra={"officer_id": officer_id, "status": response.status_code},
-            )
+        await services.post("/api/v1/auth/officer-changes", json={"officer_id": officer_id})
     except ProblemError as exc:
         log.warning(
-            "gateway not told of an officer change", extra={"officer_id": officer_id, "error": exc.detail}
+            "gateway not told of an officer change",
+            extra={"officer_id": officer_id, "status": exc.status, "error": exc.detail},
         )
