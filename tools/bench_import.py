@@ -39,8 +39,8 @@ from tools.platform import Platform, create_databases, database_urls, drop_datab
 IMPORTS = "/api/v1/registry/imports"
 DATA_DIR = BENCH_DIR / "import"
 HOLDERS = 1000
-BODY_APPROVAL = "CNCA-R-2002-001"
-BODY_CODE = "01"
+BODY_APPROVAL = "CNCA-R-2024-901"  # apart from the demo bodies `make run` seeds
+BODY_CODE = "88"
 # The columns the import sets on a new certificate, in the raw COPY's order.
 COPY_COLUMNS = (
     "number", "scheme", "body_id", "holder_id", "holder_name", "division_code", "scope", "issued_on",
@@ -176,7 +176,7 @@ async def prepare(url: str) -> tuple[tuple[int, str], int]:
             """INSERT INTO certification_body (approval_number, name, ccc_body_code, approved_on,
                    approval_expires_on, approved_schemes, ccc_designations, status, bureau_id, bureau_path,
                    version, created_at, updated_at)
-               VALUES ($1, '中国质量认证中心', $2, '2002-05-01', '2030-04-30', '["ccc"]', '["0201"]',
+               VALUES ($1, '压测认证中心', $2, '2002-05-01', '2030-04-30', '["ccc"]', '["0201"]',
                        'approved', 1, '1.', 1, now(), now()) RETURNING id""",
             BODY_APPROVAL,
             BODY_CODE,

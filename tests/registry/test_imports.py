@@ -588,6 +588,25 @@ class TestResend:
         assert batch["rows_unchanged"] == 1
         assert await product_models(registry, stored["id"]) == {models[1]}
 
+    async def test_the_same_idempotency_key_and_file_replays_the_first_answer(
+        self, registry, token_for, world
+    ):
+        account = str(uuid.uuid4())
+        token = token_for(world["zj"], roles=(Role.SYSTEM,), kind=PrincipalKind.SYSTEM, account_id=account)
+        body = ndjson(enterprise(), enterprise())
+        headers = {**auth(token), "Content-Type": NDJSON, "Idempotency-Key": str(uuid.uuid4())}
+        first = await registry.post(IMPORTS, params={"kind": "enterprises"}, content=body, headers=headers)
+        again = await registry.post(IMPORTS, params={"kind": "enterprises"}, content=body, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+        assert again.headers["location"] == first.headers["location"]
+        other = await registry.post(
+            IMPORTS, params={"kind": "enterprises"}, content=ndjson(enterprise()), headers=headers
+        )
+        assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+        imports = await sql(registry, "SELECT count(*) FROM import_batch WHERE account = :a", a=account)
+        assert imports.scalar() == 1
+
     async def test_a_number_twice_in_one_file_is_reported_once(self, registry, world, holder):
         row = certificate(world["body"], holder["credit_code"])
         twice = {**row, "scope": "另一个范围"}
