@@ -8,6 +8,7 @@ characters 9–17, which is how one enterprise is recognised under both.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
@@ -79,11 +80,23 @@ def org_code_of(credit: str) -> str:
     return credit[8:17]
 
 
+_LATEST_YEAR = [0.0, 0]  # (monotonic time to read the date again, next year)
+
+
+def _latest_year() -> int:
+    """Next year: the latest issue year a number may carry. The date is read at most once a
+    minute; a bulk sync checks a million numbers."""
+    now = time.monotonic()
+    if now >= _LATEST_YEAR[0]:
+        _LATEST_YEAR[:] = [now + 60.0, date.today().year + 1]
+    return int(_LATEST_YEAR[1])
+
+
 def approval_number(value: str) -> str:
     """A certification body's approval number CNCA-R-YYYY-NNN."""
     value = value.strip().upper()
     match = APPROVAL_NUMBER.fullmatch(value)
-    if not match or not 2000 <= int(match.group(1)) <= date.today().year + 1:
+    if not match or not 2000 <= int(match.group(1)) <= _latest_year():
         raise IdentifierError(f"{value!r} is not an approval number of the form CNCA-R-YYYY-NNN.")
     return value
 
@@ -94,7 +107,7 @@ def certificate_number(scheme: str, value: str) -> str:
     if scheme == "ccc":
         match = CCC_16.fullmatch(value)
         if match:
-            if not 2002 <= int(match.group(1)) <= date.today().year + 1:
+            if not 2002 <= int(match.group(1)) <= _latest_year():
                 raise IdentifierError(f"{value!r}: a CCC number starts with its issue year.")
             return value
         if CCC_12.fullmatch(value):

@@ -406,18 +406,19 @@ class CertificateWriter(Writer):
         holders = await EnterpriseIndex.load(
             conn, ((i.row.holder_credit_code, i.row.holder_org_code) for i in items)
         )
+        # A body's id and the code it prints in CCC numbers, by approval number.
+        body_of = {number: (b["id"], b["ccc_body_code"]) for number, b in bodies.items()}
         resolved = []
         for item in items:
             row = item.row
             errors: Errors = []
-            body = bodies.get(row.body_approval_number)
+            body = body_of.get(row.body_approval_number)
             if body is None:
                 message = f"No certification body {row.body_approval_number} in the registry."
                 errors += _error("body_approval_number", message, "unknown_body")
-            elif body["ccc_body_code"] and row.ccc_body_code() not in (None, body["ccc_body_code"]):
+            elif body[1] and (printed := row.ccc_body_code()) not in (None, body[1]):
                 message = (
-                    f"The number's body code {row.ccc_body_code()} is not that of {row.body_approval_number} "
-                    f"({body['ccc_body_code']})."
+                    f"The number's body code {printed} is not that of {row.body_approval_number} ({body[1]})."
                 )
                 errors += _error("number", message, "certificate_number_body")
             holder = holders.find(row.holder_credit_code, row.holder_org_code)
@@ -427,7 +428,7 @@ class CertificateWriter(Writer):
                 failures.append((item.number, errors))
                 continue
             item.refs = {
-                "body_id": body["id"],
+                "body_id": body[0],
                 "holder_id": holder["target_id"],
                 "holder_name": holder["name"],
                 "division_code": holder["division_code"],
@@ -440,7 +441,8 @@ class CertificateWriter(Writer):
             else {}
         )
         existing = await repo.certificates_by_number(
-            conn, [str(i.row.scheme) for i in resolved], [i.row.number for i in resolved]
+            # A StrEnum member is its code (``.value`` is a slow descriptor, a million times over).
+            conn, [i.row.scheme for i in resolved], [i.row.number for i in resolved]
         )
         ready = []
         for item in resolved:
@@ -456,7 +458,7 @@ class CertificateWriter(Writer):
                     )
                 elif product["id"] not in product_ids:
                     product_ids.append(product["id"])
-            found = existing.get((str(item.row.scheme), item.row.number))
+            found = existing.get((item.row.scheme, item.row.number))
             if found is not None and not run.in_scope(found["bureau_path"]):
                 errors += _out_of_scope("certificate")
             if errors:
@@ -479,13 +481,14 @@ class CertificateWriter(Writer):
             request_id = current_request_id()
             principal = run.principal
             actor = (principal.kind.value, principal.account_id, principal.bureau_id, request_id)
+            kept = run.kept(now)
             for id_, i in zip(ids, new, strict=True):
                 r, refs = i.row, i.refs
                 certificates.append(
                     (
                         id_,
                         r.number,
-                        r.scheme.value,
+                        r.scheme,
                         refs["body_id"],
                         refs["holder_id"],
                         refs["holder_name"],
@@ -495,11 +498,12 @@ class CertificateWriter(Writer):
                         r.expires_on,
                         valid,
                         now,
-                        *run.kept(now),
+                        *kept,
                     )
                 )
                 history.append((id_, None, valid, reason, *actor, now))
-                links.extend((id_, p) for p in refs["product_ids"])
+                if refs["product_ids"]:
+                    links.extend((id_, p) for p in refs["product_ids"])
             await repo.copy_in(conn, self.table, repo.CERTIFICATE_COLUMNS, certificates)
             await repo.copy_in(conn, "certificate_status_change", repo.STATUS_CHANGE_COLUMNS, history)
             await repo.copy_in(conn, "certificate_product", repo.LINK_COLUMNS, links)
@@ -624,13 +628,11 @@ class Upload:
             except asyncpg.PostgresError:
                 inserted, updated = await self._row_by_row(raw, items, failures, now)
             refused = {n for n, _ in failures}
-            written = sorted(
-                ((i.number, i.raw) for i in items if i.number not in refused), key=lambda pair: pair[0]
-            )
-            batch_digest = hashlib.sha256()
-            for _, sent in written:
-                batch_digest.update(sent + b"\n")
-                self.digest.update(sent + b"\n")
+            # Items keep the file's order.
+            written = [i.raw for i in items if i.number not in refused] if refused else [i.raw for i in items]
+            lines = b"".join(sent + b"\n" for sent in written)
+            batch_digest = hashlib.sha256(lines)
+            self.digest.update(lines)
             self.written += len(written)
             if failures:
                 failures.sort(key=lambda f: f[0])
