@@ -662,6 +662,17 @@ class TestBatches:
         assert {n: types(e) for n, e in errors.items()} == {3: ["duplicate_in_file"]}
         assert (await certificate_row(small_batches, row["number"]))["scope"] == row["scope"]
 
+    async def test_a_repeat_of_a_row_already_as_sent_is_reported(self, small_batches, world, holder):
+        row = certificate(world["body"], holder["credit_code"])
+        await imported(small_batches, world["zj_system"], "certificates", ndjson(row))
+        rows = [row, certificate(world["body"], holder["credit_code"]), {**row, "scope": "后来的范围"}]
+        batch = await imported(small_batches, world["zj_system"], "certificates", ndjson(*rows))
+        errors = await row_errors(small_batches, world["zj_system"], batch["id"])
+        assert {n: types(e) for n, e in errors.items()} == {3: ["duplicate_in_file"]}
+        assert (batch["rows_unchanged"], batch["rows_inserted"]) == (1, 1)
+        stored = await certificate_row(small_batches, row["number"])
+        assert (stored["scope"], stored["version"]) == (row["scope"], 1)
+
     async def test_a_row_the_database_refuses_is_not_half_written(self, registry, world):
         # Two records of one enterprise (an old one under its organisation code, a new one under
         # its credit code) that nobody merged yet: giving the new one the old code breaks the

@@ -181,6 +181,7 @@ async def enterprises_by_codes(
                   COALESCE(t.name, e.name) AS name,
                   COALESCE(t.division_code, e.division_code) AS division_code,
                   COALESCE(t.bureau_path, e.bureau_path) AS bureau_path,
+                  CASE WHEN t.id IS NULL THEN e.import_id ELSE t.import_id END AS import_id,
                   e.status = 'merged' AS merged
            FROM enterprise e LEFT JOIN enterprise t ON e.status = 'merged' AND t.id = e.merged_into_id
            WHERE e.credit_code = ANY($1::text[]) OR e.org_code = ANY($2::text[])
@@ -198,7 +199,7 @@ async def products_by_holder_model(
     # ``= ANY`` on each column keeps to the indexes whatever the table's statistics say (a join
     # on unnest() can turn into a scan of the whole table, once per batch).
     rows = await conn.fetch(
-        """SELECT id, holder_id, model, bureau_path FROM product
+        """SELECT id, holder_id, model, bureau_path, import_id FROM product
            WHERE holder_id = ANY($1::bigint[]) AND model = ANY($2::text[]) ORDER BY id""",
         sorted(set(holder_ids)),
         sorted(set(models)),
@@ -216,7 +217,7 @@ async def certificates_by_number(
     conn: asyncpg.Connection, schemes: Sequence[str], numbers: Sequence[str]
 ) -> dict[tuple[str, str], asyncpg.Record]:
     rows = await conn.fetch(
-        "SELECT id, scheme, number, bureau_path FROM certificate WHERE number = ANY($1::text[])",
+        "SELECT id, scheme, number, bureau_path, import_id FROM certificate WHERE number = ANY($1::text[])",
         sorted(set(numbers)),
     )
     wanted = set(zip(schemes, numbers, strict=True))

@@ -196,14 +196,10 @@ def _duplicate(what: str) -> Errors:
     return _error("", f"The file holds this {what} more than once; the first is taken.", "duplicate_in_file")
 
 
-async def _first_of_each(
-    conn: asyncpg.Connection,
-    items: list[Item],
-    key: Callable[[Item], str],
-    what: str,
-    failures: list[Failure],
+def _first_in_batch(
+    items: list[Item], key: Callable[[Item], str], what: str, failures: list[Failure]
 ) -> list[Item]:
-    """Items whose key appears for the first time in the file (this batch and those before)."""
+    """Items whose key comes first in their batch; the later ones are refused."""
     first: dict[str, Item] = {}
     for item in items:
         k = key(item)
@@ -211,11 +207,30 @@ async def _first_of_each(
             failures.append((item.number, _duplicate(what)))
         else:
             first[k] = item
-    claimed = await repo.claim_keys(conn, list(first))
-    for k, item in first.items():
-        if k not in claimed:
-            failures.append((item.number, _duplicate(what)))
-    return [item for k, item in first.items() if k in claimed]
+    return list(first.values())
+
+
+async def _named_before(
+    conn: asyncpg.Connection,
+    run: Run,
+    found: list[tuple[Item, str, int | None]],
+    what: str,
+    failures: list[Failure],
+) -> set[int]:
+    """Numbers of the rows an earlier batch of this file already named, refused as repeats.
+
+    ``found``: the batch's rows whose record is registered, with their key and the import that
+    last wrote the record. A record this upload wrote carries its id. One it found already as
+    sent (not rewritten), or could not change, does not: those keys are remembered for the rest
+    of the upload in a temporary table. A new row needs neither: had an earlier row of the file
+    named it, that row would have registered it."""
+    repeated = {item.number for item, _, import_id in found if import_id == run.import_id}
+    to_claim = {key: item for item, key, import_id in found if import_id != run.import_id}
+    if to_claim:
+        claimed = await repo.claim_keys(conn, list(to_claim))
+        repeated |= {item.number for key, item in to_claim.items() if key not in claimed}
+    failures.extend((number, _duplicate(what)) for number in sorted(repeated))
+    return repeated
 
 
 # --- the three kinds of rows ---------------------------------------------------------------
@@ -257,30 +272,41 @@ class EnterpriseWriter(Writer):
         rows: list[tuple[int, EnterpriseRow, bytes]],
         failures: list[Failure],
     ) -> list[Item]:
-        items = [Item(n, row, raw) for n, row, raw in rows]
-        items = await _first_of_each(conn, items, lambda i: "e:" + i.row.identity(), "enterprise", failures)
+        items = _first_in_batch([Item(n, row, raw) for n, row, raw in rows], self.key, "enterprise", failures)
         divisions = await repo.known_divisions(conn, sorted({i.row.division_code for i in items}))
         index = await EnterpriseIndex.load(conn, ((i.row.credit_code, i.row.org_code) for i in items))
-        ready: list[Item] = []
-        targets: set[int] = set()
+        located = []
         for item in items:
             row = item.row
             if row.division_code not in divisions:
                 message = f"No division {row.division_code} in the registry's GB/T 2260 revision."
                 failures.append((item.number, _error("division_code", message, "unknown_division")))
                 continue
-            found = index.find(row.credit_code, row.org_code)
-            if found is not None:
-                if not run.in_scope(found["bureau_path"]):
+            located.append((item, index.find(row.credit_code, row.org_code)))
+        found = [
+            (item, self.key(item), record["import_id"]) for item, record in located if record is not None
+        ]
+        repeated = await _named_before(conn, run, found, "enterprise", failures)
+        ready: list[Item] = []
+        targets: set[int] = set()
+        for item, record in located:
+            if item.number in repeated:
+                continue
+            if record is not None:
+                if not run.in_scope(record["bureau_path"]):
                     failures.append((item.number, _out_of_scope("enterprise")))
                     continue
-                if found["target_id"] in targets:  # two codes of one enterprise (one record merged)
+                if record["target_id"] in targets:  # two codes of one enterprise (one record merged)
                     failures.append((item.number, _duplicate("enterprise")))
                     continue
-                item.existing_id = found["target_id"]
+                item.existing_id = record["target_id"]
                 targets.add(item.existing_id)
             ready.append(item)
         return ready
+
+    @staticmethod
+    def key(item: Item) -> str:
+        return "e:" + item.row.identity()
 
     async def write(
         self, conn: asyncpg.Connection, run: Run, items: list[Item], now: datetime
@@ -341,22 +367,30 @@ class ProductWriter(Writer):
                 failures.append((number, _unknown_holder(row)))
             else:
                 items.append(Item(number, row, raw, refs={"holder_id": holder["target_id"]}))
-        items = await _first_of_each(
-            conn, items, lambda i: f"p:{i.refs['holder_id']}:{i.row.model}", "holder's model", failures
-        )
+        items = _first_in_batch(items, self.key, "holder's model", failures)
         existing = await repo.products_by_holder_model(
             conn, [i.refs["holder_id"] for i in items], [i.row.model for i in items]
         )
+        located = [(item, existing.get((item.refs["holder_id"], item.row.model))) for item in items]
+        found = [
+            (item, self.key(item), record["import_id"]) for item, record in located if record is not None
+        ]
+        repeated = await _named_before(conn, run, found, "holder's model", failures)
         ready = []
-        for item in items:
-            found = existing.get((item.refs["holder_id"], item.row.model))
-            if found is not None:
-                if not run.in_scope(found["bureau_path"]):
+        for item, record in located:
+            if item.number in repeated:
+                continue
+            if record is not None:
+                if not run.in_scope(record["bureau_path"]):
                     failures.append((item.number, _out_of_scope("product")))
                     continue
-                item.existing_id = found["id"]
+                item.existing_id = record["id"]
             ready.append(item)
         return ready
+
+    @staticmethod
+    def key(item: Item) -> str:
+        return f"p:{item.refs['holder_id']}:{item.row.model}"
 
     async def write(
         self, conn: asyncpg.Connection, run: Run, items: list[Item], now: datetime
@@ -396,9 +430,8 @@ class CertificateWriter(Writer):
         rows: list[tuple[int, CertificateRow, bytes]],
         failures: list[Failure],
     ) -> list[Item]:
-        items = [Item(n, row, raw) for n, row, raw in rows]
-        items = await _first_of_each(
-            conn, items, lambda i: f"c:{i.row.scheme}:{i.row.number}", "certificate number", failures
+        items = _first_in_batch(
+            [Item(n, row, raw) for n, row, raw in rows], self.key, "certificate number", failures
         )
         bodies = await repo.bodies_by_approval_number(
             conn, sorted({i.row.body_approval_number for i in items})
@@ -440,12 +473,18 @@ class CertificateWriter(Writer):
             if wanted
             else {}
         )
-        existing = await repo.certificates_by_number(
-            # A StrEnum member is its code (``.value`` is a slow descriptor, a million times over).
-            conn, [i.row.scheme for i in resolved], [i.row.number for i in resolved]
-        )
+        # A StrEnum member is its code (``.value`` is a slow descriptor, a million times over).
+        schemes = [i.row.scheme for i in resolved]
+        existing = await repo.certificates_by_number(conn, schemes, [i.row.number for i in resolved])
+        located = [(item, existing.get((item.row.scheme, item.row.number))) for item in resolved]
+        found = [
+            (item, self.key(item), record["import_id"]) for item, record in located if record is not None
+        ]
+        repeated = await _named_before(conn, run, found, "certificate number", failures)
         ready = []
-        for item in resolved:
+        for item, record in located:
+            if item.number in repeated:
+                continue
             errors = []
             product_ids: list[int] = []
             for position, model in enumerate(item.row.product_models or ()):
@@ -458,16 +497,19 @@ class CertificateWriter(Writer):
                     )
                 elif product["id"] not in product_ids:
                     product_ids.append(product["id"])
-            found = existing.get((item.row.scheme, item.row.number))
-            if found is not None and not run.in_scope(found["bureau_path"]):
+            if record is not None and not run.in_scope(record["bureau_path"]):
                 errors += _out_of_scope("certificate")
             if errors:
                 failures.append((item.number, errors))
                 continue
             item.refs["product_ids"] = product_ids
-            item.existing_id = found["id"] if found is not None else None
+            item.existing_id = record["id"] if record is not None else None
             ready.append(item)
         return ready
+
+    @staticmethod
+    def key(item: Item) -> str:
+        return f"c:{item.row.scheme}:{item.row.number}"
 
     async def write(
         self, conn: asyncpg.Connection, run: Run, items: list[Item], now: datetime
