@@ -726,6 +726,55 @@ class TestBodyLimit:
         assert response.status_code == 413 and response.json()["type"] == "/problems/payload-too-large"
 
 
+@pytest.fixture(scope="module")
+async def small_gateway(registry_url):
+    """The gateway in front of the registry, with small limits: 1,000 bytes, 20,000 for imports."""
+    from gateway.app import create_app
+    from gateway.config import GatewaySettings
+
+    settings = GatewaySettings(registry_url=registry_url, max_body_bytes=1000, import_max_body_bytes=20_000)
+    async for client in _app_client(create_app(settings), "http://gateway"):
+        yield client
+
+
+class TestThroughTheGateway:
+    async def test_an_upload_streams_through_the_gateway_under_its_own_limit(self, small_gateway, world):
+        rows = [enterprise() for _ in range(30)]
+        body = ndjson(*rows)
+        assert 1000 < len(body) < 20_000
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 700):
+                yield body[start : start + 700]
+
+        response = await small_gateway.post(
+            IMPORTS,
+            params={"kind": "enterprises"},
+            content=chunks(),
+            headers={**auth(world["zj_system"]), "Content-Type": NDJSON},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["rows_written"] == 30
+        assert response.headers["location"] == f"{IMPORTS}/{response.json()['id']}"
+
+    async def test_other_routes_keep_the_gateways_limit(self, small_gateway, world):
+        response = await small_gateway.post(
+            "/api/v1/registry/bureaus",
+            content=b"{" + b" " * 2000 + b"}",
+            headers={**auth(world["zj_system"]), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 413 and response.json()["type"] == "/problems/payload-too-large"
+
+    async def test_an_upload_above_the_import_limit_is_refused_at_the_gateway(self, small_gateway, world):
+        response = await small_gateway.post(
+            IMPORTS,
+            params={"kind": "enterprises"},
+            content=ndjson(*(enterprise() for _ in range(200))),
+            headers={**auth(world["zj_system"]), "Content-Type": NDJSON},
+        )
+        assert response.status_code == 413 and response.json()["type"] == "/problems/payload-too-large"
+
+
 # --- scope and roles --------------------------------------------------------------------------
 
 
