@@ -53,15 +53,14 @@ async def close_work_tables(conn: asyncpg.Connection) -> None:
     await conn.execute("TRUNCATE import_seen_key")
 
 
-async def plan_by_keys(conn: asyncpg.Connection) -> None:
-    """For the rest of the batch's transaction, look rows up through their keys' indexes.
-
-    Every lookup and update of a batch is by key, a few thousand keys in a large table; the
-    planner's statistics lag behind a table an import is filling (an empty table that now
-    holds a million rows still looks empty), and would scan the whole table once per batch."""
-    await conn.execute(
-        "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
-    )
+# For the rest of a batch's transaction, look rows up through their keys' indexes. Every lookup
+# and update of a batch is by key, a few thousand keys in a large table; the planner's statistics
+# lag behind a table an import is filling (an empty table that now holds a million rows still
+# looks empty), and it would scan the whole table once per batch.
+PLAN_BY_KEYS = (
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
+    "set_config('enable_mergejoin', 'off', true)"
+)
 
 
 async def claim_keys(conn: asyncpg.Connection, keys: list[str]) -> set[str]:
@@ -238,9 +237,13 @@ async def next_ids(conn: asyncpg.Connection, sequence: str, count: int) -> list[
     return [r[0] for r in rows]
 
 
-async def copy_in(conn: asyncpg.Connection, table: str, columns: Sequence[str], records: list[tuple]) -> None:
-    if records:
-        await conn.copy_records_to_table(table, columns=list(columns), records=records)
+async def copy_in(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], records: Iterable[tuple]
+) -> None:
+    """Binary COPY of ``records`` (a list, or a generator consumed as COPY sends)."""
+    if isinstance(records, list) and not records:
+        return
+    await conn.copy_records_to_table(table, columns=list(columns), records=records)
 
 
 ENTERPRISE_COLUMNS = (

@@ -423,6 +423,12 @@ class ProductWriter(Writer):
 class CertificateWriter(Writer):
     table = "certificate"
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The bodies the upload's rows name: their id and the code they print in CCC numbers, by
+        # approval number. A file names a few bodies on row after row; they are looked up once.
+        self.bodies: dict[str, tuple[int, str | None]] = {}
+
     async def prepare(
         self,
         conn: asyncpg.Connection,
@@ -433,14 +439,14 @@ class CertificateWriter(Writer):
         items = _first_in_batch(
             [Item(n, row, raw) for n, row, raw in rows], self.key, "certificate number", failures
         )
-        bodies = await repo.bodies_by_approval_number(
-            conn, sorted({i.row.body_approval_number for i in items})
-        )
+        wanted_bodies = {i.row.body_approval_number for i in items} - self.bodies.keys()
+        if wanted_bodies:
+            found_bodies = await repo.bodies_by_approval_number(conn, sorted(wanted_bodies))
+            self.bodies.update((n, (b["id"], b["ccc_body_code"])) for n, b in found_bodies.items())
         holders = await EnterpriseIndex.load(
             conn, ((i.row.holder_credit_code, i.row.holder_org_code) for i in items)
         )
-        # A body's id and the code it prints in CCC numbers, by approval number.
-        body_of = {number: (b["id"], b["ccc_body_code"]) for number, b in bodies.items()}
+        body_of = self.bodies
         resolved = []
         for item in items:
             row = item.row
@@ -518,36 +524,34 @@ class CertificateWriter(Writer):
         if new:
             ids = await repo.next_ids(conn, await self.sequence(conn), len(new))
             valid = CertificateStatus.VALID.value
-            certificates, history, links = [], [], []
             reason = f"Registered by bulk sync (import {run.import_id})"
-            request_id = current_request_id()
             principal = run.principal
-            actor = (principal.kind.value, principal.account_id, principal.bureau_id, request_id)
+            actor = (principal.kind.value, principal.account_id, principal.bureau_id, current_request_id())
             kept = run.kept(now)
-            for id_, i in zip(ids, new, strict=True):
-                r, refs = i.row, i.refs
-                certificates.append(
-                    (
-                        id_,
-                        r.number,
-                        r.scheme,
-                        refs["body_id"],
-                        refs["holder_id"],
-                        refs["holder_name"],
-                        refs["division_code"],
-                        r.scope,
-                        r.issued_on,
-                        r.expires_on,
-                        valid,
-                        now,
-                        *kept,
-                    )
+            # Generators: COPY sends each buffer as it fills, so the database is at work on the
+            # first rows while the next ones are built.
+            certificates = (
+                (
+                    id_,
+                    i.row.number,
+                    i.row.scheme,
+                    i.refs["body_id"],
+                    i.refs["holder_id"],
+                    i.refs["holder_name"],
+                    i.refs["division_code"],
+                    i.row.scope,
+                    i.row.issued_on,
+                    i.row.expires_on,
+                    valid,
+                    now,
+                    *kept,
                 )
-                history.append((id_, None, valid, reason, *actor, now))
-                if refs["product_ids"]:
-                    links.extend((id_, p) for p in refs["product_ids"])
+                for id_, i in zip(ids, new, strict=True)
+            )
             await repo.copy_in(conn, self.table, repo.CERTIFICATE_COLUMNS, certificates)
+            history = ((id_, None, valid, reason, *actor, now) for id_ in ids)
             await repo.copy_in(conn, "certificate_status_change", repo.STATUS_CHANGE_COLUMNS, history)
+            links = [(id_, p) for id_, i in zip(ids, new, strict=True) for p in i.refs["product_ids"]]
             await repo.copy_in(conn, "certificate_product", repo.LINK_COLUMNS, links)
         existing = [i for i in items if i.existing_id is not None]
         changed: set[int] = set()
@@ -598,12 +602,12 @@ async def emit_batch_written(session: AsyncSession, run: Run, sequence: int, sum
 
 
 @contextlib.asynccontextmanager
-async def _transaction(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
+async def _transaction(conn: AsyncConnection, first: str = "SELECT 1") -> AsyncIterator[asyncpg.Connection]:
     """A transaction on the upload's connection, and the raw asyncpg connection inside it."""
     async with conn.begin():
         # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement it runs itself:
-        # run one, so the raw connection's statements are inside the transaction.
-        await conn.exec_driver_sql("SELECT 1")
+        # run that one through it, so the raw connection's statements are inside the transaction.
+        await conn.exec_driver_sql(first)
         raw = (await conn.get_raw_connection()).driver_connection
         assert raw is not None and raw.is_in_transaction()
         yield raw
@@ -626,6 +630,9 @@ async def _chunks(reader: UploadReader, model: type[BaseModel], size: int) -> As
             if chunk.total >= size:
                 yield chunk
                 chunk = Chunk()
+        # Let the batch being written go on: a body already buffered is read without a pause,
+        # and the database would wait for the next statement while the loop validates rows.
+        await asyncio.sleep(0)
     if chunk.total:
         yield chunk
 
@@ -661,8 +668,7 @@ class Upload:
         run = self.run
         now = utcnow()
         failures = list(chunk.failures)
-        async with _transaction(conn) as raw:
-            await repo.plan_by_keys(raw)
+        async with _transaction(conn, repo.PLAN_BY_KEYS) as raw:
             items = await self.writer.prepare(raw, run, chunk.rows, failures)
             try:
                 async with raw.transaction():
