@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import accounts
-from gateway.config import SERVICES, GatewaySettings, get_settings
+from gateway.config import IMPORTS_PATH, SERVICES, GatewaySettings, get_settings
 from gateway.models import AUDIT, INBOX, OUTBOX
 from gateway.openapi import MergedOpenAPI, install_docs
 from gateway.proxy import Proxy
@@ -238,6 +238,10 @@ class GatewayApp:
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     api = build_api(settings)
-    app = RequestContextMiddleware(GatewayApp(api), max_body_bytes=settings.max_body_bytes)
+    app = RequestContextMiddleware(
+        GatewayApp(api),
+        max_body_bytes=settings.max_body_bytes,
+        body_allowances={("POST", IMPORTS_PATH): settings.import_max_body_bytes},
+    )
     app.api = api  # type: ignore[attr-defined]  # tests and tools reach the FastAPI app here
     return app

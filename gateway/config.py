@@ -8,6 +8,8 @@ from pydantic_settings import SettingsConfigDict
 from services.common.settings import VAR_DIR, ServiceSettings
 
 SERVICES = ("registry", "enforcement", "statistics")
+# The registry's bulk sync route, the one path whose uploads may be large.
+IMPORTS_PATH = "/api/v1/registry/imports"
 
 
 class GatewaySettings(ServiceSettings):
@@ -26,6 +28,9 @@ class GatewaySettings(ServiceSettings):
     upstream_read_timeout: float = 30.0
     upstream_pool_timeout: float = 2.0
     upstream_max_connections: int = 200
+    # The registry's bulk sync streams files far above MAX_BODY_BYTES through the proxy; only
+    # that route (POST, exact path) is allowed this much. Keep it at or below the registry's own.
+    import_max_body_bytes: int = 2 * 1024**3
     # Login throttling at the token endpoint (see gateway/throttle.py), counted in Redis.
     login_failure_window_seconds: PositiveInt = 900  # failures are forgotten after this long without one
     login_slowdown_after: PositiveInt = 5  # an account's failures before each next attempt must wait

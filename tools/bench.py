@@ -11,6 +11,8 @@ runs some; the default runs all):
   by uvicorn like the services, alternating rounds, same load.
 * ``certificates`` — a filtered, paginated list at 1,000,000 certificates (loaded
   with COPY) through the gateway.
+* ``import`` — a bulk upload of 1,000,000 certificates through the API against a raw
+  ``COPY`` of the same rows (tools/bench_import.py).
 * ``relay`` — events from commit to consumer under write load (tools/bench_relay.py).
 
 The platform runs on its own databases (cert_bench<pid>_*) and ports, so a running
@@ -476,6 +478,14 @@ p99 / p50: **{p99 / p50:.1f}** (goal ≤ 3); p99 **{p99:.1f} ms** (goal < 50 ms)
 # --- main -------------------------------------------------------------------
 
 
+@section("import")
+def import_section(bench: Bench) -> str:
+    """Bulk import through the API against a raw COPY (tools/bench_import.py), on databases of its own."""
+    from tools.bench_import import run as run_import
+
+    return run_import(bench.args)
+
+
 @section("relay")
 def relay_section(bench: Bench) -> str:
     """Events from commit to consumer (tools/bench_relay.py), on databases and queues of its own."""
@@ -514,6 +524,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--connections", type=int, default=0, help="wrk connections (default: each section's own)"
     )
     parser.add_argument("--certificates", type=int, default=1_000_000, help="rows for `certificates`")
+    parser.add_argument("--import-rows", type=int, default=1_000_000, help="import: rows in the file")
+    parser.add_argument("--import-rounds", type=int, default=3, help="import: uploads against COPY")
+    parser.add_argument("--skip-gateway", action="store_true", help="import: upload straight only")
     parser.add_argument("--events", type=int, default=20000, help="relay: events per run")
     parser.add_argument("--rate", type=int, default=1000, help="relay: offered events per second, paced run")
     parser.add_argument("--writers", type=int, default=8, help="relay: concurrent committing writers")

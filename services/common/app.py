@@ -93,8 +93,12 @@ def create_service_app(
     constraint_problems: dict[str, tuple[str, str]] | None = None,
     outbox: Outbox | None = None,
     inbox: Inbox | None = None,
+    body_allowances: dict[tuple[str, str], int] | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
+    """``body_allowances``: (method, exact path) → a body limit above ``settings.max_body_bytes``
+    for the few routes that take large streamed uploads."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with platform_state(app, name, settings, audit, constraint_problems, outbox, inbox):
@@ -124,5 +128,7 @@ def create_service_app(
     app.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_key_ttl_seconds)
     if outbox is not None and inbox is not None:
         app.include_router(events_router(name))
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, body_allowances=body_allowances
+    )
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,10 +29,27 @@ _REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, access_log_enabled: bool = True):
+    """``max_body_bytes`` holds for every route; ``body_allowances`` raises it for a few
+    exact (method, path) pairs that take large streamed uploads (the registry's bulk
+    import), so no other route is loosened."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_allowances: Mapping[tuple[str, str], int] | None = None,
+        access_log_enabled: bool = True,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_allowances = dict(body_allowances or {})
         self.access_log_enabled = access_log_enabled
+
+    def body_limit(self, method: str, path: str) -> int:
+        if not self.body_allowances:
+            return self.max_body_bytes
+        return self.body_allowances.get((method, path), self.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,13 +88,14 @@ class RequestContextMiddleware:
                 client_gone[0] = True
             return message
 
+        limit = self.body_limit(scope["method"], scope["path"])
         try:
-            if declared_length is not None and _too_long(declared_length, self.max_body_bytes):
-                await PayloadTooLarge(f"The limit is {self.max_body_bytes} bytes.").to_response()(
+            if declared_length is not None and _too_long(declared_length, limit):
+                await PayloadTooLarge(f"The limit is {limit} bytes.").to_response()(
                     scope, receive, send_with_id
                 )
                 return
-            await self.app(scope, _limited(watched_receive, self.max_body_bytes), send_with_id)
+            await self.app(scope, _limited(watched_receive, limit), send_with_id)
         except Exception as exc:
             if client_went_away(exc):
                 client_gone[0] = True

@@ -29,13 +29,13 @@ IdPath = Annotated[int, Path(ge=1, le=ID_MAX)]
 IdQuery = Annotated[int | None, Query(ge=1, le=ID_MAX)]
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
@@ -48,6 +48,6 @@ class InputModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
+        if has_nul(data):
             raise ValueError("text may not contain the NUL character")
         return data

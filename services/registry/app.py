@@ -12,6 +12,8 @@ from services.common.app import create_service_app
 from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.certification.routes import router as certification_router
 from services.registry.config import RegistrySettings, get_settings
+from services.registry.imports.routes import IMPORTS_PATH
+from services.registry.imports.routes import router as imports_router
 from services.registry.inspections.routes import router as inspections_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
@@ -57,6 +59,7 @@ CONSTRAINT_PROBLEMS = {
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return create_service_app(
         name="registry",
         title="Registry service",
@@ -67,7 +70,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             "personnel (认证人员) and certification activities (认证活动), certified enterprises "
             "(获证企业) and their products (产品)."
         ),
-        settings=settings or get_settings(),
+        settings=settings,
         routers=[
             network_router,
             certification_router,
@@ -75,9 +78,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             certificates_router,
             pilots_router,
             inspections_router,
+            imports_router,
         ],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
         constraint_problems=CONSTRAINT_PROBLEMS,
+        # Bulk sync streams large files; every other route keeps the common limit.
+        body_allowances={("POST", IMPORTS_PATH): settings.import_max_body_bytes},
     )

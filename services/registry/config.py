@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -14,6 +15,11 @@ class RegistrySettings(ServiceSettings):
     db_pool_size: int = 30
     # GB/T 2260 revision the bureau network is drawn on (any year the gb2260 package carries).
     division_revision: int = 2008
+    # Bulk sync (批量同步): the one route whose body may exceed MAX_BODY_BYTES, the rows
+    # written per transaction (one audit entry and one event each), and the longest row.
+    import_max_body_bytes: int = 2 * 1024**3
+    import_batch_rows: int = Field(default=5000, ge=1, le=100_000)
+    import_max_row_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
 def get_settings() -> RegistrySettings:

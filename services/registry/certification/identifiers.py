@@ -8,6 +8,7 @@ characters 9–17, which is how one enterprise is recognised under both.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
@@ -31,8 +32,26 @@ class IdentifierError(ValueError):
     """An identifier that breaks its rule; the message says which rule."""
 
 
+# An already-compact code (what a provincial system sends, a million rows at a time) is
+# checked here directly, with the same GB 32100 weights as stdnum but without its Unicode
+# clean-up, which costs a hundred times more; anything else goes through stdnum.
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUES = {c: i for i, c in enumerate(_USCC_ALPHABET)}
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_COMPACT = re.compile(r"\d{8}[0-9A-HJ-NPQRTUWXY]{10}")
+
+
+def _compact_credit_code_valid(value: str) -> bool:
+    if not _USCC_COMPACT.fullmatch(value):
+        return False
+    total = sum(_USCC_VALUES[c] * w for c, w in zip(value, _USCC_WEIGHTS, strict=False))
+    return _USCC_ALPHABET[(31 - total) % 31] == value[17]
+
+
 def credit_code(value: str) -> str:
     """The normalised unified social credit code, or IdentifierError."""
+    if _compact_credit_code_valid(value):
+        return value
     try:
         return uscc.validate(value)
     except ValidationError as exc:
@@ -62,11 +81,23 @@ def org_code_of(credit: str) -> str:
     return credit[8:17]
 
 
+_LATEST_YEAR = [0.0, 0]  # (monotonic time to read the date again, next year)
+
+
+def _latest_year() -> int:
+    """Next year: the latest issue year a number may carry. The date is read at most once a
+    minute; a bulk sync checks a million numbers."""
+    now = time.monotonic()
+    if now >= _LATEST_YEAR[0]:
+        _LATEST_YEAR[:] = [now + 60.0, date.today().year + 1]
+    return int(_LATEST_YEAR[1])
+
+
 def approval_number(value: str) -> str:
     """A certification body's approval number CNCA-R-YYYY-NNN."""
     value = value.strip().upper()
     match = APPROVAL_NUMBER.fullmatch(value)
-    if not match or not 2000 <= int(match.group(1)) <= date.today().year + 1:
+    if not match or not 2000 <= int(match.group(1)) <= _latest_year():
         raise IdentifierError(f"{value!r} is not an approval number of the form CNCA-R-YYYY-NNN.")
     return value
 
@@ -77,7 +108,7 @@ def certificate_number(scheme: str, value: str) -> str:
     if scheme == "ccc":
         match = CCC_16.fullmatch(value)
         if match:
-            if not 2002 <= int(match.group(1)) <= date.today().year + 1:
+            if not 2002 <= int(match.group(1)) <= _latest_year():
                 raise IdentifierError(f"{value!r}: a CCC number starts with its issue year.")
             return value
         if CCC_12.fullmatch(value):

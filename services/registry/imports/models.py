@@ -6,11 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, String
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
-from services.registry.base import RegistryModel, fk_column, id_column, instant_column
+from services.registry.base import (
+    RegistryModel,
+    fk_column,
+    id_column,
+    instant_column,
+    path_prefix_index,
+)
 
 
 class ImportKind(StrEnum):
@@ -34,6 +40,7 @@ class ImportBatch(RegistryModel, table=True):
     """One uploaded file (批量同步): what it held, how many rows landed and how many were refused."""
 
     __tablename__ = "import_batch"
+    __table_args__ = (path_prefix_index("import_batch"),)
 
     id: int | None = id_column()
     kind: ImportKind = Field(sa_type=String(16))
@@ -42,6 +49,10 @@ class ImportBatch(RegistryModel, table=True):
     rows_total: int = 0
     rows_written: int = 0
     rows_failed: int = 0
+    # rows_written split by what they did: new, changed, or already as sent (not rewritten).
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
     digest: str | None = Field(default=None, max_length=64)  # sha256 of the rows written
     bureau_id: int = fk_column("bureau.id")
     bureau_path: str = Field(max_length=512)
@@ -54,6 +65,10 @@ class ImportRowError(RegistryModel, table=True):
     """A row of an upload that was refused, with its errors."""
 
     __tablename__ = "import_row_error"
+    # Read in row order, page by page (keyset on the row number).
+    __table_args__ = (
+        Index("uq_import_row_error_import_id_row_number", "import_id", "row_number", unique=True),
+    )
 
     id: int | None = id_column()
     import_id: int = Field(
