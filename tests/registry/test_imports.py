@@ -99,7 +99,7 @@ def enterprise(**fields) -> dict:
 def certificate(body: dict, holder_code: str, **fields) -> dict:
     return {
         "scheme": "ccc",
-        "number": ccc_number(year=2021, body_code=body["ccc_body_code"], category="0201"),
+        "number": ccc_number(body["ccc_body_code"]),
         "body_approval_number": body["approval_number"],
         "holder_credit_code": holder_code,
         "issued_on": "2021-03-01",

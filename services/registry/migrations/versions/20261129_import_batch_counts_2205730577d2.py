@@ -2,7 +2,7 @@
 imports, and row errors read in row order.
 
 Revision ID: 2205730577d2
-Revises: 33921c6d62d1
+Revises: b7d41c2a9e35
 Create Date: 2026-11-29 18:31:49.435452+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2205730577d2"
-down_revision: str | None = "33921c6d62d1"
+down_revision: str | None = "b7d41c2a9e35"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
