@@ -409,7 +409,7 @@ Registry p99 / p50: **{statistics.median(tails):.1f}** (median over rounds). Goa
 CERTIFICATE_QUERIES = [
     "/api/v1/registry/certificates?status=valid&scheme=ccc&limit=50",
     "/api/v1/registry/certificates?status=valid&scheme=ccc&division_code={division}&limit=50",
-    "/api/v1/registry/certificates?status=valid&expires_after={soon}&expires_before={later}&limit=50",
+    "/api/v1/registry/certificates?status=valid&expires_from={soon}&expires_to={later}&limit=50",
     "/api/v1/registry/certificates?scheme=qms&limit=50",
 ]
 # Until the certificate list is served, the same section measures the bureau list.
