@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -210,13 +211,15 @@ async def follow_registry(
     return await apply_officer_standing(session, audit, officer_id, await officers.get(officer_id))
 
 
+# Built once: the gateway's worker runs it for every officer change the registry sends.
+_OFFICER_LOGIN = select(Account).where(Account.officer_id == bindparam("officer_id")).with_for_update()
+
+
 async def apply_officer_standing(
     session: AsyncSession, audit: AuditLog, officer_id: int, officer: dict[str, Any] | None
 ) -> Account | None:
     """The officer's login, if it has one, brought in line with ``officer`` (None: gone)."""
-    account = (
-        await session.exec(select(Account).where(Account.officer_id == officer_id).with_for_update())
-    ).first()
+    account = (await session.exec(_OFFICER_LOGIN, params={"officer_id": officer_id})).first()
     if account is None:
         return None
     changes = follow_officer(account, officer)

@@ -282,9 +282,11 @@ async def update_account(
     "/api/v1/auth/officer-changes",
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["accounts"],
-    summary="Tell the gateway that a registry officer changed (services only)",
+    summary="Bring an officer's login in line with the registry now (services only)",
     description=(
-        "Sent by the registry when an officer is deactivated or moved to another bureau or body. "
+        "A resync on demand. The registry itself tells the gateway of every deactivation or move "
+        "through its `registry.officer.changed` event, which the gateway's worker applies; this "
+        "endpoint does the same for one officer at once, for a service or an operator's script. "
         "The gateway reads the officer from the registry itself and brings the officer's login in "
         "line: a deactivated officer's tokens stop here at once, a moved officer's login follows "
         "the move. The notice carries no state of its own, so a forged one changes nothing."

@@ -222,11 +222,11 @@ def management_system_number(letter: str = "Q") -> str:
     return f"{random.randrange(10**5):05d}{random.randrange(100):02d}{letter}{random.randrange(10**5):05d}R0M"
 
 
-async def insert_row(client: httpx.AsyncClient, model, **values) -> dict:
+async def insert_row(client: httpx.AsyncClient, table, **values) -> dict:
     """A row written straight to the database of the app behind ``client``: a certificate
     (its routes are another part's) or a record kept from before a rule existed."""
     async with client.app.state.sessionmaker() as session:
-        row = model(**values)
+        row = table(**values)
         session.add(row)
         await session.commit()
         await session.refresh(row)

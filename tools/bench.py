@@ -1,12 +1,21 @@
 """``make bench``: measured figures, written to docs/benchmarks.md with the command.
 
-Figure 1 — an authenticated read of one bureau (``GET /api/v1/registry/bureaus/{id}``)
-through the gateway against the same read sent straight to the registry, in the
-same run, under the same concurrent load (wrk), alternating rounds; plus the raw
-floor: the same row read with plain asyncpg. Medians over the rounds.
+Named sections, each a function registered with ``@section("name")`` that returns
+its own ``## `` part of docs/benchmarks.md (``BENCH_ARGS="--only reads,certificates"``
+runs some; the default runs all):
 
-The platform runs on its own databases (cert_bench_*) and ports, so a running
-``make run`` is not disturbed.
+* ``gateway`` — an authenticated bureau read through the gateway against the same
+  read straight to the registry, alternating rounds, same load.
+* ``reads`` — the registry's hot single-bureau read against its floor: a minimal
+  FastAPI endpoint on raw asyncpg serving the same row (tools/read_floor.py), run
+  by uvicorn like the services, alternating rounds, same load.
+* ``certificates`` — a filtered, paginated list at 1,000,000 certificates (loaded
+  with COPY) through the gateway.
+* ``relay`` — events from commit to consumer under write load (tools/bench_relay.py).
+
+The platform runs on its own databases (cert_bench<pid>_*) and ports, so a running
+``make run`` is not disturbed. Adding a section: write one function taking the
+:class:`Bench` and returning its markdown, decorated with ``@section("name")``.
 """
 
 from __future__ import annotations
@@ -16,14 +25,19 @@ import asyncio
 import os
 import platform as host
 import re
+import resource
 import shutil
 import statistics
 import subprocess
-import time
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
+import httpx
 
 from services.common.settings import REPO_ROOT, VAR_DIR
 
@@ -36,7 +50,8 @@ ENV = {
     "JWKS_PATH": str(BENCH_DIR / "keys" / "jwks.json"),
     "GATEWAY_PRIVATE_KEY_PATH": str(BENCH_DIR / "keys" / "signing-key.pem"),
     **{
-        f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_bench_{p}"
+        # Named per run: benchmarks started from other checkouts drop only their own databases.
+        f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_bench{os.getpid()}_{p}"
         for p in PARTS
     },
 }
@@ -56,6 +71,10 @@ from tools.platform import (  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "benchmarks.md"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+BUREAU_ID = 8  # a provincial pilot unit the seed makes
+
+
+# --- measuring ------------------------------------------------------------
 
 
 def parse_wrk(output: str) -> dict[str, float]:
@@ -85,155 +104,100 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(url: str, token: str, seconds: int, connections: int, pids: dict[str, int]) -> dict[str, float]:
-    """A wrk run, with the CPU each named process spent per request during it (ms)."""
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    result = wrk(url, token, seconds, connections)
-    for name, pid in pids.items():
-        result[f"cpu_{name}"] = (cpu_seconds(pid) - before[name]) * 1000 / max(result["requests"], 1)
-    return result
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (from /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values[:8]) - idle) / tick, sum(values[:8]) / tick
 
 
-def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-H",
-            f"Authorization: Bearer {token}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children so far (wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class MachineLoad:
+    """What the whole machine did during a section, beside the processes we measure.
+
+    The machine is shared: other engineers' tests and servers (and PostgreSQL serving
+    them) run beside the benchmark, so the section says how busy it was.
+    """
+
+    ours: dict[str, int]
+
+    def __enter__(self) -> MachineLoad:
+        self.started = machine_cpu_seconds()
+        self.ours_before = self._ours()
+        self.wrk_before = children_cpu_seconds()
+        self.load_before = Path("/proc/loadavg").read_text().split()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, total = machine_cpu_seconds()
+        capacity = total - self.started[1]  # CPU seconds all cores could give over the section
+        self.busy = (busy - self.started[0]) / capacity
+        self.ours_share = (self._ours() - self.ours_before) / capacity
+        self.wrk_share = (children_cpu_seconds() - self.wrk_before) / capacity
+        self.load_after = Path("/proc/loadavg").read_text().split()[0]
+
+    def _ours(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.ours.values() if Path(f"/proc/{pid}").exists())
+
+    def describe(self) -> str:
+        rest = max(self.busy - self.ours_share - self.wrk_share, 0.0)
+        return (
+            f"Machine during the section: {self.busy:.0%} of its {os.cpu_count()} cores busy — the "
+            f"measured servers {self.ours_share:.0%}, wrk {self.wrk_share:.0%}, everything else "
+            f"{rest:.0%} (PostgreSQL, for these reads and for other work, and other engineers' "
+            f"processes on this shared machine); load average {self.load_before} before, "
+            f"{self.load_after} after."
+        )
+
+
+def wrk(
+    url: str, token: str, seconds: int, connections: int, *, script: Path | None = None
+) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["-H", f"Authorization: Bearer {token}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     return parse_wrk(out)
 
 
-async def asyncpg_floor(dsn: str, bureau_id: int, seconds: float, concurrency: int) -> float:
-    """Reads per second of the same row with plain asyncpg: the floor under our stack."""
-    pool = await asyncpg.create_pool(dsn.replace("+asyncpg", ""), min_size=concurrency, max_size=concurrency)
-    sql = (
-        "SELECT b.*, d.name AS division_name FROM bureau b LEFT JOIN division d "
-        "ON d.code = b.division_code WHERE b.id = $1"
-    )
-    count = 0
-    deadline = time.perf_counter() + seconds
-
-    async def reader() -> None:
-        nonlocal count
-        while time.perf_counter() < deadline:
-            async with pool.acquire() as conn:
-                await conn.fetchrow(sql, bureau_id)
-            count += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(reader() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    return count / elapsed
+def rotating_paths_script(paths: list[str]) -> Path:
+    """A wrk Lua script that sends ``paths`` in turn (query parameters varied per request)."""
+    quoted = ",\n  ".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in paths)
+    script = f"""local paths = {{
+  {quoted}
+}}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+"""
+    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False, dir=BENCH_DIR)  # noqa: SIM115
+    handle.write(script)
+    handle.close()
+    return Path(handle.name)
 
 
 def median(rounds: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed for the load (Debian package 'wrk'): apt-get install -y wrk")
-
-    urls = database_urls(ENV)
-    ensure_keys(GatewaySettings())
-    asyncio.run(drop_databases(urls))
-    asyncio.run(create_databases(urls))
-    migrate(urls)
-    subprocess.run(
-        [os.sys.executable, "-m", "services.registry.seed"],
-        check=True,
-        env={**os.environ, **ENV},
-        stdout=subprocess.DEVNULL,
-    )
-    settings = GatewaySettings()
-    signer = TokenSigner(
-        settings.private_key_path.read_bytes(),
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        lifetime_seconds=3600,
-    )
-    token = signer.issue(
-        Principal(
-            account_id="bench",
-            kind=PrincipalKind.OFFICER,
-            bureau_id=1,
-            bureau_path="1.",
-            roles=frozenset({Role.SUPERVISION}),
-        )
-    )
-    bureau_id = 8
-    path = f"/api/v1/registry/bureaus/{bureau_id}"
-
-    running = Platform(
-        env=ENV,
-        gateway_port=free_port(),
-        service_ports={n: free_port() for n in ("registry", "enforcement", "statistics")},
-        workers=False,
-        log_dir=BENCH_DIR / "logs",
-    )
-    try:
-        running.start_services()
-        running.wait_ready([running.service_url(n) for n in running.service_ports])
-        running.start_gateway()
-        running.wait_ready([running.gateway_url])
-        direct_url, gateway_url = running.service_url("registry") + path, running.gateway_url + path
-        wrk(direct_url, token, 3, args.connections)  # warm both paths
-        wrk(gateway_url, token, 3, args.connections)
-        direct, through, floor = [], [], []
-        pids = {name: running.processes[name].pid for name in ("gateway", "registry")}
-        for i in range(args.rounds):
-            direct.append(measured(direct_url, token, args.seconds, args.connections, pids))
-            through.append(measured(gateway_url, token, args.seconds, args.connections, pids))
-            floor.append(
-                asyncio.run(
-                    asyncpg_floor(urls["registry"], bureau_id, min(args.seconds, 5), args.connections)
-                )
-            )
-            print(
-                f"round {i + 1}: direct {direct[-1]['rps']:.0f}/s, gateway {through[-1]['rps']:.0f}/s, "
-                f"asyncpg {floor[-1]:.0f}/s",
-                flush=True,
-            )
-    finally:
-        running.stop()
-        asyncio.run(drop_databases(urls))
-
-    errors = sum(r["non_2xx"] for r in direct + through)
-    if errors:
-        raise SystemExit(f"{errors:.0f} requests were not 2xx; the figures would mean nothing")
-    ratios = [t["rps"] / d["rps"] for d, t in zip(direct, through, strict=True)]
-    write_results(args, direct, through, floor, ratios)
+def check_all_2xx(**named: list[dict[str, float]]) -> None:
+    for name, rounds in named.items():
+        errors = sum(r["non_2xx"] for r in rounds)
+        if errors:
+            raise SystemExit(f"{errors:.0f} {name} requests were not 2xx; the figures would mean nothing")
 
 
-def row(label: str, rounds: list[dict[str, float]]) -> str:
-    cells = [f"{median(rounds, 'rps'):.0f}"] + [
-        f"{median(rounds, key):.2f}" if key in rounds[0] and median(rounds, key) > 0 else ""
-        for key in ("p50", "p99", "cpu_registry", "cpu_gateway")
-    ]
-    return f"| {label} | {' | '.join(cells)} |"
-
-
-def write_results(args, direct, through, floor, ratios) -> None:
-    command = (
-        f"make bench  (python -m tools.bench --rounds {args.rounds} --seconds {args.seconds} "
-        f"--connections {args.connections})"
-    )
+def machine_line(args: argparse.Namespace, connections: int) -> str:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -242,28 +206,362 @@ def write_results(args, direct, through, floor, ratios) -> None:
         ),
         host.processor(),
     )
-    d_rps, t_rps = median(direct, "rps"), median(through, "rps")
-    section = f"""## Gateway overhead: authenticated bureau read
+    return (
+        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
+        f"Python {host.python_version()};\nload from `wrk -t1 -c{connections}`, {args.rounds} "
+        f"alternating rounds of {args.seconds} s; medians. Everything (load generator, servers, "
+        "PostgreSQL) shares the same machine."
+    )
 
-Command: `{command}`
-Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), Python {host.python_version()};
-load from `wrk -t1 -c{args.connections}`, {args.rounds} alternating rounds of {args.seconds} s; medians.
-Everything (load generator, gateway, registry, PostgreSQL) shares the same machine.
+
+def command_line(name: str, args: argparse.Namespace, **extra: object) -> str:
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in extra.items())
+    return (
+        f'make bench BENCH_ARGS="--only {name}"  (python -m tools.bench --only {name} '
+        f"--rounds {args.rounds} --seconds {args.seconds}{' ' + flags if flags else ''})"
+    )
+
+
+# --- the running platform ---------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """What every section gets: options, the running platform, a token, database URLs."""
+
+    args: argparse.Namespace
+    urls: dict[str, str]
+    token: str
+    running: Platform
+    extra_processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def pid(self, name: str) -> int:
+        proc = self.extra_processes.get(name) or self.running.processes[name]
+        return proc.pid
+
+    def connections(self, default: int) -> int:
+        return self.args.connections or default
+
+    @contextmanager
+    def process(self, name: str, args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+        """A helper server of a section (e.g. the raw floor), stopped when the section ends."""
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        log = (BENCH_DIR / "logs" / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.extra_processes[name] = proc
+        url = f"http://127.0.0.1:{port}"
+        try:
+            self.running.wait_ready([url])
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(15)
+            del self.extra_processes[name]
+            log.close()
+
+
+@dataclass
+class Section:
+    name: str
+    run: Callable[[Bench], str]
+    workers: bool = False
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def section(name: str, *, workers: bool = False) -> Callable[[Callable[[Bench], str]], Callable]:
+    """Register a benchmark section: ``fn(bench) -> markdown`` starting with ``## ``."""
+
+    def register(fn: Callable[[Bench], str]) -> Callable[[Bench], str]:
+        SECTIONS[name] = Section(name, fn, workers)
+        return fn
+
+    return register
+
+
+# --- gateway ----------------------------------------------------------------
+
+
+def _rounds_row(label: str, rounds: list[dict[str, float]], cpu_keys: tuple[str, ...]) -> str:
+    cells = [f"{median(rounds, 'rps'):.0f}", f"{median(rounds, 'p50'):.2f}", f"{median(rounds, 'p99'):.2f}"]
+    cells += [
+        f"{median(rounds, k):.2f}" if k in rounds[0] and median(rounds, k) > 0 else "" for k in cpu_keys
+    ]
+    return f"| {label} | {' | '.join(cells)} |"
+
+
+def measured(bench: Bench, url: str, connections: int, pids: dict[str, int], **kw) -> dict[str, float]:
+    """A wrk run, with the CPU each named process spent per request during it (ms)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = wrk(url, bench.token, bench.args.seconds, connections, **kw)
+    for name, pid in pids.items():
+        result[f"cpu_{name}"] = (cpu_seconds(pid) - before[name]) * 1000 / max(result["requests"], 1)
+    return result
+
+
+@section("gateway")
+def gateway_section(bench: Bench) -> str:
+    """Authenticated bureau read: through the gateway against straight to the registry."""
+    args, running = bench.args, bench.running
+    connections = bench.connections(32)
+    path = f"/api/v1/registry/bureaus/{BUREAU_ID}"
+    direct_url, gateway_url = running.service_url("registry") + path, running.gateway_url + path
+    wrk(direct_url, bench.token, 3, connections)  # warm both paths
+    wrk(gateway_url, bench.token, 3, connections)
+    pids = {name: bench.pid(name) for name in ("gateway", "registry")}
+    direct, through = [], []
+    with MachineLoad(pids) as load:
+        for i in range(args.rounds):
+            direct.append(measured(bench, direct_url, connections, pids))
+            through.append(measured(bench, gateway_url, connections, pids))
+            print(f"gateway round {i + 1}: direct {direct[-1]['rps']:.0f}/s, "
+                  f"gateway {through[-1]['rps']:.0f}/s", flush=True)  # fmt: skip
+    check_all_2xx(direct=direct, gateway=through)
+    ratios = [t["rps"] / d["rps"] for d, t in zip(direct, through, strict=True)]
+    d_rps, t_rps = median(direct, "rps"), median(through, "rps")
+    cpu_keys = ("cpu_registry", "cpu_gateway")
+    return f"""## Gateway overhead: authenticated bureau read
+
+Command: `{command_line("gateway", args, connections=connections)}`
+{machine_line(args, connections)}
+{load.describe()}
 
 | path | throughput (req/s) | p50 (ms) | p99 (ms) | registry CPU / req (ms) | gateway CPU / req (ms) |
 | --- | ---: | ---: | ---: | ---: | ---: |
-{row("straight to the registry", direct)}
-{row("through the gateway", through)}
-| raw floor: plain asyncpg, same row, {args.connections} readers | {statistics.median(floor):.0f} | | | | |
+{_rounds_row("straight to the registry", direct, cpu_keys)}
+{_rounds_row("through the gateway", through, cpu_keys)}
 
 Gateway / direct throughput: **{t_rps / d_rps:.2f}×** (median of the per-round ratios:
 {statistics.median(ratios):.2f}×; rounds: {", ".join(f"{r:.2f}" for r in ratios)}). Goal: ≥ 0.8×.
-Registry / raw asyncpg floor: {d_rps / statistics.median(floor):.2f}×.
 CPU per request is the process's user + system time over the round divided by the requests
 wrk completed: the gateway's own work per forwarded request, apart from the registry's.
 """
-    write_section(section)
-    print(section)
+
+
+# --- reads: the hot read against its floor -----------------------------------
+
+
+@section("reads")
+def reads_section(bench: Bench) -> str:
+    """The registry's single-bureau read against a minimal FastAPI + asyncpg endpoint on the same row."""
+    args, running = bench.args, bench.running
+    connections = bench.connections(16)
+    port = free_port()
+    floor_env = {"FLOOR_DATABASE_URL": bench.urls["registry"], "FLOOR_POOL_SIZE": "20"}
+    uvicorn = ["-m", "uvicorn", "tools.read_floor:create_app", "--factory", "--port", str(port)]
+    uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    with bench.process("floor", uvicorn, floor_env, port) as floor_base:
+        registry_url = running.service_url("registry") + f"/api/v1/registry/bureaus/{BUREAU_ID}"
+        floor_url = f"{floor_base}/bureaus/{BUREAU_ID}"
+        same = httpx.get(registry_url, headers={"Authorization": f"Bearer {bench.token}"}).json()
+        if httpx.get(floor_url).json()["id"] != same["id"]:
+            raise SystemExit("the floor does not serve the registry's row")
+        wrk(registry_url, bench.token, 3, connections)  # warm both
+        wrk(floor_url, bench.token, 3, connections)
+        pids = {"registry": bench.pid("registry"), "floor": bench.pid("floor")}
+        registry, floor = [], []
+        with MachineLoad(pids) as load:
+            for i in range(args.rounds):
+                registry.append(measured(bench, registry_url, connections, pids))
+                floor.append(measured(bench, floor_url, connections, pids))
+                print(f"reads round {i + 1}: registry {registry[-1]['rps']:.0f}/s "
+                      f"p99 {registry[-1]['p99']:.1f} ms, floor {floor[-1]['rps']:.0f}/s "
+                      f"p99 {floor[-1]['p99']:.1f} ms", flush=True)  # fmt: skip
+    check_all_2xx(registry=registry, floor=floor)
+    ratios = [r["rps"] / f["rps"] for r, f in zip(registry, floor, strict=True)]
+    tails = [r["p99"] / r["p50"] for r in registry]
+    return f"""## Hot read against its floor: one bureau, registry vs raw asyncpg
+
+Command: `{command_line("reads", args, connections=connections)}`
+{machine_line(args, connections)}
+{load.describe()}
+
+The floor is tools/read_floor.py: a FastAPI endpoint with no token check and no middleware
+that reads the same row (bureau + division name) with plain asyncpg (pool of 20, as the
+registry's) and answers it with orjson, run by uvicorn like the services (one worker,
+uvloop, httptools). The registry's read verifies the bearer token, checks scope, answers
+ETag, request id, metrics and the access log.
+
+| endpoint | throughput (req/s) | p50 (ms) | p99 (ms) | server CPU / req (ms) |
+| --- | ---: | ---: | ---: | ---: |
+{_rounds_row(f"registry `GET /api/v1/registry/bureaus/{BUREAU_ID}`", registry, ("cpu_registry",))}
+{_rounds_row(f"floor `GET /bureaus/{BUREAU_ID}` (FastAPI + asyncpg)", floor, ("cpu_floor",))}
+
+Registry / floor throughput: **{statistics.median(ratios):.2f}×** (median of the per-round ratios;
+rounds: {", ".join(f"{r:.2f}" for r in ratios)}). Goal: ≥ 0.7×.
+Registry p99 / p50: **{statistics.median(tails):.1f}** (median over rounds). Goal: ≤ 3.
+"""
+
+
+# --- certificates: a filtered list at a million rows, through the gateway -------
+
+# The certificate list's queries (filters named after fields, keyset pages of 50).
+CERTIFICATE_QUERIES = [
+    "/api/v1/registry/certificates?status=valid&scheme=ccc&limit=50",
+    "/api/v1/registry/certificates?status=valid&scheme=ccc&division_code={division}&limit=50",
+    "/api/v1/registry/certificates?status=valid&expires_after={soon}&expires_before={later}&limit=50",
+    "/api/v1/registry/certificates?scheme=qms&limit=50",
+]
+# Until the certificate list is served, the same section measures the bureau list.
+BUREAU_LIST_QUERIES = [
+    "/api/v1/registry/bureaus?limit=50",
+    "/api/v1/registry/bureaus?system=quality_supervision&limit=50",
+    "/api/v1/registry/bureaus?pilot=provincial&limit=50",
+    "/api/v1/registry/bureaus?level=provincial&limit=50",
+]
+
+
+@section("certificates")
+def certificates_section(bench: Bench) -> str:
+    from tools.bench_data import load_certificates
+
+    args, running = bench.args, bench.running
+    connections = bench.connections(16)
+    loaded = asyncio.run(load_certificates(bench.urls["registry"], bench.args.certificates))
+    probe = httpx.get(
+        running.gateway_url + "/api/v1/registry/certificates?limit=1",
+        headers={"Authorization": f"Bearer {bench.token}"},
+    )
+    if probe.status_code == 200:
+        target = "the certificate list"
+        paths = [q.format(**loaded["query_values"]) for q in CERTIFICATE_QUERIES]
+    else:
+        target = (
+            f"the bureau list (the certificate list answered {probe.status_code}: not served on this "
+            "branch yet; the section measures it once it is)"
+        )
+        paths = BUREAU_LIST_QUERIES
+    script = rotating_paths_script(paths)
+    url = running.gateway_url + paths[0]
+    wrk(url, bench.token, 3, connections, script=script)  # warm
+    pids = {"registry": bench.pid("registry"), "gateway": bench.pid("gateway")}
+    rounds = []
+    with MachineLoad(pids) as load:
+        for i in range(args.rounds):
+            rounds.append(measured(bench, url, connections, pids, script=script))
+            print(f"certificates round {i + 1}: {rounds[-1]['rps']:.0f}/s p50 {rounds[-1]['p50']:.1f} "
+                  f"p99 {rounds[-1]['p99']:.1f} ms", flush=True)  # fmt: skip
+    script.unlink()
+    check_all_2xx(list=rounds)
+    p50, p99 = median(rounds, "p50"), median(rounds, "p99")
+    queries = "\n".join(f"  - `{p}`" for p in paths)
+    return f"""## Certificate list at 1,000,000 certificates, through the gateway
+
+Command: `{command_line("certificates", args, connections=connections, certificates=args.certificates)}`
+{machine_line(args, connections)}
+{load.describe()}
+
+Data: {loaded["certificates"]:,} certificates ({loaded["valid"]:,} valid, {loaded["ccc"]:,} CCC) of
+{loaded["enterprises"]:,} enterprises and {loaded["bodies"]:,} certification bodies, loaded with COPY
+in {loaded["seconds"]:.0f} s, then ANALYZE. Measured: {target}; wrk sends these in turn
+(tools/bench.py `rotating_paths_script`):
+{queries}
+
+| path | throughput (req/s) | p50 (ms) | p99 (ms) | registry CPU / req (ms) | gateway CPU / req (ms) |
+| --- | ---: | ---: | ---: | ---: | ---: |
+{_rounds_row("through the gateway", rounds, ("cpu_registry", "cpu_gateway"))}
+
+p99 / p50: **{p99 / p50:.1f}** (goal ≤ 3); p99 **{p99:.1f} ms** (goal < 50 ms).
+"""
+
+
+# --- main -------------------------------------------------------------------
+
+
+@section("relay")
+def relay_section(bench: Bench) -> str:
+    """Events from commit to consumer (tools/bench_relay.py), on databases and queues of its own."""
+    from tools.bench_relay import run_relay
+
+    return run_relay(bench.args)
+
+
+def bench_token() -> str:
+    settings = GatewaySettings()
+    signer = TokenSigner(
+        settings.private_key_path.read_bytes(),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=6 * 3600,
+    )
+    return signer.issue(
+        Principal(
+            account_id="bench",
+            kind=PrincipalKind.OFFICER,
+            bureau_id=1,
+            bureau_path="1.",
+            roles=frozenset({Role.SUPERVISION}),
+        )
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--connections", type=int, default=0, help="wrk connections (default: each section's own)"
+    )
+    parser.add_argument("--certificates", type=int, default=1_000_000, help="rows for `certificates`")
+    parser.add_argument("--events", type=int, default=20000, help="relay: events per run")
+    parser.add_argument("--rate", type=int, default=1000, help="relay: offered events per second, paced run")
+    parser.add_argument("--writers", type=int, default=8, help="relay: concurrent committing writers")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    args.sections = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed for the load (Debian package 'wrk'): apt-get install -y wrk")
+    selected = [SECTIONS[n] for n in args.sections]
+    urls = database_urls(ENV)
+    ensure_keys(GatewaySettings())
+    asyncio.run(drop_databases(urls))
+    asyncio.run(create_databases(urls))
+    migrate(urls)
+    subprocess.run(
+        [sys.executable, "-m", "services.registry.seed"],
+        check=True,
+        env={**os.environ, **ENV},
+        stdout=subprocess.DEVNULL,
+    )
+    running = Platform(
+        env=ENV,
+        gateway_port=free_port(),
+        service_ports={n: free_port() for n in ("registry", "enforcement", "statistics")},
+        workers=any(s.workers for s in selected),
+        log_dir=BENCH_DIR / "logs",
+    )
+    bench = Bench(args=args, urls=urls, token=bench_token(), running=running)
+    try:
+        running.start_services()
+        running.wait_ready([running.service_url(n) for n in running.service_ports])
+        running.start_gateway()
+        running.wait_ready([running.gateway_url])
+        for chosen in selected:
+            text = chosen.run(bench)
+            write_section(text)
+            print(text, flush=True)
+    finally:
+        running.stop()
+        asyncio.run(drop_databases(urls))
 
 
 def write_section(section: str) -> None:

@@ -75,15 +75,23 @@ MODULES = (
     Module(
         "scope: registry subtree filters (services.registry.network.repository.py)",
         "services.registry.network.repository.py",
-        functions=("x__subtree_rows", "x_list_bureau_rows", "x_list_officer_rows"),
+        functions=(
+            "x__subtree_rows",
+            "x_list_officer_rows",
+            "x_bureau_record",
+            "x__subtree_query",
+            "x__subtree_records",
+            "x_list_bureau_records",
+        ),
     ),
     Module(
         "scope: registry loaders (services/registry/network/service.py)",
         "services/registry/network/service.py",
         functions=(
             "x_read_bureau",
+            "x_read_bureau_record",
+            "x_list_bureau_records",
             "x__page_in_subtree",
-            "x_list_bureaus",
             "x__bureau_in_scope",
             "x_list_bodies",
             "x_list_posts",
@@ -103,7 +111,6 @@ _CONSTRAINT = "the unique constraint behind it answers the same 409 problem"
 _REGISTRY_ACTIVE = "the registry's officer always carries `active`, so the default is never used"
 _DUMP_MODE = "pydantic treats any mode but python as json here; roles dump to the same strings"
 EQUIVALENT: dict[str, str] = {
-    "services.registry.network.repository.x_list_bureau_rows__mutmut_7": _SAME_PAGE,
     "services.registry.network.repository.x_list_officer_rows__mutmut_7": _SAME_PAGE,
     "gateway.accounts.x_create_officer_account__mutmut_15": _REGISTRY_ACTIVE,
     "gateway.accounts.x_create_officer_account__mutmut_17": _REGISTRY_ACTIVE,

@@ -11,7 +11,7 @@ from services.common.asgi import RequestContextMiddleware
 from services.common.audit import AuditLog
 from services.common.auth import TokenVerifier, load_jwks
 from services.common.client import ServiceClient
-from services.common.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from services.common.db import Database, make_engine, make_read_sessionmaker, make_sessionmaker
 from services.common.health import router as health_router
 from services.common.idempotency import IdempotencyMiddleware
 from services.common.jobs import job_pool
@@ -60,6 +60,7 @@ async def platform_state(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         connect_timeout=settings.db_connect_timeout_seconds,
+        connection_wait_seconds=settings.db_connection_wait_seconds,
     )
     app.state.idempotency_engine = make_engine(
         settings.database_url,
@@ -71,6 +72,7 @@ async def platform_state(
         watch_engine(engine, app.state.outages)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
+    app.state.database = Database(app.state.engine)
     app.state.jobs = job_pool(settings.redis_url)
     try:
         yield

@@ -187,7 +187,9 @@ class TokenVerifier:
 
     A successfully verified token is remembered (bounded) by its exact text, so
     the signature is checked once per token rather than once per request; the
-    expiry is still compared on every use.
+    expiry is still compared on every use. The cache belongs to one verifier, so to
+    one issuer, audience and key set: a token is only ever cached after passing all
+    of this verifier's checks. (Revocation is the gateway's business.)
     """
 
     def __init__(self, jwks: dict[str, Any], *, issuer: str, audience: str, cache_size: int = 20000):
@@ -211,7 +213,9 @@ class TokenVerifier:
             raise Unauthorized("The token has expired.")
         principal, expires = self._verify_uncached(token)
         if len(self._cache) >= self._cache_size:
-            self._cache.clear()
+            # Bounded: the oldest entry goes (dicts keep insertion order), not the whole cache,
+            # so a full cache never turns into a burst of signature checks.
+            del self._cache[next(iter(self._cache))]
         self._cache[token] = (principal, expires)
         return principal
 

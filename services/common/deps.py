@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
+from services.common.db import Database
 from services.common.outbox import Outbox
 from services.common.problems import Forbidden, NotFound
 from services.common.types import IdPath
@@ -31,6 +32,11 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_database(request: Request) -> Database:
+    """Hot reads on the driver connection (no session): see ``services.common.db.Database``."""
+    return request.app.state.database
+
+
 # Async, like every dependency here: a plain `def` would cost a thread hand-off per request.
 async def get_principal(request: Request) -> Principal:
     """The principal of the bearer token, checked by the app's ``authorize`` (401 otherwise)."""
@@ -47,6 +53,7 @@ async def get_outbox(request: Request) -> Outbox:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]

@@ -231,7 +231,9 @@ def worker_settings(
                 extra={"types": unhandled},
             )
         if relays:
-            relay = Relay(engine, outbox, ctx["redis"], queue_prefix=settings.queue_prefix)
+            # Its own connections: a worker busy with jobs must not hold up the relay.
+            ctx["relay_engine"] = make_engine(settings.database_url, pool_size=1, max_overflow=1)
+            relay = Relay(ctx["relay_engine"], outbox, ctx["redis"], queue_prefix=settings.queue_prefix)
             ctx["relay_task"] = asyncio.create_task(relay.run(), name=f"{service}-relay")
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -240,6 +242,7 @@ def worker_settings(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await ctx["relay_engine"].dispose()
         await ctx["services"].aclose()
         await ctx["engine"].dispose()
 

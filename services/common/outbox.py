@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
     select,
     text,
@@ -197,7 +198,10 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if key is None:
         return None
     try:
-        return datetime.fromisoformat(key[0]), uuid.UUID(key[1])
+        at, event_id = datetime.fromisoformat(key[0]), uuid.UUID(key[1])
+        if at.tzinfo is None:
+            raise ValueError("not an instant")
+        return at, event_id
     except ValueError:
         raise UnprocessableEntity(
             "The cursor is not one this list issued.",
@@ -205,7 +209,16 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         ) from None
 
 
-def _page(table: Table, at: str, key: str, principal: Principal, filters: dict[str, Any], cursor, limit):
+def _page(
+    table: Table,
+    at: str,
+    key: str,
+    principal: Principal,
+    filters: dict[str, Any],
+    cursor: str | None,
+    limit: int,
+):
+    """Newest first by (``at``, ``key``), in the principal's scope, after the cursor."""
     t = table
     query = (
         select(t)
@@ -231,6 +244,7 @@ class Outbox:
     def __init__(self, table: Table, service: str) -> None:
         self.table = table
         self.service = service
+        self._insert = table.insert().values(attempts=0)  # built once; each emit only binds values
 
     async def emit(
         self,
@@ -268,7 +282,8 @@ class Outbox:
             request_id=current_request_id(),
             payload=checked.model_dump(mode="json"),
         )
-        await session.exec(self.table.insert().values(**event.model_dump(), attempts=0))
+        # On the session's connection: the same transaction, without the ORM's execute path.
+        await (await session.connection()).execute(self._insert, event.model_dump())
         return event
 
     async def list(
@@ -336,46 +351,55 @@ class Inbox:
 
     def __init__(self, table: Table) -> None:
         self.table = table
+        t = table
+        # Built once: constructing these per event costs more than running them.
+        self._lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+        highest = (
+            select(func.max(t.c.aggregate_version))
+            .where(
+                t.c.aggregate_type == bindparam("of_type"),
+                t.c.aggregate_id == bindparam("of_id"),
+                t.c.outcome == InboxOutcome.APPLIED.value,
+            )
+            .scalar_subquery()
+        )
+        # RETURNING reads the statement's snapshot: the highest version before this row.
+        self._record = (
+            pg_insert(t)
+            .values(processed_at=func.clock_timestamp(), outcome=InboxOutcome.APPLIED.value)
+            .on_conflict_do_nothing(index_elements=[t.c.event_id])
+            .returning(highest.label("highest"))
+        )
+        self._settle = (
+            t.update().where(t.c.event_id == bindparam("event_id_")).values(outcome=bindparam("outcome_"))
+        )
 
     async def process(
         self, session: AsyncSession, event: Event, handler: EventHandler
     ) -> InboxOutcome | None:
         """Record and apply one event in one transaction; None if it was already processed."""
-        t = self.table
+        # Core statements on the session's connection: the ORM's execute path costs more.
+        conn = await session.connection()
         # One event of an aggregate at a time, so "the highest version applied" cannot
         # change between reading it and applying this event (a duplicate waits here too).
-        await session.exec(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            params={"key": f"{event.aggregate_type}:{event.aggregate_id}"},
-        )
-        highest = (
-            select(func.max(t.c.aggregate_version))
-            .where(
-                t.c.aggregate_type == event.aggregate_type,
-                t.c.aggregate_id == event.aggregate_id,
-                t.c.outcome == InboxOutcome.APPLIED,
+        await conn.execute(self._lock, {"key": f"{event.aggregate_type}:{event.aggregate_id}"})
+        row = (
+            await conn.execute(
+                self._record,
+                {
+                    "event_id": event.id,
+                    "type": event.type,
+                    "aggregate_type": event.aggregate_type,
+                    "aggregate_id": event.aggregate_id,
+                    "aggregate_version": event.aggregate_version,
+                    "bureau_id": event.bureau_id,
+                    "bureau_path": event.bureau_path,
+                    "occurred_at": event.occurred_at,
+                    "of_type": event.aggregate_type,
+                    "of_id": event.aggregate_id,
+                },
             )
-            .scalar_subquery()
-        )
-        # RETURNING reads the statement's snapshot: the highest version before this row.
-        insert = (
-            pg_insert(t)
-            .values(
-                event_id=event.id,
-                type=event.type,
-                aggregate_type=event.aggregate_type,
-                aggregate_id=event.aggregate_id,
-                aggregate_version=event.aggregate_version,
-                bureau_id=event.bureau_id,
-                bureau_path=event.bureau_path,
-                occurred_at=event.occurred_at,
-                processed_at=func.clock_timestamp(),
-                outcome=InboxOutcome.APPLIED,
-            )
-            .on_conflict_do_nothing(index_elements=[t.c.event_id])
-            .returning(highest.label("highest"))
-        )
-        row = (await session.exec(insert)).first()
+        ).first()
         if row is None:
             await session.rollback()
             return None
@@ -389,10 +413,9 @@ class Inbox:
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"the handler of {event.type} returned {outcome!r}, not an Outcome")
         if outcome != Outcome.applied():
-            await session.exec(
-                t.update()
-                .where(t.c.event_id == event.id)
-                .values(outcome=outcome.outcome, reason=outcome.reason)
+            await conn.execute(
+                self._settle,
+                {"event_id_": event.id, "outcome_": outcome.outcome.value, "reason": outcome.reason},
             )
         await session.commit()
         return outcome.outcome

@@ -235,10 +235,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         428: "If-Match is required",
         429: "Too many requests: retry after `Retry-After` seconds",
         502: "A service this request needs answered an unexpected error",
-        503: "A service is unavailable",
+        503: "A service or the database is unavailable or busy: retry after `Retry-After` seconds",
         504: "A service did not answer in time",
     }
-    return {s: problem_doc(descriptions[s]) for s in (401, 422, *statuses)}
+    # Every route may find all database connections busy (503 + Retry-After).
+    return {s: problem_doc(descriptions[s]) for s in (401, 422, 503, *statuses)}
 
 
 def problem_doc(description: str) -> dict[str, Any]:

@@ -129,6 +129,7 @@ class Relay:
         confirm_after: float = 3.0,
         max_confirm_wait: float = 300.0,
         max_backoff: float = 10.0,
+        gather_delay: float = 0.01,
     ) -> None:
         self.engine = engine
         self.table = outbox.table
@@ -140,6 +141,8 @@ class Relay:
         self.confirm_after = confirm_after
         self.max_confirm_wait = max_confirm_wait
         self.max_backoff = max_backoff
+        # Woken by a commit, wait this long for more: fewer, larger batches under load.
+        self.gather_delay = gather_delay
         self.failures = 0  # consecutive failed rounds; 0 when the last one worked
         self._enqueue_script = redis.register_script(_ENQUEUE_SCRIPT)
         self._wake = asyncio.Event()
@@ -169,7 +172,6 @@ class Relay:
                         "event relay round failed; retrying",
                         extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": delay},
                     )
-                    await self._close_listener()
                     await asyncio.sleep(delay)
                     continue
                 if self.failures:
@@ -178,6 +180,7 @@ class Relay:
                 if moved < self.batch_size:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                        await asyncio.sleep(self.gather_delay)
         finally:
             await self._close_listener()
 
@@ -237,10 +240,14 @@ class Relay:
         keys: list[str] = []
         args: list[Any] = [JOB_EXPIRES_MS]
         now = timestamp_ms()
+        events: dict[Any, dict[str, Any]] = {}
         for consumer, row in jobs:
             job_id = event_job_id(consumer, row["id"])
-            event = Event.model_validate(dict(row)).model_dump(mode="json")
-            job = serialize_job(HANDLE_EVENT, (event,), {}, None, now, serializer=self.redis.job_serializer)
+            if row["id"] not in events:
+                events[row["id"]] = Event.model_validate(dict(row)).model_dump(mode="json")
+            job = serialize_job(
+                HANDLE_EVENT, (events[row["id"]],), {}, None, now, serializer=self.redis.job_serializer
+            )
             keys += [job_key_prefix + job_id, result_key_prefix + job_id, self.queue(consumer)]
             args += [job_id, now, job]
         await self._enqueue_script(keys=keys, args=args)

@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
     # (costly, and a long tail); requests wait for a pooled one instead.
     db_pool_size: int = 20
     db_max_overflow: int = 0
+    # A request waits at most this long, first come first served, for a pooled connection;
+    # then it is answered 503 /problems/service-unavailable with Retry-After.
+    db_connection_wait_seconds: float = 5.0
     # A database that does not accept a connection within this long is unavailable (503).
     db_connect_timeout_seconds: float = 5.0
     # Idempotency-Key rows live in a pool of their own: a request holding a session's

@@ -10,6 +10,7 @@ from services.common.auth import Role
 from services.common.deps import (
     AuditDep,
     Authorize,
+    DatabaseDep,
     IfMatchDep,
     OutboxDep,
     PrincipalDep,
@@ -39,6 +40,7 @@ __all__ = [
     "AuditDep",
     "AuditorToWrite",
     "BodyToWrite",
+    "DatabaseDep",
     "EnterpriseToMerge",
     "EnterpriseToWrite",
     "IfMatchDep",

@@ -27,7 +27,7 @@ from services.common.pagination import encode_cursor
 from services.registry.app import INBOX, OUTBOX
 from services.registry.models import InboxEvent, OutboxEvent
 from tests.common.test_problems import assert_problem
-from tests.conftest import auth
+from tests.conftest import TEST_ENV, auth
 
 PARTS = {"registry", "enforcement", "statistics", "gateway"}
 DECIDED = "enforcement.certificate_action.decided"
@@ -526,6 +526,7 @@ class TestEventLists:
             {"aggregate_type": "Certificate"},
             {"cursor": encode_cursor([1])},
             {"cursor": encode_cursor(["yesterday", "not-a-uuid"])},
+            {"cursor": encode_cursor(["2026-11-29T08:00:00", str(uuid.UUID(int=1))])},  # no offset
         ],
     )
     async def test_a_filter_outside_its_format_is_a_422_problem(self, registry, token_for, params):
@@ -563,3 +564,35 @@ class TestEnvelope:
             bureau_id=8,
         )
         assert payload.model_dump(mode="json")["inspected_on"] == "2026-11-02"
+
+
+class TestWorkerSettings:
+    def test_every_consuming_worker_runs_handle_event_on_its_own_queue(self):
+        from gateway.tasks import WorkerSettings as gateway
+        from services.enforcement.tasks import WorkerSettings as enforcement
+        from services.registry.tasks import WorkerSettings as registry
+        from services.statistics.tasks import WorkerSettings as statistics
+
+        workers = {
+            "gateway": gateway,
+            "registry": registry,
+            "enforcement": enforcement,
+            "statistics": statistics,
+        }
+        for name, settings in workers.items():
+            assert settings.queue_name == f"{TEST_ENV['ARQ_QUEUE_PREFIX']}{name}"
+            names = [getattr(f, "name", getattr(f, "__name__", "")) for f in settings.functions]
+            assert names == ["check_audit_chain", "handle_event"], name
+
+    def test_a_handler_of_an_event_the_service_is_not_sent_is_refused(self):
+        from services.common.jobs import worker_settings
+        from services.registry.app import AUDIT
+        from services.registry.config import get_settings
+
+        with pytest.raises(ValueError) as raised:
+            worker_settings(
+                "registry", get_settings(), AUDIT, inbox=INBOX, handlers={STATUS_CHANGED: Recorder()}
+            )
+        assert (
+            str(raised.value) == f"registry handles events the catalogue does not send it: {STATUS_CHANGED}"
+        )

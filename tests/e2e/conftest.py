@@ -10,36 +10,54 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import RUN_DIR, TEST_ENV
-from tools.platform import Platform, free_port
+from tests.conftest import KEEP_DATABASES, PARTS, RUN_DIR, RUN_ID, TEST_ENV
+from tools.platform import Platform, create_databases, database_urls, drop_databases, free_port, migrate
+
+# The processes get databases and queues of their own: their workers relay and apply
+# events in the background, which must not reach into the in-process tests' rows.
+E2E_ENV = {
+    **TEST_ENV,
+    "LOG_LEVEL": "INFO",
+    "ARQ_QUEUE_PREFIX": f"arq:{RUN_ID}:e2e:",
+    **{
+        f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_e2e_{p}"
+        for p in PARTS
+    },
+}
 
 
 @pytest.fixture(scope="session")
 async def platform(platform_databases):
+    urls = database_urls(E2E_ENV)
+    await drop_databases(urls)
+    await create_databases(urls)
+    await asyncio.to_thread(migrate, urls)
     ports = {name: free_port() for name in ("registry", "enforcement", "statistics")}
-    running = Platform(
-        env={**TEST_ENV, "LOG_LEVEL": "INFO"},
-        gateway_port=free_port(),
-        service_ports=ports,
-        log_dir=RUN_DIR / "logs",
-    )
+    running = Platform(env=E2E_ENV, gateway_port=free_port(), service_ports=ports, log_dir=RUN_DIR / "logs")
     try:
+        await seed_part(running, "services.registry.seed")
         running.start_services()
         await asyncio.to_thread(running.wait_ready, [running.service_url(n) for n in ports])
         running.start_gateway()
         await asyncio.to_thread(running.wait_ready, [running.gateway_url])
-        seeded = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "gateway.seed"],
-            env=running.process_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert seeded.returncode == 0, seeded.stderr
+        await seed_part(running, "gateway.seed")
         yield running
     finally:
         await asyncio.to_thread(running.stop)
+        if not KEEP_DATABASES:
+            await drop_databases(urls)
+
+
+async def seed_part(running: Platform, module: str) -> None:
+    seeded = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", module],
+        env=running.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert seeded.returncode == 0, seeded.stderr
 
 
 @pytest.fixture(scope="session")

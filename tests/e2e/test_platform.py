@@ -15,6 +15,7 @@ from services.common.jobs import create_job_pool
 from services.common.problems import ServiceUnavailable
 from services.registry.config import RegistrySettings
 from tests.conftest import RUN_DIR, TEST_ENV, assert_problem, auth
+from tests.e2e.conftest import E2E_ENV
 from tests.factories import unique
 
 
@@ -211,7 +212,7 @@ class TestServicesAndWorkers:
         pool = await create_job_pool(TEST_ENV["REDIS_URL"])
         try:
             job = await pool.enqueue_job(
-                "check_audit_chain", _queue_name=f"{TEST_ENV['ARQ_QUEUE_PREFIX']}registry"
+                "check_audit_chain", _queue_name=f"{E2E_ENV['ARQ_QUEUE_PREFIX']}registry"
             )
             result = await job.result(timeout=30)
         finally:

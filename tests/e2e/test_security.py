@@ -253,8 +253,9 @@ async def officer_login(through_gateway, national_admin_token):
 
 
 async def refused_at_the_gateway(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    """The registry tells the gateway after its commit: allow that a moment."""
-    for _ in range(50):
+    """The registry's event reaches the gateway's worker after the commit, and the gateway
+    refuses the token from its next revocation refresh (every 5 s): allow for both."""
+    for _ in range(150):
         response = await client.get("/api/v1/registry/me", headers=auth(token))
         if response.status_code == 401:
             return response

@@ -119,7 +119,15 @@ class TestCreateBody:
         assert await bodies_numbered(registry, writer, payload["approval_number"]) == []
 
     @pytest.mark.parametrize(
-        "number", ["CNCA-R-02-001", "CNCA-X-2002-001", "CNCA-R-1999-001", "CNCA-R-2002-0001", "R-2002-001"]
+        "number",
+        [
+            "CNCA-R-02-001",
+            "CNCA-X-2002-001",
+            "CNCA-R-1999-001",
+            "CNCA-R-2002-0001",
+            "R-2002-001",
+            "CNCA-R-٢٠٠٢-٠٠١",  # digits of another script
+        ],
     )
     async def test_a_malformed_approval_number_names_the_rule(self, registry, writer, number):
         before = await audit_count(registry)
@@ -213,6 +221,7 @@ class TestCreateBody:
             {"approved_schemes": []},
             {"approved_schemes": ["iso9001"]},
             {"ccc_designations": ["901"]},
+            {"ccc_designations": ["٠٩٠١"]},
             {"ccc_body_code": "1"},
             {"approved_on": "2024-02-30"},
             {"approved_on": 1709251200},

@@ -16,10 +16,11 @@ from pydantic import AfterValidator, StringConstraints
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
-APPROVAL_NUMBER = re.compile(r"^CNCA-R-(\d{4})-(\d{3})$")
+# ASCII digits only: Python's \d also matches other scripts' digits (٢٠٠٢).
+APPROVAL_NUMBER = re.compile(r"^CNCA-R-(\d{4})-(\d{3})$", re.ASCII)
 # CCC: issue year (4) + body code (2) + product category (4) + serial (6); older ones 12 digits.
-CCC_16 = re.compile(r"^(\d{4})(\d{2})(\d{4})(\d{6})$")
-CCC_12 = re.compile(r"^\d{12}$")
+CCC_16 = re.compile(r"^(\d{4})(\d{2})(\d{4})(\d{6})$", re.ASCII)
+CCC_12 = re.compile(r"^\d{12}$", re.ASCII)
 # Management-system numbers (e.g. 00216Q10097R1S) vary by body: accept, do not over-validate.
 MANAGEMENT_SYSTEM = re.compile(r"^[0-9A-Z][0-9A-Z/-]{5,39}$")
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)

@@ -74,7 +74,7 @@ async def list_certification_bodies(
         CertificateScheme | None, Query(description="Bodies whose approved schemes include it")
     ] = None,
     ccc_designation: Annotated[
-        str | None, Query(pattern=r"^\d{4}$", description="Bodies designated for this CCC category")
+        str | None, Query(pattern=r"^[0-9]{4}$", description="Bodies designated for this CCC category")
     ] = None,
     q: NameSearch = None,
     bureau_id: Annotated[IdQuery, Query(description="Bodies recorded by this bureau")] = None,

@@ -30,10 +30,10 @@ def _without_default(schema: dict) -> None:
 
 
 # A CCC product category (强制性产品认证目录的产品种类), four digits, e.g. 0901.
-CccCategory = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+CccCategory = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 CccBodyCode = Annotated[
     str,
-    StringConstraints(pattern=r"^\d{2}$"),
+    StringConstraints(pattern=r"^[0-9]{2}$"),
     Field(description="The body's two-digit code in CCC certificate numbers (01 = CQC)"),
 ]
 Schemes = Annotated[

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common.db import Database, DriverQuery, driver_query, like_prefix
 from services.registry.network.models import Bureau, BureauBody, Division, Officer, PilotDesignation, Post
 
 _bureau = Bureau.__table__  # type: ignore[attr-defined]
@@ -51,6 +52,49 @@ async def bureau_row(session: AsyncSession, bureau_id: int) -> dict[str, Any] | 
     return dict(row) if row else None
 
 
+# The hot reads run on the driver connection, compiled once per shape.
+_BUREAU_BY_ID = driver_query(_BUREAU_READ.where(_bureau.c.id == bindparam("bureau_id")))
+_SUBTREE_QUERIES: dict[tuple, DriverQuery] = {}
+
+
+async def bureau_record(db: Database, bureau_id: int):
+    """One bureau with its division's name (a record with BureauRead's columns), or None."""
+    return await db.fetch_one(_BUREAU_BY_ID, bureau_id=bureau_id)
+
+
+def _subtree_query(query, table, filter_names: tuple[str, ...], after: bool) -> DriverQuery:
+    shape = (table.name, filter_names, after)
+    compiled = _SUBTREE_QUERIES.get(shape)
+    if compiled is None:
+        query = query.where(_bureau.c.path.like(bindparam("path_pattern"), escape="/"))
+        for column in filter_names:
+            query = query.where(table.c[column] == bindparam(f"f_{column}"))
+        if after:
+            query = query.where(table.c.id > bindparam("after_id"))
+        compiled = driver_query(query.order_by(table.c.id).limit(bindparam("limit")))
+        _SUBTREE_QUERIES[shape] = compiled
+    return compiled
+
+
+async def _subtree_records(
+    db: Database, query, table, *, within_path: str, filters: dict[str, Any], after_id: int | None, limit: int
+) -> list:
+    """``_subtree_rows`` on the driver connection: the same rows, as records."""
+    present = {f"f_{k}": v for k, v in filters.items() if v is not None}
+    compiled = _subtree_query(query, table, tuple(k[2:] for k in present), after_id is not None)
+    return await db.fetch_all(
+        compiled, path_pattern=like_prefix(within_path), after_id=after_id, limit=limit, **present
+    )
+
+
+async def list_bureau_records(
+    db: Database, *, within_path: str, filters: dict[str, Any], after_id: int | None, limit: int
+) -> list:
+    return await _subtree_records(
+        db, _BUREAU_READ, _bureau, within_path=within_path, filters=filters, after_id=after_id, limit=limit
+    )
+
+
 async def _subtree_rows(
     session: AsyncSession,
     query,
@@ -71,20 +115,6 @@ async def _subtree_rows(
     if after_id is not None:
         query = query.where(table.c.id > after_id)
     return [dict(r) for r in (await session.exec(query)).mappings().all()]
-
-
-async def list_bureau_rows(
-    session: AsyncSession, *, within_path: str, filters: dict[str, Any], after_id: int | None, limit: int
-) -> list[dict[str, Any]]:
-    return await _subtree_rows(
-        session,
-        _BUREAU_READ,
-        _bureau,
-        within_path=within_path,
-        filters=filters,
-        after_id=after_id,
-        limit=limit,
-    )
 
 
 async def get_bureau(session: AsyncSession, bureau_id: int, *, for_update: bool = False) -> Bureau | None:

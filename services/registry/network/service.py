@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.audit import AuditLog
 from services.common.auth import Principal
 from services.common.concurrency import check_if_match
-from services.common.db import utcnow
+from services.common.db import Database, utcnow
 from services.common.event_schemas import OfficerChanged
 from services.common.outbox import Outbox
 from services.common.pagination import decode_cursor, make_page
@@ -152,6 +152,29 @@ async def read_bureau(session: AsyncSession, principal: Principal, bureau_id: in
     return BureauRead.model_validate(row)
 
 
+async def read_bureau_record(db: Database, principal: Principal, bureau_id: int):
+    """The hot read: one bureau in scope as a row (BureauRead's columns), else 404."""
+    row = await repo.bureau_record(db, bureau_id)
+    if row is None or not principal.in_scope(row["path"]):
+        raise NotFound(f"Bureau {bureau_id} not found.")
+    return row
+
+
+async def list_bureau_records(
+    db: Database, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    """One keyset page (by id) of the bureaus of the principal's subtree, as rows."""
+    after = decode_cursor(cursor, int)
+    rows = await repo.list_bureau_records(
+        db,
+        within_path=principal.bureau_path,
+        filters=filters,
+        after_id=after[0] if after else None,
+        limit=limit + 1,
+    )
+    return make_page(rows, limit, lambda r: [r["id"]])
+
+
 async def _page_in_subtree(session, principal, list_rows, read_model, filters, cursor, limit):
     """One keyset page (by id) of the rows of the principal's subtree."""
     after = decode_cursor(cursor, int)
@@ -164,14 +187,6 @@ async def _page_in_subtree(session, principal, list_rows, read_model, filters, c
     )
     page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
     return [read_model.model_validate(r) for r in page], next_cursor
-
-
-async def list_bureaus(
-    session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
-) -> tuple[list[BureauRead], str | None]:
-    return await _page_in_subtree(
-        session, principal, repo.list_bureau_rows, BureauRead, filters, cursor, limit
-    )
 
 
 async def _bureau_in_scope(

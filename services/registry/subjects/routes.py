@@ -78,7 +78,7 @@ async def list_enterprises(
     division_code: Annotated[
         str | None,
         Query(
-            pattern=r"^\d{6}$",
+            pattern=r"^[0-9]{6}$",
             description="GB/T 2260 code: a province's or city's code matches everything inside it",
         ),
     ] = None,
