@@ -138,6 +138,29 @@ class TestAppliedActions:
         assert answer["payload"]["action"] == "suspend"
         assert answer["enqueued_at"] is None  # pending until the relay hands it on
 
+    async def test_the_applied_step_is_told_and_shown_like_any_other(
+        self, registry, token_for, deciding_bureau, certificate
+    ):
+        event = decided(deciding_bureau, certificate, "revoke")
+        await deliver(registry, event)
+        # The certificate's own event goes out to enforcement and statistics, naming the case.
+        async with registry.app.state.sessionmaker() as session:
+            table = OUTBOX.table
+            query = select(table.c.payload).where(
+                table.c.type == "registry.certificate.status_changed",
+                table.c.aggregate_id == str(certificate.id),
+            )
+            (changed,) = (await session.exec(query)).scalars().all()
+        assert (changed["from_status"], changed["to_status"]) == ("valid", "revoked")
+        assert changed["case_ref"] == event["payload"]["case_ref"]
+        # The public history shows the decision that caused the step.
+        response = await registry.get(
+            f"/api/v1/registry/certificates/{certificate.id}/history", headers=auth(token_for())
+        )
+        assert response.status_code == 200, response.text
+        last = response.json()["items"][-1]
+        assert (last["case_ref"], last["decision_event_id"]) == (event["payload"]["case_ref"], event["id"])
+
     async def test_suspended_then_restored(self, registry, deciding_bureau, certificate):
         await deliver(registry, decided(deciding_bureau, certificate, "suspend"))
         restore = decided(deciding_bureau, certificate, "restore")

@@ -455,6 +455,8 @@ class TestListInspections:
         [
             ({"result": "passed"}, "query.result"),
             ({"inspected_from": "yesterday"}, "query.inspected_from"),
+            ({"inspected_to": "0"}, "query.inspected_to"),
+            ({"inspected_to": "1221177600"}, "query.inspected_to"),
             ({"limit": 501}, "query.limit"),
             ({"cursor": "WyJ4Il0"}, "query.cursor"),
         ],

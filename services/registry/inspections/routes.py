@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -13,6 +12,7 @@ from services.common.deps import scoped_loader
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
+from services.registry.dates import LegalDate
 from services.registry.deps import (
     AuditDep,
     IfMatchDep,
@@ -56,8 +56,12 @@ async def list_inspections(
     target_id: IdQuery = None,
     result: InspectionResult | None = None,
     bureau_id: Annotated[IdQuery, Query(description="The inspecting bureau")] = None,
-    inspected_from: Annotated[date | None, Query(description="Inspected on or after this date")] = None,
-    inspected_to: Annotated[date | None, Query(description="Inspected on or before this date")] = None,
+    inspected_from: Annotated[
+        LegalDate | None, Query(description="Inspected on or after this date (YYYY-MM-DD)")
+    ] = None,
+    inspected_to: Annotated[
+        LegalDate | None, Query(description="Inspected on or before this date (YYYY-MM-DD)")
+    ] = None,
 ) -> Page[InspectionRead]:
     filters = {"target_type": target_type, "target_id": target_id, "result": result, "bureau_id": bureau_id}
     items, next_cursor = await service.list_inspections(
