@@ -20,7 +20,7 @@ from tests.conftest import auth
 from tests.factories import ccc_number, make_body, make_enterprise, management_system_number
 from tests.registry.certificate_helpers import CERTIFICATES, build_chain, iso, payload, register, set_columns
 
-EXPORT = f"{CERTIFICATES}/export.csv"
+EXPORT = f"{CERTIFICATES}.csv"
 
 
 @pytest.fixture(scope="module")

@@ -215,7 +215,7 @@ async def _csv_chunks(request: Request, filters: CertificateFilters, bom: bool) 
 
 
 @router.get(
-    "/certificates/export.csv",
+    "/certificates.csv",
     summary="Export a filtered certificate list as CSV (证书清单导出)",
     description=(
         "The certificates matching the same filters as the list, all of them (no limit), newest "
