@@ -66,7 +66,8 @@ async def through_gateway(platform):
         yield client
 
 
-@pytest.fixture(scope="session")
+# Tokens are fresh for each test: a run is long, and a token lives one lifetime (15 minutes).
+@pytest.fixture
 async def national_admin_token(through_gateway):
     response = await through_gateway.post(
         "/api/v1/auth/token",
@@ -76,7 +77,7 @@ async def national_admin_token(through_gateway):
     return response.json()["access_token"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def provincial_admin_token(through_gateway):
     """The demo administrator of Zhejiang's quality-supervision bureau (a provincial pilot)."""
     response = await through_gateway.post(

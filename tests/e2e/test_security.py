@@ -26,7 +26,7 @@ async def login(client: httpx.AsyncClient, username: str, password: str) -> http
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def provincial_token(through_gateway) -> str:
     response = await login(through_gateway, "admin-330000-qs", os.environ["DEMO_ADMIN_PASSWORD"])
     assert response.status_code == 200, response.text
