@@ -420,7 +420,7 @@ async def chain_of(client: httpx.AsyncClient, bureau: dict, *, status: str = "va
     (body,) = await store(
         client,
         CertificationBody(
-            approval_number=f"CNCA-R-{2000 + serial % 27}-{serial // 27 % 1000:03d}",
+            approval_number=approval_number(),  # one generator per run: numbers never repeat
             name=unique("认证中心"),
             approved_on=date(2006, 3, 1),
             approval_expires_on=date(2012, 2, 28),
