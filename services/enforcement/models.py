@@ -1,22 +1,20 @@
-"""Enforcement tables. The domain tables arrive with their issues; the audit log is here from the start."""
+"""Every enforcement table, gathered for Alembic and for the tables the mechanisms add.
+
+Each domain package keeps its own models; this module only imports them, so the
+service's metadata is complete wherever it is used.
+"""
 
 from __future__ import annotations
 
-from sqlmodel import SQLModel
-
 from services.common.audit import AuditLog, audit_table
-from services.common.db import new_model_registry
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
-
-
-class EnforcementModel(SQLModel, registry=new_model_registry()):
-    pass
+from services.enforcement.base import EnforcementModel
 
 
 AuditEntry = audit_table(EnforcementModel.metadata)
 IdempotencyKey = idempotency_table(EnforcementModel.metadata)
-# The service\'s audit chain, here (not in app.py) so workers need no route module.
+# The service's audit chain, here (not in app.py) so workers need no route module.
 AUDIT = AuditLog(AuditEntry)
 OutboxEvent = outbox_table(EnforcementModel.metadata)
 InboxEvent = inbox_table(EnforcementModel.metadata)
