@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Numeric
@@ -29,8 +30,10 @@ def instant_column() -> Any:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
-def money_column(*, nullable: bool = False) -> Any:
-    """Yuan as ``numeric(14, 2)``: money is never a float."""
+def money_column(*, nullable: bool = False, zero: bool = False) -> Any:
+    """Yuan as ``numeric(14, 2)``: money is never a float. ``zero``: starts at 0.00."""
+    if zero:
+        return Field(default=Decimal("0"), sa_column=Column(Numeric(14, 2), nullable=False, server_default="0"))
     return Field(default=None if nullable else ..., sa_column=Column(Numeric(14, 2), nullable=nullable))
 
 

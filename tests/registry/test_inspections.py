@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services.registry.dates import today
+from services.common.dates import today
 from services.registry.models import OUTBOX, Inspection
 from services.registry.subjects.models import Enterprise
 from tests.conftest import assert_problem, auth

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.registry.dates import today
+from services.common.dates import today
 from services.registry.models import Bureau, PilotDesignation
 from services.registry.network.service import insert_bureau
 from tests.conftest import auth

@@ -12,7 +12,7 @@ from services.common.deps import scoped_loader
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
-from services.registry.dates import LegalDate
+from services.common.dates import LegalDate
 from services.registry.deps import (
     AuditDep,
     IfMatchDep,

@@ -1,4 +1,4 @@
-"""Legal dates of the registry: Asia/Shanghai dates (DOMAIN.md, "Counting days")."""
+"""Legal dates of every service: Asia/Shanghai dates (DOMAIN.md, "Counting days")."""
 
 from __future__ import annotations
 
