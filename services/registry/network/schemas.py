@@ -91,7 +91,7 @@ class PostCreate(InputModel):
     body: BodyKind
     name: Name
     duties: Duties = ""
-    steps: Steps = Field(default_factory=list)
+    steps: Steps = Field(default_factory=list, json_schema_extra={"uniqueItems": True})
 
 
 def _without_default(schema: dict) -> None:
@@ -99,12 +99,17 @@ def _without_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
+def _distinct_without_default(schema: dict) -> None:
+    _without_default(schema)
+    schema["uniqueItems"] = True
+
+
 class PostUpdate(InputModel):
     """The post's duties and / or the steps its holders may take; what is left out stays.
     Neither may be set to null (an empty list takes every step away)."""
 
     duties: Duties = Field(default=None, json_schema_extra=_without_default)
-    steps: Steps = Field(default=None, json_schema_extra=_without_default)
+    steps: Steps = Field(default=None, json_schema_extra=_distinct_without_default)
 
 
 class PostRead(BaseModel):
