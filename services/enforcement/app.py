@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.enforcement.cases.routes import router as cases_router
 from services.enforcement.config import EnforcementSettings, get_settings
 from services.enforcement.models import AUDIT, INBOX, OUTBOX
 
@@ -18,6 +19,7 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
             "leads, cases, case officers, evidence, decisions, service and execution."
         ),
         settings=settings or get_settings(),
+        routers=[cases_router],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

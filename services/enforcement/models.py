@@ -10,7 +10,37 @@ from services.common.audit import AuditLog, audit_table
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.enforcement.base import EnforcementModel
+from services.enforcement.cases.models import (
+    BureauDocumentPrefix,
+    Case,
+    CaseNumberCounter,
+    CaseOfficer,
+    CaseSubject,
+    Evidence,
+    ExcludedInterval,
+    Lead,
+    Payment,
+    PenaltyItem,
+    ProcedureStep,
+)
 
+__all__ = [
+    "AUDIT",
+    "INBOX",
+    "OUTBOX",
+    "BureauDocumentPrefix",
+    "Case",
+    "CaseNumberCounter",
+    "CaseOfficer",
+    "CaseSubject",
+    "EnforcementModel",
+    "Evidence",
+    "ExcludedInterval",
+    "Lead",
+    "Payment",
+    "PenaltyItem",
+    "ProcedureStep",
+]
 
 AuditEntry = audit_table(EnforcementModel.metadata)
 IdempotencyKey = idempotency_table(EnforcementModel.metadata)

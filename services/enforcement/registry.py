@@ -115,3 +115,16 @@ class RegistryClient:
             number=found.get("number") if subject_type == SubjectType.CERTIFICATE else None,
             status=found.get("status"),
         )
+
+    async def bureau_path(self, bureau_id: int | None, *, loc: str = "body.bureau_id") -> str | None:
+        """The tree path of ``bureau_id`` (None when none is named), or a 422 naming ``loc``."""
+        if bureau_id is None:
+            return None
+        try:
+            found = await self._services.get(f"{REGISTRY}/bureaus/{bureau_id}")
+        except NotFound:
+            raise UnprocessableEntity(
+                f"The registry holds no bureau {bureau_id}.",
+                errors=[{"loc": loc, "message": f"No bureau {bureau_id}", "type": "bureau_not_found"}],
+            ) from None
+        return str(found["path"])

@@ -169,6 +169,7 @@ class Case(EnforcementModel, table=True):
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     )
     review_state: ReviewState = Field(default=ReviewState.NOT_REQUESTED, sa_type=String(16))
+    review_kind: str | None = Field(default=None, max_length=16)  # legal (法制审核) | case (案件审核)
     review_requested_on: date | None = Field(default=None, sa_type=Date)
     review_opinion: str | None = Field(default=None, sa_type=Text)
     notice_served_on: date | None = Field(default=None, sa_type=Date)
