@@ -6,8 +6,10 @@ that an officer taking a step is active, holds an enforcement credential
 (执法证) and holds a post whose duties include the step (执法责任制).
 
 Officer standings are kept a short while (``STANDING_TTL_SECONDS``): a step is
-taken many times a minute, a post's duties change rarely. A service that
-cannot reach the registry refuses the step (503) rather than guess.
+taken many times a minute, a post's duties change rarely. While the registry
+cannot be reached, a standing confirmed within ``STANDING_GRACE_SECONDS`` is
+used, so a decision is not held up by a registry outage (its certificate
+actions wait in the outbox); an officer never confirmed is refused (503).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from services.common.client import ServiceClient
-from services.common.problems import NotFound, UnprocessableEntity
+from services.common.problems import GatewayTimeout, NotFound, ServiceUnavailable, UnprocessableEntity
 
 STANDING_TTL_SECONDS = 30.0
+STANDING_GRACE_SECONDS = 3600.0
 REGISTRY = "/api/v1/registry"
 
 
@@ -88,6 +91,10 @@ class RegistryClient:
             standing = await self._services.get(
                 f"{REGISTRY}/officers/{officer_id}/standing", model=OfficerStanding
             )
+        except (ServiceUnavailable, GatewayTimeout):
+            if cached and cached[0] - STANDING_TTL_SECONDS + STANDING_GRACE_SECONDS > now:
+                return cached[1]
+            raise
         except NotFound:
             raise UnprocessableEntity(
                 f"The registry holds no officer {officer_id}.",
@@ -106,7 +113,9 @@ class RegistryClient:
         except NotFound:
             raise UnprocessableEntity(
                 f"The registry holds no {subject_type} {subject_id}.",
-                errors=[{"loc": loc, "message": f"No {subject_type} {subject_id}", "type": "subject_not_found"}],
+                errors=[
+                    {"loc": loc, "message": f"No {subject_type} {subject_id}", "type": "subject_not_found"}
+                ],
             ) from None
         return Subject(
             type=subject_type,

@@ -66,7 +66,13 @@ async def review_answered(session: AsyncSession, event: Event) -> Outcome:
     try:
         async with session.begin_nested():
             await service.apply_review_answer(
-                session, AUDIT, None, _acting("statistics", event), case, answer.outcome, answer.reason  # type: ignore[arg-type]
+                session,
+                AUDIT,
+                None,
+                _acting("statistics", event),
+                case,
+                answer.outcome,
+                answer.reason,  # type: ignore[arg-type]
             )
     except ProblemError as exc:
         return Outcome.rejected(exc.detail or "The answer could not be applied.")
@@ -79,8 +85,14 @@ async def filing_answered(session: AsyncSession, event: Event) -> Outcome:
     if case is None:
         return Outcome.rejected(f"No case {answer.case_id}.")
     await service.note_on_case(
-        session, AUDIT, _acting("statistics", event), case, f"filing_{answer.outcome}", answer.reason,
-        {"filing_id": answer.filing_id}, today(),
+        session,
+        AUDIT,
+        _acting("statistics", event),
+        case,
+        f"filing_{answer.outcome}",
+        answer.reason,
+        {"filing_id": answer.filing_id},
+        today(),
     )
     return Outcome.applied()
 

@@ -72,8 +72,9 @@ async def case_changed(session: AsyncSession, case: Case) -> Event:
             penalty_kinds=sorted({p.kind for p in decided}),
             fine_decided=case.fine_decided,
             fine_current=case.fine_current,
-            confiscation=sum((p.amount_current or Decimal("0") for p in decided if p.kind == "confiscation"),
-                             Decimal("0")),
+            confiscation=sum(
+                (p.amount_current or Decimal("0") for p in decided if p.kind == "confiscation"), Decimal("0")
+            ),
             paid_total=case.paid_total,
             transferred_to=case.transferred_to,
             transferred_to_judicial_organ="transferred_to_judicial_organ" in case.circumstances,

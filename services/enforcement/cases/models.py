@@ -149,19 +149,25 @@ class Case(EnforcementModel, table=True):
     subject_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     rule_set: str = Field(max_length=32)
     opened_on: date = Field(sa_type=Date)
-    decision_extension_days: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    decision_extension_days: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     facts: str | None = Field(default=None, sa_type=Text)
     legal_basis: str | None = Field(default=None, sa_type=Text)
     violation_regulation: str | None = Field(default=None, max_length=48)
     violation_code: str | None = Field(default=None, max_length=64, index=True)
     goods_value: Decimal | None = money_column(nullable=True)
     # Major, meaning 1: legal review (法制审核) and collective decision before deciding.
-    needs_legal_review: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    needs_legal_review: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     legal_review_categories: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(String(48)), nullable=False, server_default="{}")
     )
     # Major, meaning 2: filed (备案) with the legal-affairs body of the level above after closing.
-    needs_filing: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    needs_filing: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     circumstances: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(String(48)), nullable=False, server_default="{}")
     )
@@ -173,12 +179,16 @@ class Case(EnforcementModel, table=True):
     review_requested_on: date | None = Field(default=None, sa_type=Date)
     review_opinion: str | None = Field(default=None, sa_type=Text)
     notice_served_on: date | None = Field(default=None, sa_type=Date)
-    statement_waived: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    statement_waived: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     hearing_requested_on: date | None = Field(default=None, sa_type=Date)
     hearing_held_on: date | None = Field(default=None, sa_type=Date)
     decision_kind: DecisionKind | None = Field(default=None, sa_type=String(16))
     decided_on: date | None = Field(default=None, sa_type=Date)
-    collective_decision: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    collective_decision: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     service_method: str | None = Field(default=None, max_length=24)
     served_on: date | None = Field(default=None, sa_type=Date)
     execution_completed_on: date | None = Field(default=None, sa_type=Date)
@@ -202,7 +212,9 @@ class CaseSubject(EnforcementModel, table=True):
 
     __tablename__ = "case_subject"
 
-    case_id: int = Field(sa_column=Column(BigInteger, ForeignKey("case.id", ondelete="CASCADE"), primary_key=True))
+    case_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("case.id", ondelete="CASCADE"), primary_key=True)
+    )
     subject_type: str = Field(sa_column=Column(String(24), primary_key=True))
     subject_id: int = Field(sa_column=Column(BigInteger, primary_key=True, index=True))
     name: str = Field(max_length=256)
@@ -305,7 +317,9 @@ class Evidence(EnforcementModel, table=True):
     collected_on: date = Field(sa_type=Date)
     measure: str = Field(default="none", max_length=24)  # none | preservation | seizure
     measure_started_on: date | None = Field(default=None, sa_type=Date)
-    measure_extended: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    measure_extended: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     measure_decided_on: date | None = Field(default=None, sa_type=Date)
     recorded_by: str = Field(max_length=64)
     recorded_at: datetime = instant_column()

@@ -81,9 +81,15 @@ CASE_STEPS = TransitionTable(
         Transition(CaseStep.REQUEST_REVIEW, frozenset({S.INVESTIGATION_CLOSED}), S.UNDER_REVIEW, OFFICER),
         Transition(CaseStep.REVIEW_AGREE, frozenset({S.UNDER_REVIEW}), S.REVIEWED, REVIEWER, ("reason",)),
         Transition(
-            CaseStep.REVIEW_CORRECT, frozenset({S.UNDER_REVIEW}), S.REVIEWED, REVIEWER, ("reason", "penalties")
+            CaseStep.REVIEW_CORRECT,
+            frozenset({S.UNDER_REVIEW}),
+            S.REVIEWED,
+            REVIEWER,
+            ("reason", "penalties"),
         ),
-        Transition(CaseStep.REVIEW_RETURN, frozenset({S.UNDER_REVIEW}), S.INVESTIGATING, REVIEWER, ("reason",)),
+        Transition(
+            CaseStep.REVIEW_RETURN, frozenset({S.UNDER_REVIEW}), S.INVESTIGATING, REVIEWER, ("reason",)
+        ),
         Transition(CaseStep.NOTIFY, frozenset({S.REVIEWED}), S.NOTIFIED, OFFICER),
         Transition(CaseStep.REQUEST_HEARING, frozenset({S.NOTIFIED}), S.HEARING, OFFICER),
         Transition(CaseStep.CONCLUDE_HEARING, frozenset({S.HEARING}), S.HEARD, OFFICER, ("reason",)),

@@ -150,7 +150,12 @@ async def payments(session: AsyncSession, case_id: int) -> list[Payment]:
     return list((await session.exec(query)).all())
 
 
-LEAD_FILTERS = {"state": "state", "source": "source", "subject_type": "subject_type", "bureau_id": "bureau_id"}
+LEAD_FILTERS = {
+    "state": "state",
+    "source": "source",
+    "subject_type": "subject_type",
+    "bureau_id": "bureau_id",
+}
 
 
 async def list_leads(
@@ -174,6 +179,13 @@ async def list_leads(
     if after_id is not None:
         query = query.where(col(Lead.id) > after_id)
     return list((await session.exec(query.order_by(col(Lead.id)).limit(limit))).all())
+
+
+CASE_SUMMARY_COLUMNS = (
+    "c.id, c.number, c.bureau_id, c.state, c.procedure, c.title, c.party_name, c.subject_type, "
+    "c.subject_id, c.violation_code, c.needs_legal_review, c.needs_filing, c.opened_on, c.decided_on, "
+    "c.next_due, c.version"
+)
 
 
 def case_list_sql(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -200,7 +212,9 @@ def case_list_sql(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         params["overdue_before"] = filters["overdue_before"]
     if filters.get("major") is not None:
         where.append(
-            "(c.needs_legal_review OR c.needs_filing)" if filters["major"] else "NOT (c.needs_legal_review OR c.needs_filing)"
+            "(c.needs_legal_review OR c.needs_filing)"
+            if filters["major"]
+            else "NOT (c.needs_legal_review OR c.needs_filing)"
         )
     if filters.get("officer_id") is not None:
         where.append(
@@ -209,19 +223,17 @@ def case_list_sql(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         )
         params["officer_id"] = filters["officer_id"]
     if filters.get("subject_type") is not None:
-        where.append(
+        by_id = " AND s.subject_id = :subject_id" if filters.get("subject_id") is not None else ""
+        subject = (
             "EXISTS (SELECT 1 FROM case_subject s WHERE s.case_id = c.id AND s.subject_type = :subject_type"
-            + (" AND s.subject_id = :subject_id)" if filters.get("subject_id") is not None else ")")
         )
+        where.append(f"{subject}{by_id})")
         params["subject_type"] = filters["subject_type"]
         if filters.get("subject_id") is not None:
             params["subject_id"] = filters["subject_id"]
+    # Built from the fixed fragments above only; every value is a bound parameter.
     sql = (
-        "SELECT c.id, c.number, c.bureau_id, c.state, c.procedure, c.title, c.party_name, c.subject_type, "
-        "c.subject_id, c.violation_code, c.needs_legal_review, c.needs_filing, c.opened_on, c.decided_on, "
-        "c.next_due, c.version FROM \"case\" c WHERE "
-        + " AND ".join(where)
-        + " ORDER BY c.id LIMIT :limit"
+        f'SELECT {CASE_SUMMARY_COLUMNS} FROM "case" c WHERE {" AND ".join(where)} ORDER BY c.id LIMIT :limit'  # noqa: S608
     )
     params["limit"] = filters["limit"]
     return sql, params
@@ -232,7 +244,9 @@ async def list_cases(session: AsyncSession, filters: dict[str, Any]) -> list[dic
     return [dict(r) for r in (await session.execute(text(sql), params)).mappings().all()]
 
 
-async def cases_of_subject(session: AsyncSession, subject_type: str, subject_id: int, within_path: str) -> list[Case]:
+async def cases_of_subject(
+    session: AsyncSession, subject_type: str, subject_id: int, within_path: str
+) -> list[Case]:
     query = (
         select(Case)
         .join(CaseSubject, col(CaseSubject.case_id) == col(Case.id))
@@ -247,7 +261,9 @@ async def cases_of_subject(session: AsyncSession, subject_type: str, subject_id:
     return list((await session.exec(query)).all())
 
 
-async def leads_of_subject(session: AsyncSession, subject_type: str, subject_id: int, within_path: str) -> list[Lead]:
+async def leads_of_subject(
+    session: AsyncSession, subject_type: str, subject_id: int, within_path: str
+) -> list[Lead]:
     query = (
         select(Lead)
         .where(
@@ -259,5 +275,3 @@ async def leads_of_subject(session: AsyncSession, subject_type: str, subject_id:
         .limit(200)
     )
     return list((await session.exec(query)).all())
-
-

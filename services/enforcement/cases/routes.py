@@ -84,9 +84,16 @@ async def list_leads(
     bureau_id: IdQuery = None,
     overdue: bool | None = None,
 ) -> Page[LeadRead]:
-    filters = {"state": state, "source": source, "subject_type": subject_type, "subject_id": subject_id,
-               "bureau_id": bureau_id}
-    items, next_cursor = await service.list_leads(session, principal, filters, overdue, page.cursor, page.limit)
+    filters = {
+        "state": state,
+        "source": source,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "bureau_id": bureau_id,
+    }
+    items, next_cursor = await service.list_leads(
+        session, principal, filters, overdue, page.cursor, page.limit
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -113,7 +120,11 @@ async def create_lead(
     data: LeadCreate,
     response: Response,
 ) -> LeadRead:
-    path = await registry.bureau_path(data.bureau_id) if data.bureau_id not in (None, principal.bureau_id) else None
+    path = (
+        await registry.bureau_path(data.bureau_id)
+        if data.bureau_id not in (None, principal.bureau_id)
+        else None
+    )
     lead = await service.register_lead(session, audit, registry, principal, data, bureau_path=path)
     await session.commit()
     response.headers["Location"] = f"{PREFIX}/leads/{lead.id}"
@@ -213,9 +224,19 @@ async def list_cases(
     decided_to: LegalDate | None = None,
 ) -> Page[CaseSummary]:
     filters = {
-        "state": state, "procedure": procedure, "overdue": overdue, "mine": mine, "subject_type": subject_type,
-        "subject_id": subject_id, "violation_code": violation_code, "major": major, "bureau_id": bureau_id,
-        "opened_from": opened_from, "opened_to": opened_to, "decided_from": decided_from, "decided_to": decided_to,
+        "state": state,
+        "procedure": procedure,
+        "overdue": overdue,
+        "mine": mine,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "violation_code": violation_code,
+        "major": major,
+        "bureau_id": bureau_id,
+        "opened_from": opened_from,
+        "opened_to": opened_to,
+        "decided_from": decided_from,
+        "decided_to": decided_to,
     }
     items, next_cursor = await service.list_cases(session, principal, filters, page.cursor, page.limit)
     return Page(items=items, next_cursor=next_cursor)
@@ -243,7 +264,11 @@ async def create_case(
     data: SimpleCaseCreate,
     response: Response,
 ) -> CaseRead:
-    path = await registry.bureau_path(data.bureau_id) if data.bureau_id not in (None, principal.bureau_id) else None
+    path = (
+        await registry.bureau_path(data.bureau_id)
+        if data.bureau_id not in (None, principal.bureau_id)
+        else None
+    )
     case = await service.decide_on_the_spot(session, audit, registry, principal, data, bureau_path=path)
     read = await service.case_read(session, case)
     await session.commit()
@@ -315,9 +340,10 @@ async def get_case_deadlines(session: ReadSessionDep, case: CaseToRead) -> list[
         "investigation (`/problems/too-few-officers`); a fine inside its article's range "
         "(`/problems/fine-outside-range`); no reviewer from the case's officers "
         "(`/problems/reviewer-is-case-officer`); a major case decided only after the legal review "
-        "agreed (`/problems/legal-review-required`) and collectively (`/problems/collective-decision-required`); "
-        "the party's answer window (`/problems/answer-window-open`); hearings only where the thresholds "
-        "allow (`/problems/hearing-not-allowed`); closing only once executed (`/problems/execution-incomplete`)."
+        "agreed (`/problems/legal-review-required`) and collectively "
+        "(`/problems/collective-decision-required`); the party's answer window "
+        "(`/problems/answer-window-open`); hearings only where the thresholds allow "
+        "(`/problems/hearing-not-allowed`); closing only once executed (`/problems/execution-incomplete`)."
     ),
     responses=problem_responses(403, 404, 409, 412, 428),
 )
@@ -344,9 +370,9 @@ async def transition_case(
     tags=["cases"],
     summary="Assign or reassign the case's officers (If-Match required)",
     description=(
-        "Names the case's officers (承办人员): each active, holding an enforcement credential (执法证) in the "
-        "registry, of the case's bureau line. Officers left out are released, recorded with the reason; "
-        "a case under investigation keeps at least two."
+        "Names the case's officers (承办人员): each active, holding an enforcement credential (执法证) "
+        "in the registry, of the case's bureau line. Officers left out are released, recorded with the "
+        "reason; a case under investigation keeps at least two."
     ),
     responses=problem_responses(403, 404, 409, 412, 428),
 )
@@ -378,7 +404,9 @@ async def assign_officers(
 async def list_evidence(session: ReadSessionDep, case: CaseToRead) -> list[EvidenceRead]:
     rows = await repo.evidence(session, case.id)  # type: ignore[arg-type]
     return [
-        EvidenceRead.model_validate({**r.model_dump(), "measure_due": await service.evidence_due(session, case, r)})
+        EvidenceRead.model_validate(
+            {**r.model_dump(), "measure_due": await service.evidence_due(session, case, r)}
+        )
         for r in rows
     ]
 

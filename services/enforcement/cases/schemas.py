@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.common.dates import LegalDate, PastDate
+from services.common.dates import PastDate
 from services.common.types import EntityId, Flag, InputModel
 from services.enforcement.cases.models import (
     CaseState,
@@ -35,14 +35,18 @@ PenaltyKindCode = Literal[
     "revoke_certificate",
     "revoke_approval",
 ]
-LegalReviewCategory = Literal["major_public_interest", "major_rights_after_hearing", "complex_facts", "other_by_law"]
+LegalReviewCategory = Literal[
+    "major_public_interest", "major_rights_after_hearing", "complex_facts", "other_by_law"
+]
 Circumstance = Literal[
     "assigned_or_supervised_from_above",
     "foreign_related",
     "reconsideration_or_litigation",
     "transferred_to_judicial_organ",
 ]
-ServiceMethod = Literal["in_person", "left_at_residence", "by_post", "entrusted", "electronic", "public_notice"]
+ServiceMethod = Literal[
+    "in_person", "left_at_residence", "by_post", "entrusted", "electronic", "public_notice"
+]
 
 
 # --- leads -----------------------------------------------------------------
@@ -57,7 +61,9 @@ class LeadCreate(InputModel):
     subject_id: EntityId
     summary: Text
     received_on: PastDate = Field(description="Date the lead was discovered or the material received")
-    bureau_id: EntityId | None = Field(default=None, description="The handling bureau (default: the caller's)")
+    bureau_id: EntityId | None = Field(
+        default=None, description="The handling bureau (default: the caller's)"
+    )
 
 
 class LeadRead(BaseModel):
@@ -111,7 +117,9 @@ class LeadTransition(InputModel):
 class PenaltyIn(InputModel):
     kind: PenaltyKindCode
     amount: Yuan | None = Field(default=None, description="Yuan, for a fine or a confiscation")
-    certificate_id: EntityId | None = Field(default=None, description="For a certificate suspension or revocation")
+    certificate_id: EntityId | None = Field(
+        default=None, description="For a certificate suspension or revocation"
+    )
 
 
 class CaseTransition(InputModel):
@@ -152,7 +160,9 @@ class CaseTransition(InputModel):
     transferred_to: ShortText | None = None
     extension_days: Annotated[int, Field(ge=1, le=365)] | None = None
     service_method: ServiceMethod | None = None
-    collective_decision: Flag | None = Field(default=None, description="Decided by the heads collectively (集体讨论)")
+    collective_decision: Flag | None = Field(
+        default=None, description="Decided by the heads collectively (集体讨论)"
+    )
     statement_waived: Flag | None = Field(default=None, description="The party waived statement and defence")
     suspension_kind: Literal["investigation_suspended", "testing"] | None = None
 

@@ -144,7 +144,9 @@ def _step_date(given: date | None, *not_before: date | None) -> date:
     if floor is not None and on < floor:
         raise UnprocessableEntity(
             f"The step cannot be dated {on}: the step before it is dated {floor}.",
-            errors=[{"loc": "body.occurred_on", "message": f"must not be before {floor}", "type": "date_order"}],
+            errors=[
+                {"loc": "body.occurred_on", "message": f"must not be before {floor}", "type": "date_order"}
+            ],
         )
     return on
 
@@ -230,8 +232,17 @@ async def case_deadlines(session: AsyncSession, case: Case) -> list[DeadlineRead
     s = CaseState
     excluded = _periods(await repo.intervals(session, case_id=case.id))
     wanted: list[tuple[str, date, int, list[ExcludedPeriod]]] = []
-    running = {s.OPENED, s.INVESTIGATING, s.SUSPENDED, s.INVESTIGATION_CLOSED, s.UNDER_REVIEW, s.REVIEWED,
-               s.NOTIFIED, s.HEARING, s.HEARD}
+    running = {
+        s.OPENED,
+        s.INVESTIGATING,
+        s.SUSPENDED,
+        s.INVESTIGATION_CLOSED,
+        s.UNDER_REVIEW,
+        s.REVIEWED,
+        s.NOTIFIED,
+        s.HEARING,
+        s.HEARD,
+    }
     if case.state in running:
         wanted.append(("decision", case.opened_on, case.decision_extension_days, excluded))
     if case.state == s.UNDER_REVIEW and case.review_requested_on:
@@ -262,7 +273,13 @@ async def case_deadlines(session: AsyncSession, case: Case) -> list[DeadlineRead
     result = []
     for rule, start, extension, periods in wanted:
         deadline = await compute_deadline(
-            session, rule, start, extension_days=extension, excluded=periods, rule_set=case.rule_set, as_of=today()
+            session,
+            rule,
+            start,
+            extension_days=extension,
+            excluded=periods,
+            rule_set=case.rule_set,
+            as_of=today(),
         )
         result.append(_deadline_read(deadline))
     return result
@@ -318,7 +335,12 @@ async def read_lead(session: AsyncSession, principal: Principal, lead_id: int) -
 
 
 async def list_leads(
-    session: AsyncSession, principal: Principal, filters: dict[str, Any], overdue: bool | None, cursor: str | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    filters: dict[str, Any],
+    overdue: bool | None,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[LeadRead], str | None]:
     after = decode_cursor(cursor, int)
     rows = await repo.list_leads(
@@ -342,7 +364,9 @@ async def list_cases(
         if principal.officer_id is None:
             raise UnprocessableEntity(
                 "mine=true lists the cases of the calling officer: this account is not an officer.",
-                errors=[{"loc": "query.mine", "message": "the caller is not an officer", "type": "not_an_officer"}],
+                errors=[
+                    {"loc": "query.mine", "message": "the caller is not an officer", "type": "not_an_officer"}
+                ],
             )
         filters["officer_id"] = principal.officer_id
     if filters.get("subject_id") is not None and filters.get("subject_type") is None:
@@ -364,14 +388,17 @@ async def list_cases(
     page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
     now = today()
     return [
-        CaseSummary.model_validate({**r, "overdue": r["next_due"] is not None and r["next_due"] < now}) for r in page
+        CaseSummary.model_validate({**r, "overdue": r["next_due"] is not None and r["next_due"] < now})
+        for r in page
     ], next_cursor
 
 
 # --- leads -------------------------------------------------------------------
 
 
-async def _handling_bureau(principal: Principal, bureau_id: int | None, bureau_path: str | None) -> tuple[int, str]:
+async def _handling_bureau(
+    principal: Principal, bureau_id: int | None, bureau_path: str | None
+) -> tuple[int, str]:
     if bureau_id is None or bureau_id == principal.bureau_id:
         return principal.bureau_id, principal.bureau_path
     if bureau_path is None or not principal.in_scope(bureau_path):
@@ -405,15 +432,23 @@ async def register_lead(
     )
     await repo.add(session, lead)
     await _refresh_lead_due(session, lead)
-    await _record(session, Actor(principal, principal.officer_id), "register_lead", data.received_on, lead=lead,
-                  to_state=lead.state, details={"source": data.source, "source_ref": data.source_ref})
+    await _record(
+        session,
+        Actor(principal, principal.officer_id),
+        "register_lead",
+        data.received_on,
+        lead=lead,
+        to_state=lead.state,
+        details={"source": data.source, "source_ref": data.source_ref},
+    )
     await audit.record(session, principal, "lead.registered", "lead", lead.id, data.model_dump(mode="json"))
     await events.lead_changed(session, lead)
     return lead
 
 
-async def lead_from_referral(session: AsyncSession, audit: AuditLog, principal: Principal, referral: Any,
-                             bureau_path: str) -> Lead:
+async def lead_from_referral(
+    session: AsyncSession, audit: AuditLog, principal: Principal, referral: Any, bureau_path: str
+) -> Lead:
     """A non-compliant inspection referred by the registry becomes a lead (闭环), once."""
     existing = await repo.lead_by_inspection(session, referral.inspection_id)
     if existing is not None:
@@ -434,10 +469,23 @@ async def lead_from_referral(session: AsyncSession, audit: AuditLog, principal: 
     )
     await repo.add(session, lead)
     await _refresh_lead_due(session, lead)
-    await _record(session, Actor(principal), "register_lead", referral.inspected_on, lead=lead, to_state=lead.state,
-                  details={"source": "inspection_referral", "inspection_id": referral.inspection_id})
-    await audit.record(session, principal, "lead.registered", "lead", lead.id,
-                       {"inspection_id": referral.inspection_id, "source": "inspection_referral"})
+    await _record(
+        session,
+        Actor(principal),
+        "register_lead",
+        referral.inspected_on,
+        lead=lead,
+        to_state=lead.state,
+        details={"source": "inspection_referral", "inspection_id": referral.inspection_id},
+    )
+    await audit.record(
+        session,
+        principal,
+        "lead.registered",
+        "lead",
+        lead.id,
+        {"inspection_id": referral.inspection_id, "source": "inspection_referral"},
+    )
     await events.lead_changed(session, lead)
     return lead
 
@@ -482,9 +530,18 @@ async def take_lead_step(
     lead.version += 1
     lead.updated_at = utcnow()
     await _refresh_lead_due(session, lead)
-    await _record(session, actor, data.step, on, lead=lead, from_state=before, to_state=lead.state,
-                  reason=data.reason, legal_basis=data.legal_basis,
-                  details={"extension_days": data.extension_days} if data.extension_days else {})
+    await _record(
+        session,
+        actor,
+        data.step,
+        on,
+        lead=lead,
+        from_state=before,
+        to_state=lead.state,
+        reason=data.reason,
+        legal_basis=data.legal_basis,
+        details={"extension_days": data.extension_days} if data.extension_days else {},
+    )
     await audit.record(session, principal, f"lead.{data.step}", "lead", lead.id, data.model_dump(mode="json"))
     await events.lead_changed(session, lead)
     return lead, case
@@ -536,22 +593,62 @@ async def _open_case(
         circumstances=["assigned_or_supervised_from_above"] if lead.source == "assigned_from_above" else [],
     )
     await repo.add(session, case)
-    await repo.add(session, CaseSubject(case_id=case.id, subject_type=lead.subject_type, subject_id=lead.subject_id,
-                                        name=lead.subject_name))
+    await repo.add(
+        session,
+        CaseSubject(
+            case_id=case.id,
+            subject_type=lead.subject_type,
+            subject_id=lead.subject_id,
+            name=lead.subject_name,
+        ),
+    )
     for index, certificate_id in enumerate(dict.fromkeys(opening.certificate_ids)):
         if lead.subject_type == SubjectType.CERTIFICATE and certificate_id == lead.subject_id:
             continue
-        found = await registry.subject(SubjectType.CERTIFICATE, certificate_id, loc=f"body.case.certificate_ids.{index}")
-        await repo.add(session, CaseSubject(case_id=case.id, subject_type=SubjectType.CERTIFICATE,
-                                            subject_id=certificate_id, name=found.name, number=found.number))
+        found = await registry.subject(
+            SubjectType.CERTIFICATE, certificate_id, loc=f"body.case.certificate_ids.{index}"
+        )
+        await repo.add(
+            session,
+            CaseSubject(
+                case_id=case.id,
+                subject_type=SubjectType.CERTIFICATE,
+                subject_id=certificate_id,
+                name=found.name,
+                number=found.number,
+            ),
+        )
     if opening.officer_ids:
-        await _assign(session, registry, principal, case, opening.officer_ids, on, reason="assigned at opening",
-                      loc="body.case.officer_ids")
+        await _assign(
+            session,
+            registry,
+            principal,
+            case,
+            opening.officer_ids,
+            on,
+            reason="assigned at opening",
+            loc="body.case.officer_ids",
+        )
     await _refresh_case_due(session, case)
-    await _record(session, actor, "open_case", on, case=case, to_state=case.state, reason=data.reason,
-                  legal_basis=data.legal_basis, details={"number": case.number})
-    await audit.record(session, principal, "case.opened", "case", case.id, {"lead_id": lead.id, "number": case.number,
-                                                                            **opening.model_dump(mode="json")})
+    await _record(
+        session,
+        actor,
+        "open_case",
+        on,
+        case=case,
+        to_state=case.state,
+        reason=data.reason,
+        legal_basis=data.legal_basis,
+        details={"number": case.number},
+    )
+    await audit.record(
+        session,
+        principal,
+        "case.opened",
+        "case",
+        case.id,
+        {"lead_id": lead.id, "number": case.number, **opening.model_dump(mode="json")},
+    )
     await events.case_changed(session, case)
     return case
 
@@ -576,21 +673,35 @@ async def _assign(
     standings = {}
     for index, officer_id in enumerate(wanted):
         standing = await registry.officer_standing(officer_id, loc=f"{loc}.{index}")
-        if not (principal.in_scope(standing.bureau_path) or standing.bureau_path.startswith(principal.bureau_path)
-                or case.bureau_path.startswith(standing.bureau_path)):
+        if not (
+            principal.in_scope(standing.bureau_path)
+            or standing.bureau_path.startswith(principal.bureau_path)
+            or case.bureau_path.startswith(standing.bureau_path)
+        ):
             raise UnprocessableEntity(
                 f"No officer {officer_id} in scope.",
-                errors=[{"loc": f"{loc}.{index}", "message": f"No officer {officer_id}", "type": "officer_not_found"}],
+                errors=[
+                    {
+                        "loc": f"{loc}.{index}",
+                        "message": f"No officer {officer_id}",
+                        "type": "officer_not_found",
+                    }
+                ],
             )
         if not standing.active:
-            raise Conflict(f"Officer {officer_id} is not active.", slug="officer-inactive", officer_id=officer_id)
+            raise Conflict(
+                f"Officer {officer_id} is not active.", slug="officer-inactive", officer_id=officer_id
+            )
         if not standing.holds_credential:
             raise Conflict(
                 f"Officer {officer_id} holds no enforcement credential (执法证).",
                 slug="officer-without-credential",
                 officer_id=officer_id,
             )
-        if not (standing.bureau_path.startswith(case.bureau_path) or case.bureau_path.startswith(standing.bureau_path)):
+        if not (
+            standing.bureau_path.startswith(case.bureau_path)
+            or case.bureau_path.startswith(standing.bureau_path)
+        ):
             raise Conflict(
                 f"Officer {officer_id} is of neither the case's bureau, a bureau under it, nor one above it.",
                 slug="officer-outside-bureau",
@@ -634,17 +745,32 @@ async def assign_officers(
     if_match: str | None,
 ) -> Case:
     check_if_match(if_match, case.version)
-    if case.state not in {CaseState.OPENED, CaseState.INVESTIGATING, CaseState.SUSPENDED,
-                          CaseState.INVESTIGATION_CLOSED, CaseState.REVIEWED, CaseState.NOTIFIED,
-                          CaseState.HEARING, CaseState.HEARD, CaseState.DECIDED, CaseState.SERVED,
-                          CaseState.EXECUTING}:
-        raise Conflict(f"A {case.state} case takes no new officers.", slug="case-not-running", state=case.state)
+    if case.state not in {
+        CaseState.OPENED,
+        CaseState.INVESTIGATING,
+        CaseState.SUSPENDED,
+        CaseState.INVESTIGATION_CLOSED,
+        CaseState.REVIEWED,
+        CaseState.NOTIFIED,
+        CaseState.HEARING,
+        CaseState.HEARD,
+        CaseState.DECIDED,
+        CaseState.SERVED,
+        CaseState.EXECUTING,
+    }:
+        raise Conflict(
+            f"A {case.state} case takes no new officers.", slug="case-not-running", state=case.state
+        )
     if not principal.has_role(Role.HEAD, Role.ENFORCEMENT):
-        raise Forbidden("Assigning a case's officers needs the head or enforcement role.", slug="role-required")
+        raise Forbidden(
+            "Assigning a case's officers needs the head or enforcement role.", slug="role-required"
+        )
     actor = await actor_for(registry, principal, CaseStep.ASSIGN_OFFICERS)
     on = _step_date(data.occurred_on, case.opened_on)
     before = [o.officer_id for o in await repo.current_officers(session, case.id)]  # type: ignore[arg-type]
-    await _assign(session, registry, principal, case, data.officer_ids, on, reason=data.reason, loc="body.officer_ids")
+    await _assign(
+        session, registry, principal, case, data.officer_ids, on, reason=data.reason, loc="body.officer_ids"
+    )
     after = [o.officer_id for o in await repo.current_officers(session, case.id)]  # type: ignore[arg-type]
     if case.state != CaseState.OPENED and len(after) < MIN_CASE_OFFICERS:
         raise Conflict(
@@ -652,10 +778,25 @@ async def assign_officers(
             slug="too-few-officers",
         )
     _bump(case)
-    await _record(session, actor, CaseStep.ASSIGN_OFFICERS, on, case=case, from_state=case.state, to_state=case.state,
-                  reason=data.reason, details={"before": before, "after": after})
-    await audit.record(session, principal, "case.officers_assigned", "case", case.id,
-                       {"before": before, "after": after, "reason": data.reason})
+    await _record(
+        session,
+        actor,
+        CaseStep.ASSIGN_OFFICERS,
+        on,
+        case=case,
+        from_state=case.state,
+        to_state=case.state,
+        reason=data.reason,
+        details={"before": before, "after": after},
+    )
+    await audit.record(
+        session,
+        principal,
+        "case.officers_assigned",
+        "case",
+        case.id,
+        {"before": before, "after": after, "reason": data.reason},
+    )
     await events.case_changed(session, case)
     return case
 
@@ -676,17 +817,24 @@ async def _check_penalties(
     violation: Any,
     goods_value: Decimal | None,
 ) -> list[dict[str, Any]]:
-    """Each sanction well-formed, a fine inside its article's range, certificates known."""
+    """Each sanction well-formed, a fine inside its article's range, certificates known (those the
+    case concerns already, without asking the registry again)."""
+    concerned = await repo.subjects(session, case.id)  # type: ignore[arg-type]
+    known = {s.subject_id: s.number for s in concerned if s.subject_type == SubjectType.CERTIFICATE}
     items = []
     for index, item in enumerate(penalties):
         loc = f"body.penalties.{index}"
         needs_amount = item.kind in {PenaltyKind.FINE, PenaltyKind.CONFISCATION}
         if needs_amount and item.amount is None:
-            raise UnprocessableEntity(f"A {item.kind} names its amount.",
-                                      errors=[{"loc": f"{loc}.amount", "message": "required", "type": "missing"}])
+            raise UnprocessableEntity(
+                f"A {item.kind} names its amount.",
+                errors=[{"loc": f"{loc}.amount", "message": "required", "type": "missing"}],
+            )
         if not needs_amount and item.amount is not None:
-            raise UnprocessableEntity(f"A {item.kind} has no amount.",
-                                      errors=[{"loc": f"{loc}.amount", "message": "not allowed", "type": "extra"}])
+            raise UnprocessableEntity(
+                f"A {item.kind} has no amount.",
+                errors=[{"loc": f"{loc}.amount", "message": "not allowed", "type": "extra"}],
+            )
         if item.kind == PenaltyKind.FINE:
             check_fine(violation, item.amount, goods_value=goods_value, loc=f"{loc}.amount")  # type: ignore[arg-type]
         number = None
@@ -696,42 +844,72 @@ async def _check_penalties(
                     f"A {item.kind} names the certificate.",
                     errors=[{"loc": f"{loc}.certificate_id", "message": "required", "type": "missing"}],
                 )
-            number = (await registry.subject(SubjectType.CERTIFICATE, item.certificate_id,
-                                             loc=f"{loc}.certificate_id")).number
+            number = known.get(item.certificate_id)
+            if number is None:
+                found = await registry.subject(
+                    SubjectType.CERTIFICATE, item.certificate_id, loc=f"{loc}.certificate_id"
+                )
+                number = found.number
         elif item.certificate_id is not None:
             raise UnprocessableEntity(
                 f"A {item.kind} names no certificate.",
                 errors=[{"loc": f"{loc}.certificate_id", "message": "not allowed", "type": "extra"}],
             )
-        items.append({"kind": item.kind, "amount": item.amount, "certificate_id": item.certificate_id,
-                      "certificate_number": number})
+        items.append(
+            {
+                "kind": item.kind,
+                "amount": item.amount,
+                "certificate_id": item.certificate_id,
+                "certificate_number": number,
+            }
+        )
     return items
 
 
-async def _store_penalties(session: AsyncSession, case: Case, stage: str, items: list[dict[str, Any]]) -> list[PenaltyItem]:
+async def _store_penalties(
+    session: AsyncSession, case: Case, stage: str, items: list[dict[str, Any]]
+) -> list[PenaltyItem]:
     await repo.drop_penalties(session, case.id, stage)  # type: ignore[arg-type]
     stored = []
     for item in items:
         stored.append(
             await repo.add(
                 session,
-                PenaltyItem(case_id=case.id, stage=stage, kind=item["kind"], amount_initial=item["amount"],
-                            amount_current=item["amount"], certificate_id=item["certificate_id"],
-                            certificate_number=item["certificate_number"]),
+                PenaltyItem(
+                    case_id=case.id,
+                    stage=stage,
+                    kind=item["kind"],
+                    amount_initial=item["amount"],
+                    amount_current=item["amount"],
+                    certificate_id=item["certificate_id"],
+                    certificate_number=item["certificate_number"],
+                ),
             )
         )
         if item["certificate_id"] is not None:
-            await _concern(session, case, SubjectType.CERTIFICATE, item["certificate_id"], item["certificate_number"])
+            await _concern(
+                session, case, SubjectType.CERTIFICATE, item["certificate_id"], item["certificate_number"]
+            )
     return stored
 
 
-async def _concern(session: AsyncSession, case: Case, subject_type: str, subject_id: int, number: str | None) -> None:
+async def _concern(
+    session: AsyncSession, case: Case, subject_type: str, subject_id: int, number: str | None
+) -> None:
     from sqlalchemy import text
 
     await session.execute(
-        text("INSERT INTO case_subject (case_id, subject_type, subject_id, name, number) "
-             "VALUES (:c, :t, :i, :n, :num) ON CONFLICT DO NOTHING"),
-        {"c": case.id, "t": subject_type, "i": subject_id, "n": number or f"{subject_type} {subject_id}", "num": number},
+        text(
+            "INSERT INTO case_subject (case_id, subject_type, subject_id, name, number) "
+            "VALUES (:c, :t, :i, :n, :num) ON CONFLICT DO NOTHING"
+        ),
+        {
+            "c": case.id,
+            "t": subject_type,
+            "i": subject_id,
+            "n": number or f"{subject_type} {subject_id}",
+            "num": number,
+        },
     )
 
 
@@ -747,7 +925,9 @@ async def _flags(session: AsyncSession, case: Case, items: list[dict[str, Any]])
         "items": _catalogue_items(items),
     }
     level = bureau_level_of(case.bureau_path)
-    review = await legal_review_check(session, bureau_level=level, categories=set(case.legal_review_categories), **kwargs)
+    review = await legal_review_check(
+        session, bureau_level=level, categories=set(case.legal_review_categories), **kwargs
+    )
     filing = await filing_check(session, bureau_level=level, circumstances=set(case.circumstances), **kwargs)
     hearing = await hearing_check(session, **kwargs)
     case.needs_legal_review = review.required
@@ -776,7 +956,11 @@ async def take_case_step(
     actor = await actor_for(registry, principal, data.step)
     officers = await repo.all_officers(session, case.id)  # type: ignore[arg-type]
     current_ids = {o.officer_id for o in officers if o.released_on is None}
-    if data.step in CASE_OFFICER_STEPS and actor.officer_id is not None and actor.officer_id not in current_ids:
+    if (
+        data.step in CASE_OFFICER_STEPS
+        and actor.officer_id is not None
+        and actor.officer_id not in current_ids
+    ):
         raise Forbidden(f"The step {data.step} is taken by an officer of the case.", slug="not-case-officer")
     if data.step in REVIEW_STEPS and actor.officer_id in {o.officer_id for o in officers}:
         raise Forbidden("An officer of the case never reviews it.", slug="reviewer-is-case-officer")
@@ -791,8 +975,18 @@ async def take_case_step(
         case.state = transition.target
     _bump(case)
     await _refresh_case_due(session, case)
-    await _record(session, actor, data.step, on, case=case, from_state=before, to_state=case.state, reason=data.reason,
-                  legal_basis=data.legal_basis, details=details)
+    await _record(
+        session,
+        actor,
+        data.step,
+        on,
+        case=case,
+        from_state=before,
+        to_state=case.state,
+        reason=data.reason,
+        legal_basis=data.legal_basis,
+        details=details,
+    )
     await audit.record(session, principal, f"case.{data.step}", "case", case.id, data.model_dump(mode="json"))
     await events.case_changed(session, case)
     if data.step == CaseStep.REQUEST_REVIEW and case.review_kind == "legal":
@@ -849,8 +1043,11 @@ async def _transfer(session, registry, case, data, on, officer_ids) -> dict[str,
 
 
 async def _propose(session, registry, case: Case, data: CaseTransition) -> dict[str, Any]:
-    violation = await get_violation(session, data.violation_code or case.violation_code or "",
-                                    data.violation_regulation or case.violation_regulation)
+    violation = await get_violation(
+        session,
+        data.violation_code or case.violation_code or "",
+        data.violation_regulation or case.violation_regulation,
+    )
     case.violation_code = violation.code
     case.violation_regulation = violation.regulation
     if data.goods_value is not None:
@@ -861,8 +1058,10 @@ async def _propose(session, registry, case: Case, data: CaseTransition) -> dict[
         case.circumstances = sorted(set(data.circumstances))
     items = await _check_penalties(session, registry, case, data.penalties or [], violation, case.goods_value)
     if not items:
-        raise UnprocessableEntity("A proposal names at least one sanction.",
-                                  errors=[{"loc": "body.penalties", "message": "at least one", "type": "too_short"}])
+        raise UnprocessableEntity(
+            "A proposal names at least one sanction.",
+            errors=[{"loc": "body.penalties", "message": "at least one", "type": "too_short"}],
+        )
     await _store_penalties(session, case, "proposed", items)
     return await _flags(session, case, items)
 
@@ -907,7 +1106,9 @@ async def _notify(session, registry, case, data, on, officer_ids) -> dict[str, A
 
 async def _answer_window(session, case: Case) -> date:
     assert case.notice_served_on is not None
-    return (await compute_deadline(session, "prior_notice_answer", case.notice_served_on, rule_set=case.rule_set)).due
+    return (
+        await compute_deadline(session, "prior_notice_answer", case.notice_served_on, rule_set=case.rule_set)
+    ).due
 
 
 async def _request_hearing(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
@@ -918,8 +1119,11 @@ async def _request_hearing(session, registry, case, data, on, officer_ids) -> di
         )
     due = await _answer_window(session, case)
     if on > due:
-        raise Conflict(f"A hearing is asked within the answer window, which ended on {due}.",
-                       slug="hearing-request-late", window_ended_on=due.isoformat())
+        raise Conflict(
+            f"A hearing is asked within the answer window, which ended on {due}.",
+            slug="hearing-request-late",
+            window_ended_on=due.isoformat(),
+        )
     case.hearing_requested_on = on
     await repo.add(session, ExcludedInterval(case_id=case.id, kind="hearing", starts_on=on, note=data.reason))
     return {"window_ends_on": due.isoformat()}
@@ -960,7 +1164,10 @@ async def _gate_decision(session, case: Case, data: CaseTransition, on: date) ->
     if data.statement_waived:
         case.statement_waived = True
     if case.needs_legal_review:
-        if case.review_kind != "legal" or case.review_state not in {ReviewState.AGREED, ReviewState.CORRECTED}:
+        if case.review_kind != "legal" or case.review_state not in {
+            ReviewState.AGREED,
+            ReviewState.CORRECTED,
+        }:
             raise Conflict(
                 "A major case is decided only after the legal-affairs body's legal review (法制审核) agreed.",
                 slug="legal-review-required",
@@ -979,8 +1186,10 @@ async def _decide(session, registry, case, data, on, officer_ids) -> dict[str, A
     violation = await get_violation(session, case.violation_code or "", case.violation_regulation)
     items = await _check_penalties(session, registry, case, data.penalties or [], violation, case.goods_value)
     if not items:
-        raise UnprocessableEntity("A penalty decision names at least one sanction.",
-                                  errors=[{"loc": "body.penalties", "message": "at least one", "type": "too_short"}])
+        raise UnprocessableEntity(
+            "A penalty decision names at least one sanction.",
+            errors=[{"loc": "body.penalties", "message": "at least one", "type": "too_short"}],
+        )
     flags = await _flags(session, case, items)
     await _gate_decision(session, case, data, on)
     await _store_penalties(session, case, "decided", items)
@@ -1006,11 +1215,17 @@ async def _serve(session, registry, case, data, on, officer_ids) -> dict[str, An
     case.service_method = data.service_method
     if data.service_method == "public_notice":
         # Public notice counts as served once its period has passed (公告送达).
-        days = (await _rule(session, "service_of_decision", case.rule_set))
+        days = await _rule(session, "service_of_decision", case.rule_set)
         case.served_on = on + timedelta(days=30)
-        await repo.add(session, ExcludedInterval(case_id=case.id, kind="public_notice", starts_on=on,
-                                                 ends_on=case.served_on))
-        return {"public_notice_from": on.isoformat(), "served_on": case.served_on.isoformat(), "rule": days.code}
+        await repo.add(
+            session,
+            ExcludedInterval(case_id=case.id, kind="public_notice", starts_on=on, ends_on=case.served_on),
+        )
+        return {
+            "public_notice_from": on.isoformat(),
+            "served_on": case.served_on.isoformat(),
+            "rule": days.code,
+        }
     case.served_on = on
     if case.decision_kind != DecisionKind.PENALTY or case.fine_current == 0:
         case.execution_completed_on = on
@@ -1021,7 +1236,8 @@ async def _close(session, registry, case, data, on, officer_ids) -> dict[str, An
     fine, surcharge = await _outstanding(session, case)
     if fine > 0 or surcharge > 0:
         raise Conflict(
-            f"The decision is not executed: {fine} yuan of the fine and {surcharge} yuan of surcharge are owed.",
+            f"The decision is not executed: {fine} yuan of the fine and {surcharge} yuan of surcharge "
+            "are owed.",
             slug="execution-incomplete",
             fine_owed=str(fine),
             surcharge_owed=str(surcharge),
@@ -1031,8 +1247,10 @@ async def _close(session, registry, case, data, on, officer_ids) -> dict[str, An
 
 
 async def _publish(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
-    if case.procedure != Procedure.ORDINARY or case.decision_kind != DecisionKind.PENALTY or not await _publishable(
-        session, case
+    if (
+        case.procedure != Procedure.ORDINARY
+        or case.decision_kind != DecisionKind.PENALTY
+        or not await _publishable(session, case)
     ):
         raise Conflict(
             "Only ordinary-procedure penalty decisions other than a warning are published (公示).",
@@ -1128,18 +1346,38 @@ async def decide_on_the_spot(
             slug="simple-procedure-limit",
             reasons=check.reasons,
         )
-    await repo.add(session, CaseSubject(case_id=case.id, subject_type=data.subject_type, subject_id=data.subject_id,
-                                        name=subject.name, number=subject.number))
-    await _assign(session, registry, principal, case, data.officer_ids, on, reason="on the spot", loc="body.officer_ids")
+    await repo.add(
+        session,
+        CaseSubject(
+            case_id=case.id,
+            subject_type=data.subject_type,
+            subject_id=data.subject_id,
+            name=subject.name,
+            number=subject.number,
+        ),
+    )
+    await _assign(
+        session, registry, principal, case, data.officer_ids, on, reason="on the spot", loc="body.officer_ids"
+    )
     if len(await repo.current_officers(session, case.id)) < MIN_CASE_OFFICERS:  # type: ignore[arg-type]
         raise Conflict(f"At least {MIN_CASE_OFFICERS} officers act on the spot.", slug="too-few-officers")
     await _store_penalties(session, case, "decided", items)
     fine = sum((i["amount"] for i in items if i["kind"] == PenaltyKind.FINE), Decimal("0"))
     case.fine_decided = case.fine_current = fine
     await _refresh_case_due(session, case)
-    await _record(session, actor, "decide_on_the_spot", on, case=case, to_state=case.state, legal_basis=data.legal_basis,
-                  details={"number": case.number, "fine": str(fine)})
-    await audit.record(session, principal, "case.decided_on_the_spot", "case", case.id, data.model_dump(mode="json"))
+    await _record(
+        session,
+        actor,
+        "decide_on_the_spot",
+        on,
+        case=case,
+        to_state=case.state,
+        legal_basis=data.legal_basis,
+        details={"number": case.number, "fine": str(fine)},
+    )
+    await audit.record(
+        session, principal, "case.decided_on_the_spot", "case", case.id, data.model_dump(mode="json")
+    )
     await events.case_changed(session, case)
     return case
 
@@ -1148,24 +1386,46 @@ async def decide_on_the_spot(
 
 
 async def add_evidence(
-    session: AsyncSession, audit: AuditLog, registry: RegistryClient, principal: Principal, case: Case,
+    session: AsyncSession,
+    audit: AuditLog,
+    registry: RegistryClient,
+    principal: Principal,
+    case: Case,
     data: EvidenceCreate,
 ) -> Evidence:
     if case.state not in {CaseState.OPENED, CaseState.INVESTIGATING, CaseState.SUSPENDED}:
-        raise Conflict("Evidence is registered while the case is investigated.", slug="case-not-investigating",
-                       state=case.state)
+        raise Conflict(
+            "Evidence is registered while the case is investigated.",
+            slug="case-not-investigating",
+            state=case.state,
+        )
     actor = await actor_for(registry, principal, "register_evidence")
     current = {o.officer_id for o in await repo.current_officers(session, case.id)}  # type: ignore[arg-type]
     if actor.officer_id is not None and actor.officer_id not in current:
         raise Forbidden("Evidence is registered by an officer of the case.", slug="not-case-officer")
     if data.measure != "none" and data.measure_started_on is None:
         raise _missing("measure_started_on", "register_evidence")
-    row = await repo.add(session, Evidence(case_id=case.id, recorded_by=principal.account_id, **data.model_dump()))
-    await _record(session, actor, "register_evidence", data.collected_on if data.collected_on >= case.opened_on
-                  else case.opened_on, case=case, from_state=case.state, to_state=case.state,
-                  details={"evidence_id": row.id, "kind": data.kind, "measure": data.measure})
-    await audit.record(session, principal, "case.evidence_registered", "case", case.id,
-                       {"evidence_id": row.id, **data.model_dump(mode="json")})
+    row = await repo.add(
+        session, Evidence(case_id=case.id, recorded_by=principal.account_id, **data.model_dump())
+    )
+    await _record(
+        session,
+        actor,
+        "register_evidence",
+        data.collected_on if data.collected_on >= case.opened_on else case.opened_on,
+        case=case,
+        from_state=case.state,
+        to_state=case.state,
+        details={"evidence_id": row.id, "kind": data.kind, "measure": data.measure},
+    )
+    await audit.record(
+        session,
+        principal,
+        "case.evidence_registered",
+        "case",
+        case.id,
+        {"evidence_id": row.id, **data.model_dump(mode="json")},
+    )
     return row
 
 
@@ -1179,20 +1439,30 @@ async def evidence_due(session: AsyncSession, case: Case, row: Evidence) -> date
 
 
 async def record_payment(
-    session: AsyncSession, audit: AuditLog, registry: RegistryClient, principal: Principal, case: Case,
+    session: AsyncSession,
+    audit: AuditLog,
+    registry: RegistryClient,
+    principal: Principal,
+    case: Case,
     data: PaymentCreate,
 ) -> Payment:
     if case.state not in {CaseState.SERVED, CaseState.EXECUTING}:
-        raise Conflict("Payments are recorded once the decision is served.", slug="case-not-executing",
-                       state=case.state)
+        raise Conflict(
+            "Payments are recorded once the decision is served.", slug="case-not-executing", state=case.state
+        )
     actor = await actor_for(registry, principal, CaseStep.RECORD_PAYMENT)
     on = _step_date(data.paid_on, case.served_on)
     fine_owed, surcharge_owed = await _outstanding(session, case)
     owed = fine_owed if data.kind == "fine" else surcharge_owed
     if data.amount > owed:
-        raise Conflict(f"{data.amount} yuan exceeds the {data.kind} owed ({owed} yuan).", slug="overpayment",
-                       owed=str(owed))
-    payment = await repo.add(session, Payment(case_id=case.id, recorded_by=principal.account_id, **data.model_dump()))
+        raise Conflict(
+            f"{data.amount} yuan exceeds the {data.kind} owed ({owed} yuan).",
+            slug="overpayment",
+            owed=str(owed),
+        )
+    payment = await repo.add(
+        session, Payment(case_id=case.id, recorded_by=principal.account_id, **data.model_dump())
+    )
     case.paid_total += data.amount
     before = case.state
     case.state = CaseState.EXECUTING
@@ -1201,10 +1471,24 @@ async def record_payment(
         case.execution_completed_on = on
     _bump(case)
     await _refresh_case_due(session, case)
-    await _record(session, actor, CaseStep.RECORD_PAYMENT, on, case=case, from_state=before, to_state=case.state,
-                  details={"amount": str(data.amount), "kind": data.kind, "fine_owed": str(fine_owed),
-                           "surcharge_owed": str(surcharge_owed)})
-    await audit.record(session, principal, "case.payment_recorded", "case", case.id, data.model_dump(mode="json"))
+    await _record(
+        session,
+        actor,
+        CaseStep.RECORD_PAYMENT,
+        on,
+        case=case,
+        from_state=before,
+        to_state=case.state,
+        details={
+            "amount": str(data.amount),
+            "kind": data.kind,
+            "fine_owed": str(fine_owed),
+            "surcharge_owed": str(surcharge_owed),
+        },
+    )
+    await audit.record(
+        session, principal, "case.payment_recorded", "case", case.id, data.model_dump(mode="json")
+    )
     await events.case_changed(session, case)
     return payment
 
@@ -1212,8 +1496,9 @@ async def record_payment(
 # --- answers from other services ---------------------------------------------------
 
 
-async def apply_registry_answer(session: AsyncSession, audit: AuditLog, event_id: str, applied: bool,
-                                reason: str, principal: Principal) -> bool:
+async def apply_registry_answer(
+    session: AsyncSession, audit: AuditLog, event_id: str, applied: bool, reason: str, principal: Principal
+) -> bool:
     """The registry's answer to a certificate action: shown on the penalty item and the timeline."""
     item = await repo.penalty_by_event(session, event_id)
     if item is None:
@@ -1223,17 +1508,38 @@ async def apply_registry_answer(session: AsyncSession, audit: AuditLog, event_id
     case = await repo.lock_case(session, item.case_id)
     assert case is not None
     _bump(case)
-    await _record(session, Actor(principal), "registry_answered", today(), case=case, from_state=case.state,
-                  to_state=case.state, reason=reason,
-                  details={"certificate_number": item.certificate_number, "applied": applied, "event_id": event_id})
-    await audit.record(session, principal, "case.registry_answered", "case", case.id,
-                       {"event_id": event_id, "applied": applied, "reason": reason})
+    await _record(
+        session,
+        Actor(principal),
+        "registry_answered",
+        today(),
+        case=case,
+        from_state=case.state,
+        to_state=case.state,
+        reason=reason,
+        details={"certificate_number": item.certificate_number, "applied": applied, "event_id": event_id},
+    )
+    await audit.record(
+        session,
+        principal,
+        "case.registry_answered",
+        "case",
+        case.id,
+        {"event_id": event_id, "applied": applied, "reason": reason},
+    )
     await events.case_changed(session, case)
     return True
 
 
-async def apply_review_answer(session: AsyncSession, audit: AuditLog, registry: RegistryClient, principal: Principal,
-                              case: Case, outcome: str, reason: str | None) -> Case:
+async def apply_review_answer(
+    session: AsyncSession,
+    audit: AuditLog,
+    registry: RegistryClient,
+    principal: Principal,
+    case: Case,
+    outcome: str,
+    reason: str | None,
+) -> Case:
     """The legal-affairs body's answer to a legal review request (an event of the statistics service)."""
     step = CaseStep.REVIEW_AGREE if outcome == "approved" else CaseStep.REVIEW_RETURN
     data = CaseTransition(step=step, reason=reason or outcome)
@@ -1243,7 +1549,9 @@ async def apply_review_answer(session: AsyncSession, audit: AuditLog, registry: 
 # --- traceability --------------------------------------------------------------------
 
 
-async def chain_of(session: AsyncSession, principal: Principal, subject_type: str, subject_id: int) -> dict[str, Any]:
+async def chain_of(
+    session: AsyncSession, principal: Principal, subject_type: str, subject_id: int
+) -> dict[str, Any]:
     leads = await repo.leads_of_subject(session, subject_type, subject_id, principal.bureau_path)
     cases = await repo.cases_of_subject(session, subject_type, subject_id, principal.bureau_path)
     return {
@@ -1254,11 +1562,28 @@ async def chain_of(session: AsyncSession, principal: Principal, subject_type: st
     }
 
 
-async def note_on_case(session: AsyncSession, audit: AuditLog, principal: Principal, case: Case, step: str,
-                       reason: str | None, details: dict[str, Any], on: date) -> None:
+async def note_on_case(
+    session: AsyncSession,
+    audit: AuditLog,
+    principal: Principal,
+    case: Case,
+    step: str,
+    reason: str | None,
+    details: dict[str, Any],
+    on: date,
+) -> None:
     """An answer from another body shown on the case's timeline, its state unchanged."""
     _bump(case)
-    await _record(session, Actor(principal), step, on, case=case, from_state=case.state, to_state=case.state,
-                  reason=reason, details=details)
+    await _record(
+        session,
+        Actor(principal),
+        step,
+        on,
+        case=case,
+        from_state=case.state,
+        to_state=case.state,
+        reason=reason,
+        details=details,
+    )
     await audit.record(session, principal, f"case.{step}", "case", case.id, {"reason": reason, **details})
     await events.case_changed(session, case)

@@ -1,0 +1,108 @@
+"""A small world for the enforcement tests: a province with a city and a county bureau, the
+posts of the enforcement responsibility system with their steps, and officers holding them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from services.common.auth import Role
+from tests.conftest import auth
+from tests.factories import create_bureau, create_officer, create_provincial_unit, unique
+
+OFFICER_STEPS = [
+    "assign_officers",
+    "start_investigation",
+    "close_investigation",
+    "request_review",
+    "serve_prior_notice",
+    "request_hearing",
+    "conclude_hearing",
+    "serve_decision",
+    "record_payment",
+    "archive",
+    "publish",
+    "register_evidence",
+    "decide_on_the_spot",
+]
+HEAD_STEPS = [
+    "extend_lead_deadline",
+    "open_case",
+    "decline_lead",
+    "assign_officers",
+    "suspend_investigation",
+    "resume_investigation",
+    "terminate",
+    "transfer",
+    "extend_decision_deadline",
+    "decide",
+    "decide_no_penalty",
+    "close_case",
+]
+LEGAL_STEPS = ["review_agree", "review_correct", "review_return"]
+
+
+@dataclass
+class Person:
+    officer: dict
+    token: str
+
+    @property
+    def id(self) -> int:
+        return self.officer["id"]
+
+
+@dataclass
+class World:
+    province: dict
+    city: dict
+    county: dict
+    other_county: dict
+    officers: list[Person] = field(default_factory=list)  # enforcement officers of the county
+    head: Person | None = None
+    legal: Person | None = None
+    uncredentialed: Person | None = None
+    no_post: Person | None = None
+    stranger: Person | None = None  # an enforcement officer of a sibling county
+
+    def headers(self, person: Person) -> dict[str, str]:
+        return auth(person.token)
+
+
+async def _post(registry, token: str, bureau: dict, body: str, steps: list[str]) -> dict:
+    response = await registry.post(
+        f"/api/v1/registry/bureaus/{bureau['id']}/posts",
+        json={"body": body, "name": unique("岗位")[:30], "duties": "执法责任制", "steps": steps},
+        headers=auth(token),
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="session")
+async def world(registry, enforcement, token_for) -> World:
+    national = token_for()
+    province = await create_provincial_unit(registry, national, "quality")
+    city = await create_bureau(registry, national, province, "city", "130100")
+    county = await create_bureau(registry, national, city, "county", "130102")
+    other_county = await create_bureau(registry, national, city, "county", "130104")
+    officer_post = await _post(registry, national, county, "enforcement", OFFICER_STEPS)
+    head_post = await _post(registry, national, county, "enforcement", HEAD_STEPS)
+    legal_post = await _post(registry, national, city, "legal", LEGAL_STEPS)
+    other_post = await _post(registry, national, other_county, "enforcement", OFFICER_STEPS)
+
+    async def person(bureau, body, post, roles, credential=True) -> Person:
+        officer = await create_officer(
+            registry, national, bureau, body=body, credential=credential, **({"post_id": post["id"]} if post else {})
+        )
+        return Person(officer, token_for(bureau, roles=roles, officer_id=officer["id"], body=body))
+
+    w = World(province, city, county, other_county)
+    w.officers = [await person(county, "enforcement", officer_post, (Role.ENFORCEMENT,)) for _ in range(3)]
+    w.head = await person(county, "enforcement", head_post, (Role.HEAD,))
+    w.legal = await person(city, "legal", legal_post, (Role.LEGAL,))
+    w.uncredentialed = await person(county, "enforcement", officer_post, (Role.ENFORCEMENT,), credential=False)
+    w.no_post = await person(county, "enforcement", None, (Role.ENFORCEMENT, Role.HEAD))
+    w.stranger = await person(other_county, "enforcement", other_post, (Role.ENFORCEMENT,))
+    return w
