@@ -20,3 +20,8 @@ OutboxEvent = outbox_table(EnforcementModel.metadata)
 InboxEvent = inbox_table(EnforcementModel.metadata)
 OUTBOX = Outbox(OutboxEvent, "enforcement")
 INBOX = Inbox(InboxEvent)
+
+# The violation catalogue, thresholds and procedure rules (catalogue/).
+from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation  # noqa: E402
+
+__all__ = ["AUDIT", "INBOX", "OUTBOX", "PenaltyRule", "PenaltyThreshold", "Violation"]
