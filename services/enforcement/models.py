@@ -11,6 +11,8 @@ from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.enforcement.base import EnforcementModel
 
+# The violation catalogue, thresholds and procedure rules (catalogue/).
+from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation  # noqa: F401
 
 AuditEntry = audit_table(EnforcementModel.metadata)
 IdempotencyKey = idempotency_table(EnforcementModel.metadata)
@@ -20,8 +22,3 @@ OutboxEvent = outbox_table(EnforcementModel.metadata)
 InboxEvent = inbox_table(EnforcementModel.metadata)
 OUTBOX = Outbox(OutboxEvent, "enforcement")
 INBOX = Inbox(InboxEvent)
-
-# The violation catalogue, thresholds and procedure rules (catalogue/).
-from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation  # noqa: E402
-
-__all__ = ["AUDIT", "INBOX", "OUTBOX", "PenaltyRule", "PenaltyThreshold", "Violation"]

@@ -78,7 +78,9 @@ class PenaltyThreshold(EnforcementModel, table=True):
 
     id: int | None = id_column()
     kind: ThresholdKind = Field(sa_type=String(16))
-    province_bureau_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, index=True))
+    province_bureau_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True, index=True)
+    )
     bureau_level: BureauLevel | None = Field(default=None, sa_type=String(16), nullable=True)
     party_kind: str = Field(max_length=16)
     amount_at_least: Decimal = money_column()
