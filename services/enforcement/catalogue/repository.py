@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, func, insert, nulls_last, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation
@@ -135,6 +136,6 @@ async def rules_in_force(session: AsyncSession, on: date) -> dict[str, Any]:
         select(_rule.c.key, _rule.c.value)
         .where(or_(_rule.c.in_force_from.is_(None), _rule.c.in_force_from <= on))
         .order_by(_rule.c.key, nulls_last(_rule.c.in_force_from.desc()))
-        .distinct(_rule.c.key)
+        .ext(distinct_on(_rule.c.key))
     )
     return {r.key: r.value for r in (await session.exec(query)).all()}  # type: ignore[call-overload]

@@ -250,6 +250,7 @@ async def add_violation(
             slug="violation-exists",
         )
     violation = await repo.add(session, Violation(**data, created_by=principal.account_id))
+    await session.refresh(violation)  # the amounts as stored (numeric scale)
     await audit.record(
         session,
         principal,
