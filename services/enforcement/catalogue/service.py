@@ -448,7 +448,8 @@ async def late_payment_surcharge(
     session: AsyncSession, *, fine: Decimal, due: date, paid_on: date
 ) -> Decimal:
     """The late-payment surcharge (加处罚款): the daily rate of the fine for each day after ``due``,
-    capped at the cap multiple of the fine, rounded to the fen (ROUND_HALF_UP)."""
+    capped at the cap multiple of the fine, rounded to the fen (ROUND_HALF_UP); the rules are
+    those in force on ``due``. Paid on or before ``due``: nothing."""
     fine = Decimal(fine)
     if not fine.is_finite() or fine < 0:
         raise ValueError("a fine is a non-negative amount")
