@@ -6,8 +6,17 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.enforcement.cases.routes import router as cases_router
+from services.enforcement.catalogue.routes import routers as catalogue_routers
 from services.enforcement.config import EnforcementSettings, get_settings
 from services.enforcement.models import AUDIT, INBOX, OUTBOX
+
+# Unique constraints two concurrent writers can still hit after the service's own checks.
+CONSTRAINT_PROBLEMS = {
+    "uq_violation_regulation": (
+        "violation-exists",
+        "The regulation text already has a violation of that code.",
+    ),
+}
 
 
 def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
@@ -19,7 +28,8 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
             "leads, cases, case officers, evidence, decisions, service and execution."
         ),
         settings=settings or get_settings(),
-        routers=[cases_router],
+        routers=[cases_router, *catalogue_routers],
+        constraint_problems=CONSTRAINT_PROBLEMS,
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

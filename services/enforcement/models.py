@@ -10,6 +10,7 @@ from services.common.audit import AuditLog, audit_table
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.enforcement.base import EnforcementModel
+from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation
 from services.enforcement.cases.models import (
     BureauDocumentPrefix,
     Case,
@@ -39,7 +40,10 @@ __all__ = [
     "Lead",
     "Payment",
     "PenaltyItem",
+    "PenaltyRule",
+    "PenaltyThreshold",
     "ProcedureStep",
+    "Violation",
 ]
 
 AuditEntry = audit_table(EnforcementModel.metadata)
