@@ -10,6 +10,12 @@ from services.common.audit import AuditLog, audit_table
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.enforcement.base import EnforcementModel
+from services.enforcement.calendar.models import (  # noqa: F401  (calendar/: days and deadline rules)
+    CalendarDay,
+    CalendarYear,
+    DeadlineRule,
+    DeadlineRuleSet,
+)
 
 
 AuditEntry = audit_table(EnforcementModel.metadata)
