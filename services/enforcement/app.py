@@ -5,8 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.enforcement.calendar.routes import router as calendar_router
 from services.enforcement.config import EnforcementSettings, get_settings
 from services.enforcement.models import AUDIT, INBOX, OUTBOX
+
+# Unique constraints two concurrent writers can still hit after the service's own checks.
+CONSTRAINT_PROBLEMS = {
+    "uq_deadline_rule_set_code": ("rule-set-exists", "A deadline rule set of that code exists already."),
+}
 
 
 def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
@@ -18,7 +24,9 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
             "leads, cases, case officers, evidence, decisions, service and execution."
         ),
         settings=settings or get_settings(),
+        routers=[calendar_router],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
+        constraint_problems=CONSTRAINT_PROBLEMS,
     )

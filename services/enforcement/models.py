@@ -17,7 +17,6 @@ from services.enforcement.calendar.models import (  # noqa: F401  (calendar/: da
     DeadlineRuleSet,
 )
 
-
 AuditEntry = audit_table(EnforcementModel.metadata)
 IdempotencyKey = idempotency_table(EnforcementModel.metadata)
 # The service's audit chain, here (not in app.py) so workers need no route module.

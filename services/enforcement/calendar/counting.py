@@ -128,7 +128,9 @@ class ExcludedPeriod:
 
     def __post_init__(self) -> None:
         if self.end is not None and self.end < self.start:
-            raise ValueError(f"excluded period {self.kind!r} ends ({self.end}) before it starts ({self.start})")
+            raise ValueError(
+                f"excluded period {self.kind!r} ends ({self.end}) before it starts ({self.start})"
+            )
 
     def explain(self) -> dict[str, Any]:
         return {

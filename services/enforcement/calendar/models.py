@@ -35,7 +35,9 @@ class CalendarDay(EnforcementModel, table=True):
 
     day: date = Field(sa_column=Column(Date, primary_key=True))
     year: int = Field(
-        sa_column=Column(Integer, ForeignKey("calendar_year.year", ondelete="CASCADE"), nullable=False, index=True)
+        sa_column=Column(
+            Integer, ForeignKey("calendar_year.year", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     kind: str = Field(sa_type=String(16))
     name: str = Field(max_length=100)
@@ -66,9 +68,7 @@ class DeadlineRule(EnforcementModel, table=True):
 
     id: int | None = id_column()
     rule_set: str = Field(
-        sa_column=Column(
-            String(40), ForeignKey("deadline_rule_set.code", ondelete="CASCADE"), nullable=False
-        )
+        sa_column=Column(String(40), ForeignKey("deadline_rule_set.code", ondelete="CASCADE"), nullable=False)
     )
     code: str = Field(max_length=64)
     starts_at: str = Field(max_length=200, description="What starts the deadline")
