@@ -51,6 +51,8 @@ class DeadlineRuleSet(EnforcementModel, table=True):
     id: int | None = id_column()
     code: str = Field(max_length=40, unique=True)
     title: str = Field(max_length=200)
+    # In force from this day (Asia/Shanghai); null: in force before any set with a date.
+    effective_from: date | None = Field(default=None, sa_type=Date)
     created_by: str = Field(max_length=64)
     created_at: datetime = instant_column()
 

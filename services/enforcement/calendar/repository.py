@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select as model_select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -77,13 +77,24 @@ async def replace_year(
         await session.exec(insert(_day).values(rows))
 
 
+# Newest first: the latest day in force, then the latest added (a set without a day came first).
+_NEWEST_FIRST = (_rule_set.c.effective_from.desc().nulls_last(), _rule_set.c.id.desc())
+
+
 async def rule_set_codes(session: AsyncSession) -> list[str]:
     """Every rule set, newest first."""
-    return list((await session.exec(select(_rule_set.c.code).order_by(_rule_set.c.id.desc()))).scalars())
+    return list((await session.exec(select(_rule_set.c.code).order_by(*_NEWEST_FIRST))).scalars())
 
 
-async def newest_rule_set(session: AsyncSession) -> str | None:
-    return (await session.exec(select(_rule_set.c.code).order_by(_rule_set.c.id.desc()).limit(1))).scalar()
+async def rule_set_in_force(session: AsyncSession, on: date) -> str | None:
+    """The newest rule set in force on ``on``."""
+    query = (
+        select(_rule_set.c.code)
+        .where(or_(_rule_set.c.effective_from.is_(None), _rule_set.c.effective_from <= on))
+        .order_by(*_NEWEST_FIRST)
+        .limit(1)
+    )
+    return (await session.exec(query)).scalar()
 
 
 async def rule_set(session: AsyncSession, code: str) -> DeadlineRuleSet | None:

@@ -121,8 +121,8 @@ async def put_calendar_year(
     description=(
         "The procedural deadlines (办案期限) of a rule set: what starts each, how many days, working "
         "days (工作日), calendar days (自然日) or working days before an event, the extension and who "
-        "approves it, the periods not counted. Without `rule_set`, the newest set, under which new "
-        "cases are opened; `rule_sets` lists every set."
+        "approves it, the periods not counted. Without `rule_set`, the newest set in force, under "
+        "which cases are opened today; `rule_sets` lists every set."
     ),
     responses=problem_responses(404),
 )
@@ -140,10 +140,10 @@ async def get_deadline_rules(
     status_code=status.HTTP_201_CREATED,
     summary="Add a new version of the deadline rules",
     description=(
-        "Adds a rule set (办案期限规则), the whole set at once; it becomes the newest, under which new "
-        "cases are opened, while a case keeps the set it was opened under. It must name every rule of "
-        "the current set, each once (422). A code taken answers 409 `/problems/rule-set-exists`. "
-        "Audited. National administrators only."
+        "Adds a rule set (办案期限规则), the whole set at once, in force from `effective_from` (today if "
+        "left out): cases opened from then on are opened under it, while a case keeps the set it was "
+        "opened under. It must name every rule of the current set, each once (422). A code taken "
+        "answers 409 `/problems/rule-set-exists`. Audited. National administrators only."
     ),
     responses=problem_responses(403, 409),
 )

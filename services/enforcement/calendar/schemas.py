@@ -117,6 +117,11 @@ class DeadlineRuleSetCreate(InputModel):
 
     code: Code = Field(max_length=40, examples=["samr-2027"])
     title: Annotated[Text, Field(max_length=200)] = Field(examples=["Procedure rules, 2027 text"])
+    effective_from: LegalDate | None = Field(
+        default=None,
+        description="The day the set comes into force (today if left out); cases opened from then use it",
+        examples=["2027-01-01"],
+    )
     rules: list[DeadlineRuleIn] = Field(min_length=1, max_length=MAX_RULES)
 
 
@@ -134,10 +139,15 @@ class DeadlineRuleRead(BaseModel):
 class DeadlineRuleSetRead(BaseModel):
     code: str
     title: str
-    current: bool = Field(description="Whether new cases are opened under this set (the newest)")
+    effective_from: date | None = Field(
+        description="In force from (null: the first set, in force before any other)"
+    )
+    current: bool = Field(
+        description="Whether cases opened today are opened under this set (the newest in force)"
+    )
     created_by: str
     created_at: datetime
-    rule_sets: list[str] = Field(description="Every rule set, newest first")
+    rule_sets: list[str] = Field(description="Every rule set, the latest in force first")
     rules: list[DeadlineRuleRead]
 
 

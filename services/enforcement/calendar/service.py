@@ -95,11 +95,12 @@ def _field_error(loc: str, message: str, kind: str) -> dict[str, str]:
 # Deadline rules
 
 
-async def current_rule_set(session: AsyncSession) -> str:
-    """The newest rule set's code: a case opened now keeps it for all its deadlines."""
-    code = await repo.newest_rule_set(session)
-    if code is None:  # the migration seeds one; an empty table is a broken database
-        raise DeadlineRuleNotFound("No deadline rule set is stored.")
+async def current_rule_set(session: AsyncSession, on: date | None = None) -> str:
+    """The code of the newest rule set in force on ``on`` (today, Asia/Shanghai, if None):
+    a case opened then keeps it for all its deadlines."""
+    code = await repo.rule_set_in_force(session, on or shanghai_today())
+    if code is None:  # the migration seeds one in force from the start: a broken database
+        raise DeadlineRuleNotFound("No deadline rule set is in force.")
     return code
 
 
@@ -119,16 +120,16 @@ async def deadline_rule(session: AsyncSession, rule: str, rule_set: str | None =
 
 
 async def rule_set_read(session: AsyncSession, code: str | None) -> DeadlineRuleSetRead:
-    codes = await repo.rule_set_codes(session)
-    wanted = code or (codes[0] if codes else None)
-    found = await repo.rule_set(session, wanted) if wanted else None
+    current = await current_rule_set(session)
+    found = await repo.rule_set(session, code or current)
     if found is None:
         raise DeadlineRuleNotFound(f"No deadline rule set {code!r}.", rule_set=code)
     rules = await repo.rules_of(session, found.code)
+    codes = await repo.rule_set_codes(session)
     return DeadlineRuleSetRead.model_validate(
         {
             **found.model_dump(),
-            "current": found.code == codes[0],
+            "current": found.code == current,
             "rule_sets": codes,
             "rules": [r.model_dump() for r in rules],
         }
@@ -138,8 +139,9 @@ async def rule_set_read(session: AsyncSession, code: str | None) -> DeadlineRule
 async def create_rule_set(
     session: AsyncSession, audit: AuditLog, principal: Principal, data: DeadlineRuleSetCreate
 ) -> DeadlineRuleSetRead:
-    """Adds a rule set; it becomes the newest. It must keep every rule code of the current set
-    (the procedure asks for each of them by code), and name each rule once."""
+    """Adds a rule set, in force from its ``effective_from`` (from now if None): from then on new
+    cases are opened under it. It must keep every rule code of the current set (the procedure
+    asks for each of them by code), and name each rule once."""
     errors = []
     seen: set[str] = set()
     for i, r in enumerate(data.rules):
@@ -148,8 +150,8 @@ async def create_rule_set(
                 _field_error(f"body.rules.{i}.code", f"Rule {r.code!r} is named twice.", "duplicate_rule")
             )
         seen.add(r.code)
-    current = await repo.newest_rule_set(session)
-    if current is not None:
+    current = await current_rule_set(session)
+    if current:
         missing = sorted({r.code for r in await repo.rules_of(session, current)} - seen)
         if missing:
             errors.append(
@@ -167,7 +169,12 @@ async def create_rule_set(
         )
     await repo.add_rule_set(
         session,
-        DeadlineRuleSet(code=data.code, title=data.title, created_by=principal.account_id),
+        DeadlineRuleSet(
+            code=data.code,
+            title=data.title,
+            effective_from=data.effective_from or shanghai_today(),
+            created_by=principal.account_id,
+        ),
         [DeadlineRule(rule_set=data.code, **r.model_dump(mode="json")) for r in data.rules],
     )
     await audit.record(
@@ -176,7 +183,11 @@ async def create_rule_set(
         "deadline_rule_set.created",
         "deadline_rule_set",
         data.code,
-        {"title": data.title, "rules": [r.model_dump(mode="json") for r in data.rules]},
+        {
+            "title": data.title,
+            "effective_from": (data.effective_from or shanghai_today()).isoformat(),
+            "rules": [r.model_dump(mode="json") for r in data.rules],
+        },
     )
     return await rule_set_read(session, data.code)
 

@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("effective_from", sa.Date(), nullable=True),
         sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deadline_rule_set")),
@@ -106,7 +107,15 @@ def upgrade() -> None:
     )
     op.bulk_insert(
         rule_sets,
-        [{"code": RULE_SET, "title": RULE_SET_TITLE, "created_by": "migration", "created_at": datetime.now(UTC)}],
+        [
+            {
+                "code": RULE_SET,
+                "title": RULE_SET_TITLE,
+                "effective_from": None,  # the first set: in force before any later one
+                "created_by": "migration",
+                "created_at": datetime.now(UTC),
+            }
+        ],
     )
     op.bulk_insert(rules, _rules())
 
