@@ -143,6 +143,15 @@ async def create_rule_set(
     cases are opened under it. It must keep every rule code of the current set (the procedure
     asks for each of them by code), and name each rule once."""
     errors = []
+    if data.effective_from is not None and data.effective_from < shanghai_today():
+        # Which set was in force on a past day stays what it was.
+        errors.append(
+            _field_error(
+                "body.effective_from",
+                f"A rule set comes into force today ({shanghai_today()}, Asia/Shanghai) or later.",
+                "date_in_past",
+            )
+        )
     seen: set[str] = set()
     for i, r in enumerate(data.rules):
         if r.code in seen:
