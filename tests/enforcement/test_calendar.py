@@ -17,6 +17,7 @@ from services.enforcement.calendar.counting import (
 )
 from services.registry.models import NATIONAL_BUREAU_ID
 from tests.conftest import assert_problem, auth
+from tests.factories import audit_entries
 
 CALENDAR = "/api/v1/enforcement/calendar"
 PROVINCIAL = {"id": 990001, "path": f"{NATIONAL_BUREAU_ID}.990001."}
@@ -126,6 +127,9 @@ class TestLoadYear:
         assert resp.status_code == 200, resp.text
         read = await enforcement.get(f"{CALENDAR}/{YEAR_LOADED}", headers=admin)
         assert read.json()["working_days"] == [] and len(read.json()["holidays"]) == 8
+        entries = await audit_entries(enforcement, "calendar_year", YEAR_LOADED)
+        assert [e["action"] for e in entries] == ["calendar.year.loaded"] * 2
+        assert entries[0]["data"]["working_days"][0] == {"date": "2043-02-07", "name": "Spring Festival"}
 
     async def test_builtin_year_refused(self, enforcement, token_for):
         data = {

@@ -19,6 +19,7 @@ from services.enforcement.calendar.counting import (
 )
 from services.registry.models import NATIONAL_BUREAU_ID
 from tests.conftest import assert_problem, auth
+from tests.factories import audit_entries
 
 RULES = "/api/v1/enforcement/deadline-rules"
 CALENDAR = "/api/v1/enforcement/calendar"
@@ -335,6 +336,8 @@ class TestRuleSets:
         assert resp.status_code == 201, resp.text
         assert resp.json()["code"] == code and not resp.json()["current"]
         assert resp.json()["effective_from"] == "2046-01-01"
+        entries = await audit_entries(enforcement, "deadline_rule_set", code)
+        assert [e["action"] for e in entries] == ["deadline_rule_set.created"]
         # Not in force yet: today's cases keep the seeded set.
         current = await enforcement.get(RULES, headers=auth(token_for()))
         assert current.json()["code"] != code

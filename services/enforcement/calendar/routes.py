@@ -71,7 +71,7 @@ def _excluded_periods(values: list[str]) -> list[ExcludedPeriod]:
     ),
     responses=problem_responses(),
 )
-async def get_coverage(session: ReadSessionDep, principal: PrincipalDep) -> CalendarCoverage:
+async def read_calendar_coverage(session: ReadSessionDep, principal: PrincipalDep) -> CalendarCoverage:
     return await service.coverage(session)
 
 
@@ -86,7 +86,7 @@ async def get_coverage(session: ReadSessionDep, principal: PrincipalDep) -> Cale
     ),
     responses=problem_responses(404),
 )
-async def get_calendar_year(
+async def read_calendar_year(
     session: ReadSessionDep, principal: PrincipalDep, year: YearPath
 ) -> CalendarYearRead:
     return await service.calendar_year(session, year)
@@ -106,7 +106,7 @@ async def get_calendar_year(
     ),
     responses=problem_responses(403, 409),
 )
-async def put_calendar_year(
+async def load_calendar_year(
     session: SessionDep, audit: AuditDep, principal: NationalAdmin, year: YearPath, data: CalendarYearLoad
 ) -> CalendarYearRead:
     stored = await service.load_year(session, audit, principal, year, data)
@@ -126,7 +126,7 @@ async def put_calendar_year(
     ),
     responses=problem_responses(404),
 )
-async def get_deadline_rules(
+async def read_deadline_rules(
     session: ReadSessionDep,
     principal: PrincipalDep,
     rule_set: Annotated[str | None, Query(max_length=40, description="A rule set's code")] = None,
@@ -147,7 +147,7 @@ async def get_deadline_rules(
     ),
     responses=problem_responses(403, 409),
 )
-async def post_deadline_rules(
+async def add_deadline_rule_set(
     session: SessionDep, audit: AuditDep, principal: NationalAdmin, data: DeadlineRuleSetCreate
 ) -> DeadlineRuleSetRead:
     created = await service.create_rule_set(session, audit, principal, data)
@@ -170,7 +170,7 @@ async def post_deadline_rules(
     ),
     responses=problem_responses(404, 409),
 )
-async def get_due(
+async def preview_deadline(
     session: ReadSessionDep,
     principal: PrincipalDep,
     code: Annotated[str, Path(max_length=64, description="The rule's code, e.g. `decision`")],
