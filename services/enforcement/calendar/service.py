@@ -15,6 +15,7 @@ Functions here never commit.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -264,8 +265,9 @@ async def compute_deadline(
             as_of=as_of,
         ),
     )
-    deadline.notes.update(extension_allowed=found.extension_days, extension_needs=found.extension_needs)
-    return deadline
+    return replace(
+        deadline, notes={"extension_allowed": found.extension_days, "extension_needs": found.extension_needs}
+    )
 
 
 # ---------------------------------------------------------------------------------------
