@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.enforcement.calendar.routes import router as calendar_router
 from services.enforcement.cases.routes import router as cases_router
 from services.enforcement.catalogue.routes import routers as catalogue_routers
 from services.enforcement.config import EnforcementSettings, get_settings
@@ -16,6 +17,7 @@ CONSTRAINT_PROBLEMS = {
         "violation-exists",
         "The regulation text already has a violation of that code.",
     ),
+    "uq_deadline_rule_set_code": ("rule-set-exists", "A deadline rule set of that code exists already."),
 }
 
 
@@ -28,9 +30,10 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
             "leads, cases, case officers, evidence, decisions, service and execution."
         ),
         settings=settings or get_settings(),
-        routers=[cases_router, *catalogue_routers],
+        routers=[cases_router, *catalogue_routers, calendar_router],
         constraint_problems=CONSTRAINT_PROBLEMS,
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
+        constraint_problems=CONSTRAINT_PROBLEMS,
     )

@@ -10,7 +10,12 @@ from services.common.audit import AuditLog, audit_table
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.enforcement.base import EnforcementModel
-from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation
+from services.enforcement.calendar.models import (
+    CalendarDay,
+    CalendarYear,
+    DeadlineRule,
+    DeadlineRuleSet,
+)
 from services.enforcement.cases.models import (
     BureauDocumentPrefix,
     Case,
@@ -24,16 +29,21 @@ from services.enforcement.cases.models import (
     PenaltyItem,
     ProcedureStep,
 )
+from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation
 
 __all__ = [
     "AUDIT",
     "INBOX",
     "OUTBOX",
     "BureauDocumentPrefix",
+    "CalendarDay",
+    "CalendarYear",
     "Case",
     "CaseNumberCounter",
     "CaseOfficer",
     "CaseSubject",
+    "DeadlineRule",
+    "DeadlineRuleSet",
     "EnforcementModel",
     "Evidence",
     "ExcludedInterval",
@@ -45,6 +55,7 @@ __all__ = [
     "ProcedureStep",
     "Violation",
 ]
+
 
 AuditEntry = audit_table(EnforcementModel.metadata)
 IdempotencyKey = idempotency_table(EnforcementModel.metadata)

@@ -94,7 +94,12 @@ async def world(registry, enforcement, token_for) -> World:
 
     async def person(bureau, body, post, roles, credential=True) -> Person:
         officer = await create_officer(
-            registry, national, bureau, body=body, credential=credential, **({"post_id": post["id"]} if post else {})
+            registry,
+            national,
+            bureau,
+            body=body,
+            credential=credential,
+            **({"post_id": post["id"]} if post else {}),
         )
         return Person(officer, token_for(bureau, roles=roles, officer_id=officer["id"], body=body))
 
@@ -102,7 +107,9 @@ async def world(registry, enforcement, token_for) -> World:
     w.officers = [await person(county, "enforcement", officer_post, (Role.ENFORCEMENT,)) for _ in range(3)]
     w.head = await person(county, "enforcement", head_post, (Role.HEAD,))
     w.legal = await person(city, "legal", legal_post, (Role.LEGAL,))
-    w.uncredentialed = await person(county, "enforcement", officer_post, (Role.ENFORCEMENT,), credential=False)
+    w.uncredentialed = await person(
+        county, "enforcement", officer_post, (Role.ENFORCEMENT,), credential=False
+    )
     w.no_post = await person(county, "enforcement", None, (Role.ENFORCEMENT, Role.HEAD))
     w.stranger = await person(other_county, "enforcement", other_post, (Role.ENFORCEMENT,))
     return w

@@ -15,12 +15,19 @@ async def subjects(registry, world) -> dict:
     return await chain_of(registry, world.county)
 
 
-async def new_lead(enforcement, person, subject_type: str, subject_id: int, received_on: str = "2026-06-01",
-                   **extra) -> dict:
+async def new_lead(
+    enforcement, person, subject_type: str, subject_id: int, received_on: str = "2026-06-01", **extra
+) -> dict:
     response = await enforcement.post(
         f"{API}/leads",
-        json={"source": "complaint", "subject_type": subject_type, "subject_id": subject_id,
-              "summary": "举报：未经认证出厂销售", "received_on": received_on, **extra},
+        json={
+            "source": "complaint",
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "summary": "举报：未经认证出厂销售",
+            "received_on": received_on,
+            **extra,
+        },
         headers=auth(person.token),
     )
     assert response.status_code == 201, response.text
@@ -35,13 +42,30 @@ async def lead_step(enforcement, person, lead: dict, step: str, **fields) -> Any
     )
 
 
-async def open_case(enforcement, world, lead: dict, on: str = "2026-06-03", officers=None,
-                    certificate_ids=(), party_kind: str = "organisation") -> dict:
+async def open_case(
+    enforcement,
+    world,
+    lead: dict,
+    on: str = "2026-06-03",
+    officers=None,
+    certificate_ids=(),
+    party_kind: str = "organisation",
+) -> dict:
     officers = world.officers[:2] if officers is None else officers
     response = await lead_step(
-        enforcement, world.head, lead, "open_case", occurred_on=on, reason="初步查实，符合立案条件",
-        case={"title": "未经认证销售强制性认证产品案", "party_name": lead["subject_name"], "party_kind": party_kind,
-              "officer_ids": [p.id for p in officers], "certificate_ids": list(certificate_ids)},
+        enforcement,
+        world.head,
+        lead,
+        "open_case",
+        occurred_on=on,
+        reason="初步查实，符合立案条件",
+        case={
+            "title": "未经认证销售强制性认证产品案",
+            "party_name": lead["subject_name"],
+            "party_kind": party_kind,
+            "officer_ids": [p.id for p in officers],
+            "certificate_ids": list(certificate_ids),
+        },
     )
     assert response.status_code == 200, response.text
     case = await enforcement.get(response.headers["Location"], headers=auth(world.head.token))

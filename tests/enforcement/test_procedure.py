@@ -12,16 +12,25 @@ from tests.factories import rows_where
 VIOLATION = "uncertified-ccc-product"  # art. 66: fine 50,000–200,000 yuan
 
 
-async def investigated(enforcement, registry, world, *, amount="60000.00", penalties=None, party_kind="organisation"):
+async def investigated(
+    enforcement, registry, world, *, amount="60000.00", penalties=None, party_kind="organisation"
+):
     chain = await subjects(registry, world)
     lead = await new_lead(enforcement, world.officers[0], "enterprise", chain["enterprise"]["id"])
-    case = await open_case(enforcement, world, lead, certificate_ids=[chain["certificate"]["id"]],
-                           party_kind=party_kind)
+    case = await open_case(
+        enforcement, world, lead, certificate_ids=[chain["certificate"]["id"]], party_kind=party_kind
+    )
     case = await ok(enforcement, world.officers[0], case, "start_investigation", occurred_on="2026-06-05")
     case = await ok(
-        enforcement, world.officers[0], case, "close_investigation", occurred_on="2026-06-20",
-        facts="当事人生产销售未获强制性产品认证的电器", legal_basis="《认证认可条例》第六十六条",
-        violation_code=VIOLATION, penalties=penalties or [fine(amount)],
+        enforcement,
+        world.officers[0],
+        case,
+        "close_investigation",
+        occurred_on="2026-06-20",
+        facts="当事人生产销售未获强制性产品认证的电器",
+        legal_basis="《认证认可条例》第六十六条",
+        violation_code=VIOLATION,
+        penalties=penalties or [fine(amount)],
     )
     return case, chain, lead
 
@@ -35,14 +44,32 @@ class TestOrdinaryCase:
         assert case["needs_filing"] is True  # a county bureau's organisation fine of 50,000 or more
         case = await ok(enforcement, o1, case, "request_review", occurred_on="2026-06-21")
         assert case["review_state"] == "requested"
-        case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚")
+        case = await ok(
+            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚"
+        )
         case = await ok(enforcement, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
-        case = await ok(enforcement, world.head, case, "decide", occurred_on="2026-07-10",
-                        legal_basis="《认证认可条例》第六十六条", penalties=[fine("60000.00")])
-        assert (case["state"], case["fine_decided"], case["decision_kind"]) == ("decided", "60000.00", "penalty")
-        case = await ok(enforcement, o1, case, "serve_decision", occurred_on="2026-07-11", service_method="in_person")
-        paid = await enforcement.post(f"{API}/cases/{case['id']}/payments", headers=auth(o1.token),
-                                      json={"amount": "60000.00", "paid_on": "2026-07-20"})
+        case = await ok(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-07-10",
+            legal_basis="《认证认可条例》第六十六条",
+            penalties=[fine("60000.00")],
+        )
+        assert (case["state"], case["fine_decided"], case["decision_kind"]) == (
+            "decided",
+            "60000.00",
+            "penalty",
+        )
+        case = await ok(
+            enforcement, o1, case, "serve_decision", occurred_on="2026-07-11", service_method="in_person"
+        )
+        paid = await enforcement.post(
+            f"{API}/cases/{case['id']}/payments",
+            headers=auth(o1.token),
+            json={"amount": "60000.00", "paid_on": "2026-07-20"},
+        )
         assert paid.status_code == 201, paid.text
         case = await read_case(enforcement, o1, case)
         assert (case["state"], case["paid_total"]) == ("executing", "60000.00")
@@ -50,11 +77,22 @@ class TestOrdinaryCase:
         case = await ok(enforcement, o1, case, "publish", occurred_on="2026-07-22")
         assert case["state"] == "published"
 
-        timeline = (await enforcement.get(f"{API}/cases/{case['id']}/timeline", headers=auth(o1.token))).json()
+        timeline = (
+            await enforcement.get(f"{API}/cases/{case['id']}/timeline", headers=auth(o1.token))
+        ).json()
         steps = [e["step"] for e in timeline]
         assert steps == [
-            "register_lead", "open_case", "start_investigation", "close_investigation", "request_review",
-            "review_agree", "serve_prior_notice", "decide", "serve_decision", "record_payment", "close_case",
+            "register_lead",
+            "open_case",
+            "start_investigation",
+            "close_investigation",
+            "request_review",
+            "review_agree",
+            "serve_prior_notice",
+            "decide",
+            "serve_decision",
+            "record_payment",
+            "close_case",
             "publish",
         ]
         decide = timeline[steps.index("decide")]
@@ -62,8 +100,12 @@ class TestOrdinaryCase:
         assert (decide["from_state"], decide["to_state"]) == ("notified", "decided")
         assert decide["legal_basis"] == "《认证认可条例》第六十六条"
         assert [e["id"] for e in timeline] == sorted(e["id"] for e in timeline)
-        assert await rows_where(enforcement, OutboxEvent, type="enforcement.case.changed",
-                                aggregate_id=str(case["id"])) == 12 - 2  # each case change, not the lead's
+        assert (
+            await rows_where(
+                enforcement, OutboxEvent, type="enforcement.case.changed", aggregate_id=str(case["id"])
+            )
+            == 12 - 2
+        )  # each case change, not the lead's
 
     async def test_case_number_per_bureau_and_year(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)
@@ -71,15 +113,21 @@ class TestOrdinaryCase:
 
     async def test_every_step_named_who_and_under_which_post(self, enforcement, registry, world):
         case, _, lead = await investigated(enforcement, registry, world)
-        timeline = (await enforcement.get(f"{API}/cases/{case['id']}/timeline", headers=auth(world.head.token))).json()
+        timeline = (
+            await enforcement.get(f"{API}/cases/{case['id']}/timeline", headers=auth(world.head.token))
+        ).json()
         officer_steps = [e for e in timeline if e["step"] != "register_lead"]
         assert all(e["officer_id"] and e["post_id"] and e["post_name"] for e in officer_steps)
 
 
 class TestRefusals:
-    async def test_illegal_step_names_the_allowed_ones_and_changes_nothing(self, enforcement, registry, world):
+    async def test_illegal_step_names_the_allowed_ones_and_changes_nothing(
+        self, enforcement, registry, world
+    ):
         case, _, _ = await investigated(enforcement, registry, world)
-        response = await step(enforcement, world.head, case, "decide", legal_basis="x", penalties=[fine("60000.00")])
+        response = await step(
+            enforcement, world.head, case, "decide", legal_basis="x", penalties=[fine("60000.00")]
+        )
         problem = assert_problem(response, 409, "/problems/invalid-transition")
         assert problem["state"] == "investigation_closed"
         assert {"step": "decide_no_penalty", "target": "decided"} in problem["allowed"]
@@ -114,17 +162,24 @@ class TestRefusals:
 
     async def test_stale_and_missing_if_match(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)
-        stale = await step(enforcement, world.officers[0], {**case, "version": case["version"] - 1}, "request_review")
+        stale = await step(
+            enforcement, world.officers[0], {**case, "version": case["version"] - 1}, "request_review"
+        )
         assert_problem(stale, 412, "/problems/precondition-failed")
-        bare = await enforcement.post(f"{API}/cases/{case['id']}/transitions", json={"step": "request_review"},
-                                      headers=auth(world.officers[0].token))
+        bare = await enforcement.post(
+            f"{API}/cases/{case['id']}/transitions",
+            json={"step": "request_review"},
+            headers=auth(world.officers[0].token),
+        )
         assert_problem(bare, 428, "/problems/precondition-required")
 
     async def test_one_officer_cannot_investigate(self, enforcement, registry, world):
         chain = await subjects(registry, world)
         lead = await new_lead(enforcement, world.officers[0], "enterprise", chain["enterprise"]["id"])
         case = await open_case(enforcement, world, lead, officers=[world.officers[0]])
-        response = await step(enforcement, world.officers[0], case, "start_investigation", occurred_on="2026-06-05")
+        response = await step(
+            enforcement, world.officers[0], case, "start_investigation", occurred_on="2026-06-05"
+        )
         assert_problem(response, 409, "/problems/too-few-officers")
         assert (await read_case(enforcement, world.head, case))["state"] == "opened"
 
@@ -133,9 +188,17 @@ class TestRefusals:
         lead = await new_lead(enforcement, world.officers[0], "enterprise", chain["enterprise"]["id"])
         response = await enforcement.post(
             f"{API}/leads/{lead['id']}/transitions",
-            json={"step": "open_case", "occurred_on": "2026-06-03", "reason": "r",
-                  "case": {"title": "t", "party_name": "p", "party_kind": "organisation",
-                           "officer_ids": [world.officers[0].id, world.uncredentialed.id]}},
+            json={
+                "step": "open_case",
+                "occurred_on": "2026-06-03",
+                "reason": "r",
+                "case": {
+                    "title": "t",
+                    "party_name": "p",
+                    "party_kind": "organisation",
+                    "officer_ids": [world.officers[0].id, world.uncredentialed.id],
+                },
+            },
             headers={**auth(world.head.token), "If-Match": f'"{lead["version"]}"'},
         )
         assert_problem(response, 409, "/problems/officer-without-credential")
@@ -147,8 +210,16 @@ class TestRefusals:
         lead = await new_lead(enforcement, world.officers[0], "enterprise", chain["enterprise"]["id"])
         case = await open_case(enforcement, world, lead)
         case = await ok(enforcement, world.officers[0], case, "start_investigation", occurred_on="2026-06-05")
-        response = await step(enforcement, world.officers[0], case, "close_investigation", facts="f",
-                              legal_basis="b", violation_code=VIOLATION, penalties=[fine("500.00")])
+        response = await step(
+            enforcement,
+            world.officers[0],
+            case,
+            "close_investigation",
+            facts="f",
+            legal_basis="b",
+            violation_code=VIOLATION,
+            penalties=[fine("500.00")],
+        )
         problem = assert_problem(response, 409, "/problems/fine-outside-range")
         assert (problem["fine_min"], problem["fine_max"]) == ("50000.00", "200000.00")
         assert (await read_case(enforcement, world.head, case))["state"] == "investigating"
@@ -160,7 +231,9 @@ class TestRefusals:
         from services.common.auth import Role
 
         token = world.officers[0].token  # noqa: F841 - the role decides first
-        response = await step(enforcement, world.legal, case, "review_agree", reason="ok", occurred_on="2026-06-22")
+        response = await step(
+            enforcement, world.legal, case, "review_agree", reason="ok", occurred_on="2026-06-22"
+        )
         assert response.status_code == 200, response.text
         assert Role.LEGAL
 
@@ -169,17 +242,34 @@ class TestRefusals:
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
         case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
-        early = await step(enforcement, world.head, case, "decide", occurred_on="2026-06-29", legal_basis="b",
-                           penalties=[fine("60000.00")])
+        early = await step(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-06-29",
+            legal_basis="b",
+            penalties=[fine("60000.00")],
+        )
         problem = assert_problem(early, 409, "/problems/answer-window-open")
         assert problem["window_ends_on"] > "2026-06-29"
-        waived = await step(enforcement, world.head, case, "decide", occurred_on="2026-06-29", legal_basis="b",
-                            penalties=[fine("60000.00")], statement_waived=True)
+        waived = await step(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-06-29",
+            legal_basis="b",
+            penalties=[fine("60000.00")],
+            statement_waived=True,
+        )
         assert waived.status_code == 200, waived.text
 
     async def test_step_dated_before_the_previous_one(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)
-        response = await step(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-01")
+        response = await step(
+            enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-01"
+        )
         problem = assert_problem(response, 422, "/problems/validation-error")
         assert problem["errors"][0]["loc"] == "body.occurred_on"
 
@@ -197,22 +287,61 @@ class TestMajorCase:
         assert case["needs_legal_review"] is True and case["needs_filing"] is True
         assert case["flag_reasons"]["hearing_allowed"] is True
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        assert await rows_where(enforcement, OutboxEvent, type="enforcement.review.requested",
-                                aggregate_id=str(case["id"])) == 1
-        case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意")
+        assert (
+            await rows_where(
+                enforcement, OutboxEvent, type="enforcement.review.requested", aggregate_id=str(case["id"])
+            )
+            == 1
+        )
+        case = await ok(
+            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意"
+        )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(enforcement, world.officers[0], case, "request_hearing", occurred_on="2026-06-29")
-        case = await ok(enforcement, world.officers[0], case, "conclude_hearing", occurred_on="2026-07-15",
-                        reason="听证报告")
-        individual = await step(enforcement, world.head, case, "decide", occurred_on="2026-07-20", legal_basis="b",
-                                penalties=penalties)
+        case = await ok(
+            enforcement,
+            world.officers[0],
+            case,
+            "conclude_hearing",
+            occurred_on="2026-07-15",
+            reason="听证报告",
+        )
+        individual = await step(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-07-20",
+            legal_basis="b",
+            penalties=penalties,
+        )
         assert_problem(individual, 409, "/problems/collective-decision-required")
-        case = await ok(enforcement, world.head, case, "decide", occurred_on="2026-07-20", legal_basis="b",
-                        penalties=penalties, collective_decision=True)
-        revocation = next(p for p in case["penalties"] if p["stage"] == "decided" and p["kind"] == "revoke_certificate")
-        assert (revocation["certificate_number"], revocation["registry_state"]) == (certificate["number"], "pending")
-        assert await rows_where(enforcement, OutboxEvent, type="enforcement.certificate_action.decided",
-                                aggregate_id=str(case["id"])) == 1
+        case = await ok(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-07-20",
+            legal_basis="b",
+            penalties=penalties,
+            collective_decision=True,
+        )
+        revocation = next(
+            p for p in case["penalties"] if p["stage"] == "decided" and p["kind"] == "revoke_certificate"
+        )
+        assert (revocation["certificate_number"], revocation["registry_state"]) == (
+            certificate["number"],
+            "pending",
+        )
+        assert (
+            await rows_where(
+                enforcement,
+                OutboxEvent,
+                type="enforcement.certificate_action.decided",
+                aggregate_id=str(case["id"]),
+            )
+            == 1
+        )
 
     async def test_decision_before_legal_review_refused(self, enforcement, registry, world):
         chain = await subjects(registry, world)
@@ -220,9 +349,20 @@ class TestMajorCase:
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
         case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
-        heavier = [fine("150000.00"), {"kind": "revoke_certificate", "certificate_id": chain["certificate"]["id"]}]
-        response = await step(enforcement, world.head, case, "decide", occurred_on="2026-07-10", legal_basis="b",
-                              penalties=heavier, collective_decision=True)
+        heavier = [
+            fine("150000.00"),
+            {"kind": "revoke_certificate", "certificate_id": chain["certificate"]["id"]},
+        ]
+        response = await step(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-07-10",
+            legal_basis="b",
+            penalties=heavier,
+            collective_decision=True,
+        )
         assert_problem(response, 409, "/problems/legal-review-required")
         after = await read_case(enforcement, world.head, case)
         assert (after["state"], after["version"]) == ("notified", case["version"])
@@ -233,7 +373,9 @@ class TestMajorCase:
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
         case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
-        response = await step(enforcement, world.officers[0], case, "request_hearing", occurred_on="2026-06-29")
+        response = await step(
+            enforcement, world.officers[0], case, "request_hearing", occurred_on="2026-06-29"
+        )
         assert_problem(response, 409, "/problems/hearing-not-allowed")
 
 
