@@ -35,5 +35,4 @@ def create_app(settings: EnforcementSettings | None = None) -> FastAPI:
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
-        constraint_problems=CONSTRAINT_PROBLEMS,
     )

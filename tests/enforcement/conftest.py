@@ -65,6 +65,7 @@ class World:
     uncredentialed: Person | None = None
     no_post: Person | None = None
     stranger: Person | None = None  # an enforcement officer of a sibling county
+    dual: Person | None = None  # an enforcement officer whose post also lists the review steps
 
     def headers(self, person: Person) -> dict[str, str]:
         return auth(person.token)
@@ -83,7 +84,7 @@ async def _post(registry, token: str, bureau: dict, body: str, steps: list[str])
 @pytest.fixture(scope="session")
 async def world(registry, enforcement, token_for) -> World:
     national = token_for()
-    province = await create_provincial_unit(registry, national, "quality")
+    province = await create_provincial_unit(registry, national, "quality_supervision")
     city = await create_bureau(registry, national, province, "city", "130100")
     county = await create_bureau(registry, national, city, "county", "130102")
     other_county = await create_bureau(registry, national, city, "county", "130104")
@@ -112,4 +113,6 @@ async def world(registry, enforcement, token_for) -> World:
     )
     w.no_post = await person(county, "enforcement", None, (Role.ENFORCEMENT, Role.HEAD))
     w.stranger = await person(other_county, "enforcement", other_post, (Role.ENFORCEMENT,))
+    dual_post = await _post(registry, national, county, "enforcement", OFFICER_STEPS + LEGAL_STEPS)
+    w.dual = await person(county, "enforcement", dual_post, (Role.ENFORCEMENT, Role.LEGAL))
     return w

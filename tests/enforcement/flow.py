@@ -12,7 +12,8 @@ API = "/api/v1/enforcement"
 
 async def subjects(registry, world) -> dict:
     """A certification chain kept by the world's county: body, auditor, enterprise, product, certificate."""
-    return await chain_of(registry, world.county)
+    rows = await chain_of(registry, world.county)
+    return {kind: row.model_dump(warnings=False) for kind, row in rows.items()}
 
 
 async def new_lead(

@@ -38,7 +38,7 @@ async def investigated(
 class TestOrdinaryCase:
     async def test_from_lead_to_publication(self, enforcement, registry, world):
         o1 = world.officers[0]
-        case, chain, lead = await investigated(enforcement, registry, world)
+        case, _, _ = await investigated(enforcement, registry, world)
         assert case["state"] == "investigation_closed"
         assert case["needs_legal_review"] is False
         assert case["needs_filing"] is True  # a county bureau's organisation fine of 50,000 or more
@@ -104,15 +104,15 @@ class TestOrdinaryCase:
             await rows_where(
                 enforcement, OutboxEvent, type="enforcement.case.changed", aggregate_id=str(case["id"])
             )
-            == 12 - 2
-        )  # each case change, not the lead's
+            == 11  # one per change of the case, its opening included
+        )
 
     async def test_case_number_per_bureau_and_year(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)
         assert case["number"].startswith("执法罚字〔2026〕") and case["number"].endswith("号")
 
     async def test_every_step_named_who_and_under_which_post(self, enforcement, registry, world):
-        case, _, lead = await investigated(enforcement, registry, world)
+        case, _, _ = await investigated(enforcement, registry, world)
         timeline = (
             await enforcement.get(f"{API}/cases/{case['id']}/timeline", headers=auth(world.head.token))
         ).json()
@@ -225,17 +225,32 @@ class TestRefusals:
         assert (await read_case(enforcement, world.head, case))["state"] == "investigating"
 
     async def test_case_officer_never_reviews(self, enforcement, registry, world):
-        case, _, _ = await investigated(enforcement, registry, world)
-        case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        # An officer of the case who also holds the legal role.
-        from services.common.auth import Role
-
-        token = world.officers[0].token  # noqa: F841 - the role decides first
-        response = await step(
-            enforcement, world.legal, case, "review_agree", reason="ok", occurred_on="2026-06-22"
+        chain = await subjects(registry, world)
+        lead = await new_lead(enforcement, world.officers[0], "enterprise", chain["enterprise"]["id"])
+        case = await open_case(enforcement, world, lead, officers=[world.officers[0], world.dual])
+        case = await ok(enforcement, world.dual, case, "start_investigation", occurred_on="2026-06-05")
+        case = await ok(
+            enforcement,
+            world.dual,
+            case,
+            "close_investigation",
+            occurred_on="2026-06-20",
+            facts="f",
+            legal_basis="b",
+            violation_code=VIOLATION,
+            penalties=[fine("60000.00")],
         )
-        assert response.status_code == 200, response.text
-        assert Role.LEGAL
+        case = await ok(enforcement, world.dual, case, "request_review", occurred_on="2026-06-21")
+        response = await step(
+            enforcement, world.dual, case, "review_agree", reason="ok", occurred_on="2026-06-22"
+        )
+        assert_problem(response, 403, "/problems/reviewer-is-case-officer")
+        after = await read_case(enforcement, world.head, case)
+        assert (after["state"], after["review_state"], after["version"]) == (
+            "under_review",
+            "requested",
+            case["version"],
+        )
 
     async def test_decision_waits_for_the_answer_window(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)

@@ -58,8 +58,9 @@ async def lock_case(session: AsyncSession, case_id: int) -> Case | None:
 async def next_case_number(session: AsyncSession, bureau_id: int, year: int) -> tuple[str | None, int]:
     """The bureau's document prefix, and the next serial of the year (one row per bureau and year,
     counted under its row lock: two cases opened at once never share a number)."""
+    conn = await session.connection()
     serial = (
-        await session.execute(
+        await conn.execute(
             text(
                 "INSERT INTO case_number_counter (bureau_id, year, last) VALUES (:b, :y, 1) "
                 "ON CONFLICT (bureau_id, year) DO UPDATE SET last = case_number_counter.last + 1 "
@@ -99,7 +100,8 @@ async def penalties(session: AsyncSession, case_id: int, stage: str | None = Non
 
 
 async def drop_penalties(session: AsyncSession, case_id: int, stage: str) -> None:
-    await session.execute(
+    conn = await session.connection()
+    await conn.execute(
         text("DELETE FROM penalty_item WHERE case_id = :c AND stage = :s"), {"c": case_id, "s": stage}
     )
 
@@ -241,7 +243,8 @@ def case_list_sql(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 async def list_cases(session: AsyncSession, filters: dict[str, Any]) -> list[dict[str, Any]]:
     sql, params = case_list_sql(filters)
-    return [dict(r) for r in (await session.execute(text(sql), params)).mappings().all()]
+    conn = await session.connection()
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
 async def cases_of_subject(

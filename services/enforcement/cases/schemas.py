@@ -357,6 +357,7 @@ class PaymentRead(BaseModel):
 class DeadlineRead(BaseModel):
     rule: str
     due: date
+    paused: bool = Field(description="An excluded interval (suspension, hearing…) is running")
     overdue: bool
     explanation: dict[str, Any]
 

@@ -202,15 +202,27 @@ async def lead_deadlines(session: AsyncSession, lead: Lead) -> list[DeadlineRead
         extension_days=lead.extension_days,
         excluded=excluded,
         rule_set=lead.rule_set,
-        as_of=today(),
+        as_of=_as_of(excluded),
     )
     return [_deadline_read(deadline)]
 
 
 def _deadline_read(deadline: Any) -> DeadlineRead:
+    paused = bool(deadline.paused)
     return DeadlineRead(
-        rule=deadline.rule, due=deadline.due, overdue=deadline.due < today(), explanation=deadline.explain()
+        rule=deadline.rule,
+        due=deadline.due,
+        paused=paused,
+        overdue=not paused and deadline.due < today(),
+        explanation=deadline.explain(),
     )
+
+
+def _as_of(periods: list[ExcludedPeriod]) -> date:
+    """A deadline paused by a running interval is counted up to the interval's start: its
+    due date is then the one it would have had, and it cannot fall due while paused."""
+    running = [p.start for p in periods if p.end is None]
+    return min(running) if running else today()
 
 
 async def _outstanding(session: AsyncSession, case: Case) -> tuple[Decimal, Decimal]:
@@ -279,7 +291,7 @@ async def case_deadlines(session: AsyncSession, case: Case) -> list[DeadlineRead
             extension_days=extension,
             excluded=periods,
             rule_set=case.rule_set,
-            as_of=today(),
+            as_of=_as_of(periods),
         )
         result.append(_deadline_read(deadline))
     return result
@@ -293,11 +305,11 @@ async def _publishable(session: AsyncSession, case: Case) -> bool:
 
 async def _refresh_lead_due(session: AsyncSession, lead: Lead) -> None:
     deadlines = await lead_deadlines(session, lead)
-    lead.next_due = min((d.due for d in deadlines), default=None)
+    lead.next_due = min((d.due for d in deadlines if not d.paused), default=None)
 
 
 async def _refresh_case_due(session: AsyncSession, case: Case) -> None:
-    deadlines = await case_deadlines(session, case)
+    deadlines = [d for d in await case_deadlines(session, case) if not d.paused]
     first = min(deadlines, key=lambda d: d.due, default=None)
     case.next_due = first.due if first else None
     case.next_due_rule = first.rule if first else None
@@ -308,7 +320,7 @@ async def _refresh_case_due(session: AsyncSession, case: Case) -> None:
 
 def lead_read(lead: Lead) -> LeadRead:
     overdue = lead.next_due is not None and lead.next_due < today()
-    return LeadRead.model_validate({**lead.model_dump(), "overdue": overdue})
+    return LeadRead.model_validate({**lead.model_dump(warnings=False), "overdue": overdue})
 
 
 async def case_read(session: AsyncSession, case: Case) -> CaseRead:
@@ -318,11 +330,11 @@ async def case_read(session: AsyncSession, case: Case) -> CaseRead:
     overdue = case.next_due is not None and case.next_due < today()
     return CaseRead.model_validate(
         {
-            **case.model_dump(),
+            **case.model_dump(warnings=False),
             "overdue": overdue,
-            "officers": [o.model_dump() for o in officers],
-            "subjects": [s.model_dump() for s in subjects],
-            "penalties": [p.model_dump() for p in items],
+            "officers": [o.model_dump(warnings=False) for o in officers],
+            "subjects": [s.model_dump(warnings=False) for s in subjects],
+            "penalties": [p.model_dump(warnings=False) for p in items],
         }
     )
 
@@ -536,11 +548,13 @@ async def take_lead_step(
         data.step,
         on,
         lead=lead,
+        case=case,  # opening: one entry of both timelines, naming the case's number
         from_state=before,
         to_state=lead.state,
         reason=data.reason,
         legal_basis=data.legal_basis,
-        details={"extension_days": data.extension_days} if data.extension_days else {},
+        details=({"extension_days": data.extension_days} if data.extension_days else {})
+        | ({"number": case.number, "case_state": case.state} if case else {}),
     )
     await audit.record(session, principal, f"lead.{data.step}", "lead", lead.id, data.model_dump(mode="json"))
     await events.lead_changed(session, lead)
@@ -630,17 +644,6 @@ async def _open_case(
             loc="body.case.officer_ids",
         )
     await _refresh_case_due(session, case)
-    await _record(
-        session,
-        actor,
-        "open_case",
-        on,
-        case=case,
-        to_state=case.state,
-        reason=data.reason,
-        legal_basis=data.legal_basis,
-        details={"number": case.number},
-    )
     await audit.record(
         session,
         principal,
@@ -898,7 +901,8 @@ async def _concern(
 ) -> None:
     from sqlalchemy import text
 
-    await session.execute(
+    conn = await session.connection()
+    await conn.execute(
         text(
             "INSERT INTO case_subject (case_id, subject_type, subject_id, name, number) "
             "VALUES (:c, :t, :i, :n, :num) ON CONFLICT DO NOTHING"
