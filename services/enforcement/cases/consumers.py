@@ -24,15 +24,19 @@ from services.enforcement.cases.models import CaseState
 from services.enforcement.models import AUDIT
 
 
+# The body each sending service speaks for: the legal-affairs body's answers take its steps.
+SPEAKS_FOR = {"statistics": Role.LEGAL}
+
+
 def _acting(service_name: str, event: Event) -> Principal:
-    """The sending service, acting for the event's bureau."""
+    """The sending service, acting for the event's bureau (and for its body, if it has one)."""
     path = event.bureau_path or "1."
     return Principal(
         account_id=service_name,
         kind=PrincipalKind.SERVICE,
         bureau_id=event.bureau_id or int(path.split(".")[0]),
         bureau_path=path,
-        roles=frozenset({Role.SERVICE}),
+        roles=frozenset({Role.SERVICE, *([SPEAKS_FOR[service_name]] if service_name in SPEAKS_FOR else [])}),
     )
 
 
