@@ -23,7 +23,6 @@ from services.enforcement.cases import service
 from services.enforcement.cases.models import CaseState
 from services.enforcement.models import AUDIT
 
-
 # The body each sending service speaks for: the legal-affairs body's answers take its steps.
 SPEAKS_FOR = {"statistics": Role.LEGAL}
 
