@@ -198,6 +198,7 @@ class Case(EnforcementModel, table=True):
     fine_decided: Decimal = money_column(zero=True)
     fine_current: Decimal = money_column(zero=True)
     paid_total: Decimal = money_column(zero=True)
+    last_step_on: date | None = Field(default=None, sa_type=Date)  # no step is dated before it
     # The earliest running deadline, kept with each step so "overdue" is an indexed filter.
     next_due: date | None = Field(default=None, sa_type=Date)
     next_due_rule: str | None = Field(default=None, max_length=48)

@@ -165,6 +165,8 @@ async def _record(
     legal_basis: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> ProcedureStep:
+    if case is not None:
+        case.last_step_on = max(on, case.last_step_on or on)
     entry = ProcedureStep(
         lead_id=lead.id if lead else (case.lead_id if case else None),
         case_id=case.id if case else None,
@@ -968,8 +970,7 @@ async def take_case_step(
         raise Forbidden(f"The step {data.step} is taken by an officer of the case.", slug="not-case-officer")
     if data.step in REVIEW_STEPS and actor.officer_id in {o.officer_id for o in officers}:
         raise Forbidden("An officer of the case never reviews it.", slug="reviewer-is-case-officer")
-    last = await repo.timeline(session, case.id, None)
-    on = _step_date(data.occurred_on, case.opened_on, last[-1].occurred_on if last else None)
+    on = _step_date(data.occurred_on, case.opened_on, case.last_step_on)
     before = case.state
     details: dict[str, Any] = {}
     handler = _CASE_HANDLERS.get(data.step)

@@ -138,6 +138,7 @@ def upgrade() -> None:
     sa.Column('fine_decided', sa.Numeric(precision=14, scale=2), server_default='0', nullable=False),
     sa.Column('fine_current', sa.Numeric(precision=14, scale=2), server_default='0', nullable=False),
     sa.Column('paid_total', sa.Numeric(precision=14, scale=2), server_default='0', nullable=False),
+    sa.Column('last_step_on', sa.Date(), nullable=True),
     sa.Column('next_due', sa.Date(), nullable=True),
     sa.Column('next_due_rule', sqlmodel.sql.sqltypes.AutoString(length=48), nullable=True),
     sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
