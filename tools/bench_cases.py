@@ -207,7 +207,8 @@ async def raw_floor(url: str, case_ids: list[int], seconds: float) -> dict[str, 
 def prepare_transitions(bench, clients: int) -> dict[str, Any]:
     """A head officer whose post lists the suspension steps, and one investigating case per client."""
     running = bench.running
-    env = {**bench.running.process_env()}
+    # The gateway seed makes the service accounts (the enforcement service calls the registry as one).
+    env = {**bench.running.process_env(), "DEMO_ADMIN_PASSWORD": "bench-demo-password"}
     subprocess.run([sys.executable, "-m", "gateway.seed"], check=True, env=env, stdout=subprocess.DEVNULL)
     admin = {"Authorization": f"Bearer {bench.signed(1, '1.', (Role.ADMIN,))}"}
     registry = running.service_url("registry")
@@ -257,8 +258,9 @@ async def _transition_cases(url: str, province: dict, clients: int) -> list[int]
                 await conn.fetchval(
                     'INSERT INTO "case" (number, bureau_id, bureau_path, procedure, state, title, '
                     "party_name, party_kind, subject_type, subject_id, rule_set, opened_on, created_by, "
-                    "last_step_on) VALUES ($1, $2, $3, 'ordinary', 'investigating', '基准案件', '基准企业', "
-                    "'organisation', 'enterprise', 1, 'samr-2022', $4, 'bench', $4) RETURNING id",
+                    "last_step_on, review_state, created_at, updated_at) VALUES ($1, $2, $3, 'ordinary', "
+                    "'investigating', '基准案件', '基准企业', 'organisation', 'enterprise', 1, 'samr-2022', $4, "
+                    "'bench', $4, 'not_requested', now(), now()) RETURNING id",
                     f"基准转换〔{opened.year}〕{time.time_ns()}-{i}号",
                     province["id"],
                     province["path"],
