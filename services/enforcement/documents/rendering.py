@@ -37,7 +37,7 @@ PLACEHOLDERS: dict[str, str] = {
     "opened_on": "The day the case was opened (立案日期)",
     "officers": "The case's officers with their enforcement credential numbers (执法证号)",
     "facts": "The facts found (违法事实)",
-    "violation": "The violation as the catalogue names it",
+    "violation": "The violation as the catalogue holds it, with its article",
     "legal_basis": "The legal basis (法律依据)",
     "penalties": "The penalty items, one a line, amounts in yuan and in capitals",
     "amount_total": "The fines and confiscations together, in yuan (e.g. 60000.00)",

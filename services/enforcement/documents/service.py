@@ -20,6 +20,7 @@ from services.enforcement.cases import repository as cases_repo
 from services.enforcement.cases.models import Case, DecisionKind, PenaltyItem, Procedure
 from services.enforcement.cases.service import DEFAULT_PREFIX
 from services.enforcement.catalogue import repository as catalogue_repo
+from services.enforcement.catalogue.models import Violation
 from services.enforcement.catalogue.service import AMOUNT_KINDS, PenaltyKind
 from services.enforcement.documents import repository as repo
 from services.enforcement.documents.models import DocumentKind, DocumentTemplate
@@ -214,7 +215,7 @@ async def add_template_version(
         principal,
         "document_template.versioned",
         "document_template",
-        row.id,
+        f"{kind}/{row.version}",
         {"kind": kind, "version": row.version, "title": row.title, "note": row.note},
     )
     return _template_read(row, row.version)
@@ -269,6 +270,13 @@ def _penalty_lines(items: list[PenaltyItem]) -> str:
     )
 
 
+def _violation_text(violation: Violation | None, case: Case) -> str:
+    """The catalogue's entry as it holds it (its title, the article of its regulation)."""
+    if violation is None:
+        return case.violation_code or ""
+    return violation.title + (f"（第{violation.article}条）" if violation.article else "")
+
+
 def _period(rule) -> str:
     return f"{rule.days}个工作日" if rule.day_kind == "working" else f"{rule.days}日"
 
@@ -313,7 +321,7 @@ async def _values(
         "opened_on": chinese_date(case.opened_on),
         "officers": "、".join(f"{o.name}（执法证号：{o.credential_number}）" for o in officers),
         "facts": case.facts or "",
-        "violation": violation.title if violation else (case.violation_code or ""),
+        "violation": _violation_text(violation, case),
         "legal_basis": case.legal_basis or "",
         "penalties": _penalty_lines(items),
         "amount_total": yuan(total),
