@@ -30,6 +30,7 @@ from services.enforcement.cases.models import (
     ProcedureStep,
 )
 from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation
+from services.enforcement.documents.models import DocumentTemplate
 
 __all__ = [
     "AUDIT",
@@ -44,6 +45,7 @@ __all__ = [
     "CaseSubject",
     "DeadlineRule",
     "DeadlineRuleSet",
+    "DocumentTemplate",
     "EnforcementModel",
     "Evidence",
     "ExcludedInterval",

@@ -75,6 +75,14 @@ class OfficerStanding(BaseModel):
     post: StandingPost | None = None
 
 
+class Bureau(BaseModel):
+    """A bureau of the network as the registry holds it."""
+
+    id: int
+    name: str
+    path: str
+
+
 class RegistryClient:
     """The registry calls of the enforcement service, with their short-lived cache."""
 
@@ -137,3 +145,10 @@ class RegistryClient:
                 errors=[{"loc": loc, "message": f"No bureau {bureau_id}", "type": "bureau_not_found"}],
             ) from None
         return str(found["path"])
+
+    async def bureau(self, bureau_id: int) -> Bureau:
+        """The bureau (its name heads the case documents), or 404 when the registry holds none."""
+        try:
+            return await self._services.get(f"{REGISTRY}/bureaus/{bureau_id}", model=Bureau)
+        except NotFound:
+            raise NotFound(f"Bureau {bureau_id} not found.") from None
