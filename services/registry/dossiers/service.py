@@ -54,8 +54,14 @@ async def _inspections_of(
     )
 
 
-async def _enforcement(chains: EnforcementChains, *asked: ChainSubject) -> dict[str, Any]:
-    """The dossier's enforcement members: the chain, or null and the flag saying it is missing."""
+async def _enforcement(
+    session: AsyncSession, chains: EnforcementChains, *asked: ChainSubject
+) -> dict[str, Any]:
+    """The dossier's enforcement members: the chain, or null and the flag saying it is missing.
+
+    Asked once the registry part is read: the session's connection goes back to the pool first,
+    so dossiers waiting on a slow enforcement service do not hold the registry's connections."""
+    await session.close()
     chain = await chains.of(asked)
     return {"enforcement": chain, "enforcement_unavailable": chain is None}
 
@@ -66,16 +72,20 @@ async def certificate_dossier(
     """The certificate, the body that issued it, its holder and products, its status history
     and inspections; the leads and cases concerning the certificate."""
     certificate = await certificates.read_certificate(session, certificate_id)
-    history = await certificates.list_status_changes(session, certificate_id, None, LINKS_PER_PAGE)
-    return CertificateDossier(
-        certificate=certificate,
-        body=await certification.read_body(session, certificate.body_id),
-        holder=await subjects.read_enterprise(session, certificate.holder_id, holdings=True),
-        products=certificate.products,
-        status_history=_page(history),
-        inspections=await _inspections_of(session, principal, InspectionTarget.CERTIFICATE, certificate_id),
-        **await _enforcement(chains, _subject(SubjectType.CERTIFICATE, certificate_id)),
-    )
+    registry_part = {
+        "certificate": certificate,
+        "body": await certification.read_body(session, certificate.body_id),
+        "holder": await subjects.read_enterprise(session, certificate.holder_id, holdings=True),
+        "products": certificate.products,
+        "status_history": _page(
+            await certificates.list_status_changes(session, certificate_id, None, LINKS_PER_PAGE)
+        ),
+        "inspections": await _inspections_of(
+            session, principal, InspectionTarget.CERTIFICATE, certificate_id
+        ),
+    }
+    chain = await _enforcement(session, chains, _subject(SubjectType.CERTIFICATE, certificate_id))
+    return CertificateDossier(**registry_part, **chain)
 
 
 async def enterprise_dossier(
@@ -93,17 +103,16 @@ async def enterprise_dossier(
             session, CertificateFilters(holder_id=enterprise_id), None, LINKS_PER_PAGE
         )
     )
-    asked = [
+    inspected = await _inspections_of(session, principal, InspectionTarget.ENTERPRISE, enterprise_id)
+    chain = await _enforcement(
+        session,
+        chains,
         _subject(SubjectType.ENTERPRISE, enterprise_id),
         *(_subject(SubjectType.CERTIFICATE, c.id) for c in held.items),
         *(_subject(SubjectType.PRODUCT, p.id) for p in products.items),
-    ]
+    )
     return EnterpriseDossier(
-        enterprise=enterprise,
-        products=products,
-        certificates=held,
-        inspections=await _inspections_of(session, principal, InspectionTarget.ENTERPRISE, enterprise_id),
-        **await _enforcement(chains, *asked),
+        enterprise=enterprise, products=products, certificates=held, inspections=inspected, **chain
     )
 
 
@@ -113,17 +122,20 @@ async def body_dossier(
     """The certification body, the auditors practising in it, the certificates it issued and
     its inspections; the leads and cases concerning the body."""
     body = await certification.read_body(session, body_id)
-    auditors = await certification.list_auditors(session, {"body_id": body_id}, None, LINKS_PER_PAGE)
-    issued = await certificates.list_certificates(
-        session, CertificateFilters(body_id=body_id), None, LINKS_PER_PAGE
-    )
-    return BodyDossier(
-        body=body,
-        auditors=_page(auditors),
-        certificates=_page(issued),
-        inspections=await _inspections_of(session, principal, InspectionTarget.BODY, body_id),
-        **await _enforcement(chains, _subject(SubjectType.CERTIFICATION_BODY, body_id)),
-    )
+    registry_part = {
+        "body": body,
+        "auditors": _page(
+            await certification.list_auditors(session, {"body_id": body_id}, None, LINKS_PER_PAGE)
+        ),
+        "certificates": _page(
+            await certificates.list_certificates(
+                session, CertificateFilters(body_id=body_id), None, LINKS_PER_PAGE
+            )
+        ),
+        "inspections": await _inspections_of(session, principal, InspectionTarget.BODY, body_id),
+    }
+    chain = await _enforcement(session, chains, _subject(SubjectType.CERTIFICATION_BODY, body_id))
+    return BodyDossier(**registry_part, **chain)
 
 
 async def auditor_dossier(
@@ -132,10 +144,12 @@ async def auditor_dossier(
     """The auditor, the bodies practised in (affiliations) and inspections; the leads and cases
     concerning the auditor."""
     auditor = await certification.read_auditor(session, auditor_id)
-    affiliations = await certification.list_affiliations(session, auditor_id, None, LINKS_PER_PAGE)
-    return AuditorDossier(
-        auditor=auditor,
-        affiliations=_page(affiliations),
-        inspections=await _inspections_of(session, principal, InspectionTarget.AUDITOR, auditor_id),
-        **await _enforcement(chains, _subject(SubjectType.AUDITOR, auditor_id)),
-    )
+    registry_part = {
+        "auditor": auditor,
+        "affiliations": _page(
+            await certification.list_affiliations(session, auditor_id, None, LINKS_PER_PAGE)
+        ),
+        "inspections": await _inspections_of(session, principal, InspectionTarget.AUDITOR, auditor_id),
+    }
+    chain = await _enforcement(session, chains, _subject(SubjectType.AUDITOR, auditor_id))
+    return AuditorDossier(**registry_part, **chain)
