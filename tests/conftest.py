@@ -226,3 +226,12 @@ def unique(prefix: str) -> str:
 def run_dir() -> Path:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     return RUN_DIR
+
+
+@pytest.fixture(scope="session")
+async def world(registry, enforcement, token_for):
+    """The enforcement procedure's world (tests/world.py): a province, city and county with
+    posts and officers; shared by the enforcement tests and the registry's dossier tests."""
+    from tests.world import build_world
+
+    return await build_world(registry, token_for)

@@ -1,11 +1,12 @@
-"""A small world for the enforcement tests: a province with a city and a county bureau, the
-posts of the enforcement responsibility system with their steps, and officers holding them."""
+"""A small world of the enforcement procedure: a province with a city and a county bureau, the
+posts of the enforcement responsibility system with their steps, and officers holding them.
+
+The enforcement tests take their leads and cases through it, and the registry's dossiers
+read the cases it makes; the ``world`` fixture of tests/conftest.py builds it once a run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pytest
 
 from services.common.auth import Role
 from tests.conftest import auth
@@ -81,8 +82,7 @@ async def _post(registry, token: str, bureau: dict, body: str, steps: list[str])
     return response.json()
 
 
-@pytest.fixture(scope="session")
-async def world(registry, enforcement, token_for) -> World:
+async def build_world(registry, token_for) -> World:
     national = token_for()
     province = await create_provincial_unit(registry, national, "quality_supervision")
     city = await create_bureau(registry, national, province, "city", "130100")
