@@ -259,8 +259,8 @@ async def _transition_cases(url: str, province: dict, clients: int) -> list[int]
                     'INSERT INTO "case" (number, bureau_id, bureau_path, procedure, state, title, '
                     "party_name, party_kind, subject_type, subject_id, rule_set, opened_on, created_by, "
                     "last_step_on, review_state, created_at, updated_at) VALUES ($1, $2, $3, 'ordinary', "
-                    "'investigating', '基准案件', '基准企业', 'organisation', 'enterprise', 1, 'samr-2022', $4, "
-                    "'bench', $4, 'not_requested', now(), now()) RETURNING id",
+                    "'investigating', '基准案件', '基准企业', 'organisation', 'enterprise', 1, 'samr-2022', "
+                    "$4, 'bench', $4, 'not_requested', now(), now()) RETURNING id",
                     f"基准转换〔{opened.year}〕{time.time_ns()}-{i}号",
                     province["id"],
                     province["path"],

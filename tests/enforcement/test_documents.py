@@ -14,9 +14,9 @@ from services.common.auth import Role
 from services.enforcement.documents.rendering import DOCX_MEDIA_TYPE, fill, template_errors, yuan_in_capitals
 from services.enforcement.models import AuditEntry
 from tests.conftest import assert_problem, auth
-from tests.enforcement.conftest import HEAD_STEPS, OFFICER_STEPS, Person, World, _post
 from tests.enforcement.flow import API, fine, new_lead, ok, open_case, subjects
 from tests.factories import create_bureau, create_officer, rows_where
+from tests.world import HEAD_STEPS, OFFICER_STEPS, Person, World, _post
 
 VIOLATION = "uncertified-ccc-product"  # art. 66: fine 50,000–200,000 yuan
 LEGAL_BASIS = "《认证认可条例》第六十六条"
