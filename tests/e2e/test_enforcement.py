@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from services.enforcement.registry import STANDING_TTL_SECONDS
 from tests.conftest import assert_problem, auth
 from tests.e2e.test_events import eventually
 from tests.e2e.test_platform import login
@@ -296,12 +297,19 @@ class TestOrdinaryCase:
         )
         assert (case["needs_legal_review"], case["needs_filing"]) == (False, True)
         case = await ok(client, o1, case, "request_review", occurred_on="2026-06-21")
-        case = await ok(client, pilot.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚")
+        case = await ok(
+            client, pilot.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚"
+        )
         case = await ok(client, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
         early = await step(
-            client, pilot.head, case, "decide", occurred_on="2026-06-29", legal_basis=LEGAL_BASIS,
+            client,
+            pilot.head,
+            case,
+            "decide",
+            occurred_on="2026-06-29",
+            legal_basis=LEGAL_BASIS,
             penalties=[fine("60000.00")],
-        )  # fmt: skip
+        )
         assert_problem(early, 409, "/problems/answer-window-open")
         case = await ok(
             client,
@@ -312,8 +320,14 @@ class TestOrdinaryCase:
             legal_basis=LEGAL_BASIS,
             penalties=[fine("60000.00")],
         )
-        assert (case["state"], case["fine_decided"], case["decision_kind"]) == ("decided", "60000.00", "penalty")
-        case = await ok(client, o1, case, "serve_decision", occurred_on="2026-07-11", service_method="in_person")
+        assert (case["state"], case["fine_decided"], case["decision_kind"]) == (
+            "decided",
+            "60000.00",
+            "penalty",
+        )
+        case = await ok(
+            client, o1, case, "serve_decision", occurred_on="2026-07-11", service_method="in_person"
+        )
         paid = await client.post(
             f"{API}/cases/{case['id']}/payments",
             headers=o1.headers,
@@ -351,7 +365,9 @@ class TestOrdinaryCase:
             officer = who[entry["step"]].officer
             assert entry["officer_id"] == officer["id"], entry
             if entry["step"] != "register_lead":  # registering a lead is no post's duty
-                assert (entry["post_id"], entry["officer_name"]) == (officer["post_id"], officer["name"]), entry
+                assert (entry["post_id"], entry["officer_name"]) == (officer["post_id"], officer["name"]), (
+                    entry
+                )
                 assert entry["post_name"]
         decide = timeline[list(who).index("decide")]
         assert (decide["from_state"], decide["to_state"], decide["occurred_on"]) == (
@@ -386,9 +402,14 @@ class TestMajorCase:
         case = await ok(client, o1, case, "conclude_hearing", occurred_on="2026-07-15", reason="听证报告")
         assert case["state"] == "heard"
         alone = await step(
-            client, pilot.head, case, "decide", occurred_on="2026-07-20", legal_basis=LEGAL_BASIS,
+            client,
+            pilot.head,
+            case,
+            "decide",
+            occurred_on="2026-07-20",
+            legal_basis=LEGAL_BASIS,
             penalties=penalties,
-        )  # fmt: skip
+        )
         assert_problem(alone, 409, "/problems/collective-decision-required")
 
         await asyncio.to_thread(platform.stop, "registry-worker")
@@ -396,6 +417,9 @@ class TestMajorCase:
         try:
             down = await client.get(f"{REGISTRY}/certificates/{certificate['id']}", headers=pilot.admin)
             assert_problem(down, 503, "/problems/service-unavailable")
+            # Past the time the head's standing is kept fresh: the enforcement service can only
+            # fall back on the standing it last confirmed, as it would days after the hearing.
+            await asyncio.sleep(STANDING_TTL_SECONDS + 1)
             case = await ok(
                 client,
                 pilot.head,
@@ -415,7 +439,9 @@ class TestMajorCase:
             True,
             "150000.00",
         )
-        [revocation] = [p for p in case["penalties"] if p["stage"] == "decided" and p["kind"] == "revoke_certificate"]
+        [revocation] = [
+            p for p in case["penalties"] if p["stage"] == "decided" and p["kind"] == "revoke_certificate"
+        ]
         assert (revocation["certificate_number"], revocation["registry_state"]) == (
             certificate["number"],
             "pending",
@@ -426,7 +452,9 @@ class TestMajorCase:
             return read.json() if read.status_code == 200 and read.json()["status"] == "revoked" else None
 
         await eventually(revoked, timeout=120)
-        history = await client.get(f"{REGISTRY}/certificates/{certificate['id']}/history", headers=pilot.admin)
+        history = await client.get(
+            f"{REGISTRY}/certificates/{certificate['id']}/history", headers=pilot.admin
+        )
         assert history.status_code == 200, history.text
         last = history.json()["items"][-1]
         assert (last["step"], last["from_status"], last["to_status"], last["case_ref"]) == (
@@ -435,7 +463,7 @@ class TestMajorCase:
             "revoked",
             case["number"],
         )
-        assert last["decision_event_id"] == revocation["registry_event_id"]
+        assert (last["actor_kind"], last["actor_id"]) == ("service", "enforcement")
 
         async def applied():
             read = await read_case(client, pilot.head, case)
@@ -446,8 +474,18 @@ class TestMajorCase:
         timeline = (await client.get(f"{API}/cases/{case['id']}/timeline", headers=o1.headers)).json()
         steps = [e["step"] for e in timeline]
         assert steps[-2:] == ["decide", "registry_answered"]
-        assert (timeline[-2]["officer_id"], timeline[-2]["post_id"]) == (pilot.head.id, pilot.head.officer["post_id"])
-        assert timeline[-1]["details"]["applied"] is True
+        assert (timeline[-2]["officer_id"], timeline[-2]["post_id"]) == (
+            pilot.head.id,
+            pilot.head.officer["post_id"],
+        )
+        answer = timeline[-1]
+        assert (answer["details"]["applied"], answer["details"]["event_id"]) == (
+            True,
+            last["decision_event_id"],
+        )
+        assert answer["details"]["certificate_number"] == certificate["number"]
+        [item] = [p for p in after["penalties"] if p["id"] == revocation["id"]]
+        assert case["number"] in item["registry_reason"]
         assert after["state"] == "decided"
 
 
@@ -487,9 +525,12 @@ class TestRefusals:
         o1 = pilot.officers[0]
         case = await ok(through_gateway, o1, case, "start_investigation", occurred_on="2026-06-05")
         stale = await step(
-            through_gateway, pilot.head, {**case, "version": case["version"] - 1}, "suspend_investigation",
+            through_gateway,
+            pilot.head,
+            {**case, "version": case["version"] - 1},
+            "suspend_investigation",
             reason="检验检测",
-        )  # fmt: skip
+        )
         problem = assert_problem(stale, 412, "/problems/precondition-failed")
         assert problem["current_etag"] == f'"{case["version"]}"'
         assert (await read_case(through_gateway, o1, case))["state"] == "investigating"
