@@ -358,6 +358,16 @@ class TestMajorCase:
             == 1
         )
 
+    async def test_a_case_about_a_certificate_keeps_its_number(self, enforcement, registry, world):
+        """Opened from a lead about the certificate: the number a revocation names later is known
+        to the case, so the decision does not need the registry (see tests/e2e/test_enforcement.py)."""
+        certificate = (await subjects(registry, world))["certificate"]
+        lead = await new_lead(enforcement, world.officers[0], "certificate", certificate["id"])
+        case = await open_case(enforcement, world, lead, certificate_ids=[certificate["id"]])
+        assert [(s["subject_type"], s["subject_id"], s["number"]) for s in case["subjects"]] == [
+            ("certificate", certificate["id"], certificate["number"])
+        ]
+
     async def test_decision_before_legal_review_refused(self, enforcement, registry, world):
         chain = await subjects(registry, world)
         case, _, _ = await investigated(enforcement, registry, world)  # 60,000: a case review only

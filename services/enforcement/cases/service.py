@@ -609,6 +609,13 @@ async def _open_case(
         circumstances=["assigned_or_supervised_from_above"] if lead.source == "assigned_from_above" else [],
     )
     await repo.add(session, case)
+    number = None
+    if lead.subject_type == SubjectType.CERTIFICATE:
+        # Its number is kept with the case, so that a decision acting on the certificate
+        # later does not need the registry (which may be down then: the action waits in
+        # the outbox, the decision does not).
+        found = await registry.subject(SubjectType.CERTIFICATE, lead.subject_id, loc="lead.subject_id")
+        number = found.number
     await repo.add(
         session,
         CaseSubject(
@@ -616,6 +623,7 @@ async def _open_case(
             subject_type=lead.subject_type,
             subject_id=lead.subject_id,
             name=lead.subject_name,
+            number=number,
         ),
     )
     for index, certificate_id in enumerate(dict.fromkeys(opening.certificate_ids)):
