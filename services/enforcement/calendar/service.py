@@ -109,15 +109,24 @@ async def current_rule_set(session: AsyncSession, on: date | None = None) -> str
 CURRENT_RULE_SET = current_rule_set
 
 
+# A rule set is written whole and never changed (a change is a new set): its rules are kept
+# once read, as detached copies, so a step's deadlines cost no query for their rules.
+_RULES: dict[tuple[str, str], DeadlineRule] = {}
+
+
 async def deadline_rule(session: AsyncSession, rule: str, rule_set: str | None = None) -> DeadlineRule:
     """The rule ``rule`` of ``rule_set`` (the newest set if None); ``DeadlineRuleNotFound`` otherwise."""
     code = rule_set or await current_rule_set(session)
+    cached = _RULES.get((code, rule))
+    if cached is not None:
+        return cached
     found = await repo.rule(session, code, rule)
     if found is None:
         raise DeadlineRuleNotFound(
             f"The deadline rule set {code!r} has no rule {rule!r}.", rule=rule, rule_set=code
         )
-    return found
+    _RULES[(code, rule)] = DeadlineRule.model_validate(found.model_dump())
+    return _RULES[(code, rule)]
 
 
 async def rule_set_read(session: AsyncSession, code: str | None) -> DeadlineRuleSetRead:

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.event_schemas import CaseChanged, CertificateActionDecided, LeadChanged, ReviewRequested
 from services.common.events import Event
 from services.enforcement.cases import repository as repo
-from services.enforcement.cases.models import Case, Lead, PenaltyItem
+from services.enforcement.cases.models import Case, CaseOfficer, Lead, PenaltyItem
 from services.enforcement.models import OUTBOX
 
 LEAD_CHANGED = "enforcement.lead.changed"
@@ -43,9 +43,14 @@ async def lead_changed(session: AsyncSession, lead: Lead) -> Event:
     )
 
 
-async def case_changed(session: AsyncSession, case: Case) -> Event:
-    decided = await repo.penalties(session, case.id, "decided")  # type: ignore[arg-type]
-    officers = await repo.current_officers(session, case.id)  # type: ignore[arg-type]
+async def case_changed(
+    session: AsyncSession, case: Case, *, officers: list[CaseOfficer] | None = None
+) -> Event:
+    """``officers``: the case's current officers when the caller has them at hand."""
+    # Sanctions are decided only with a decision: before it there is nothing to read.
+    decided = await repo.penalties(session, case.id, "decided") if case.decided_on else []  # type: ignore[arg-type]
+    if officers is None:
+        officers = await repo.current_officers(session, case.id)  # type: ignore[arg-type]
     return await OUTBOX.emit(
         session,
         CASE_CHANGED,

@@ -270,8 +270,8 @@ async def create_case(
         else None
     )
     case = await service.decide_on_the_spot(session, audit, registry, principal, data, bureau_path=path)
+    await session.commit()  # at once: the audit chain's lock is held until then
     read = await service.case_read(session, case)
-    await session.commit()
     response.headers["Location"] = f"{PREFIX}/cases/{case.id}"
     response.headers["ETag"] = etag(case.version)
     return read
@@ -358,8 +358,8 @@ async def transition_case(
     if_match: IfMatchDep = None,
 ) -> CaseRead:
     case = await service.take_case_step(session, audit, registry, principal, case, data, if_match)
+    await session.commit()  # at once: the audit chain's lock is held until then
     read = await service.case_read(session, case)
-    await session.commit()
     response.headers["ETag"] = etag(case.version)
     return read
 
@@ -387,8 +387,8 @@ async def assign_officers(
     if_match: IfMatchDep = None,
 ) -> CaseRead:
     case = await service.assign_officers(session, audit, registry, principal, case, data, if_match)
+    await session.commit()  # at once: the audit chain's lock is held until then
     read = await service.case_read(session, case)
-    await session.commit()
     response.headers["ETag"] = etag(case.version)
     return read
 

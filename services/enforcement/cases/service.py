@@ -1000,12 +1000,13 @@ async def take_case_step(
         legal_basis=data.legal_basis,
         details=details,
     )
-    await audit.record(session, principal, f"case.{data.step}", "case", case.id, data.model_dump(mode="json"))
-    await events.case_changed(session, case)
+    await events.case_changed(session, case, officers=[o for o in officers if o.released_on is None])
     if data.step == CaseStep.REQUEST_REVIEW and case.review_kind == "legal":
         await events.review_requested(session, case, on)
     if data.step == CaseStep.DECIDE:
         await _send_certificate_actions(session, case, on)
+    # Last: the audit chain's lock is held from here to the commit, which follows at once.
+    await audit.record(session, principal, f"case.{data.step}", "case", case.id, data.model_dump(mode="json"))
     return case
 
 
