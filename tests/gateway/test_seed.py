@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.models import Account
-from gateway.seed import _reset_demo_password
+from gateway.seed import DemoHashes, _reset_demo_password
 from services.common.settings import Environment
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -30,7 +30,7 @@ async def _reset(gateway, account: Account, environment: Environment, password: 
     settings = gateway.app.state.settings.model_copy(update={"environment": environment})
     async with gateway.app.state.sessionmaker() as session:
         stored = await session.get(Account, account.id)
-        changed = await _reset_demo_password(session, settings, stored, password)
+        changed = await _reset_demo_password(session, settings, stored, DemoHashes(password))
         await session.commit()
     return changed
 
