@@ -74,13 +74,14 @@ def main() -> None:
         step("starting the gateway")
         platform.start_gateway()
         platform.wait_ready([platform.gateway_url])
+        # The seeds call the running platform: where its processes listen, as they are told.
         step("accounts")
-        run_module("gateway.seed", env)
+        run_module("gateway.seed", platform.process_env())
         step("demo cases")
         try:
             # Through the gateway, as the demo officers: the enforcement service asks the
             # registry for subjects and officers' posts, and its worker sends the revocation.
-            run_module("services.enforcement.seed", {**env, "GATEWAY_URL": platform.gateway_url})
+            run_module("services.enforcement.seed", platform.process_env())
         except subprocess.CalledProcessError:
             print("    the demo cases were not all made (see above); the platform runs on", flush=True)
         print_welcome(platform, env)
