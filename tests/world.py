@@ -9,39 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.common.auth import Role
+
+# The demo posts' step lists: what a post of each kind lists in a bureau that runs the procedure.
+from services.registry.demo import HEAD_STEPS, LEGAL_STEPS, OFFICER_STEPS
 from tests.conftest import auth
 from tests.factories import create_bureau, create_officer, create_provincial_unit, unique
-
-OFFICER_STEPS = [
-    "assign_officers",
-    "start_investigation",
-    "close_investigation",
-    "request_review",
-    "serve_prior_notice",
-    "request_hearing",
-    "conclude_hearing",
-    "serve_decision",
-    "record_payment",
-    "archive",
-    "publish",
-    "register_evidence",
-    "decide_on_the_spot",
-]
-HEAD_STEPS = [
-    "extend_lead_deadline",
-    "open_case",
-    "decline_lead",
-    "assign_officers",
-    "suspend_investigation",
-    "resume_investigation",
-    "terminate",
-    "transfer",
-    "extend_decision_deadline",
-    "decide",
-    "decide_no_penalty",
-    "close_case",
-]
-LEGAL_STEPS = ["review_agree", "review_correct", "review_return"]
 
 
 @dataclass

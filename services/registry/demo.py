@@ -265,6 +265,7 @@ HEAD_STEPS = (
     "extend_decision_deadline",
     "decide",
     "decide_no_penalty",
+    "revise_decision",
     "close_case",
 )
 LEGAL_STEPS = ("review_agree", "review_correct", "review_return")

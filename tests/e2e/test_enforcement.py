@@ -16,7 +16,6 @@ from services.enforcement.registry import STANDING_TTL_SECONDS
 from tests.conftest import assert_problem, auth
 from tests.e2e.test_events import eventually
 from tests.e2e.test_platform import login
-from tests.enforcement.conftest import HEAD_STEPS, LEGAL_STEPS, OFFICER_STEPS
 from tests.factories import (
     ccc_number,
     create_certification_body,
@@ -24,6 +23,7 @@ from tests.factories import (
     create_product,
     unique,
 )
+from tests.world import HEAD_STEPS, LEGAL_STEPS, OFFICER_STEPS
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from services.registry import models as registry_models
 from services.registry.tasks import HANDLERS as REGISTRY_HANDLERS
-from tests.conftest import auth
-from tests.enforcement.flow import API, fine, ok, read_case, subjects
+from tests.conftest import assert_problem, auth
+from tests.enforcement.flow import API, fine, ok, read_case, step, subjects
 from tests.enforcement.test_procedure import investigated
 
 
@@ -250,3 +250,112 @@ async def test_no_referral_without_the_bureau(enforcement, registry, world):
     event["bureau_path"] = None
     context = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
     assert (await handle_event(context, event))["outcome"] == "rejected"
+
+
+class TestRevisedDecision:
+    """A reconsideration (复议) lowers the fine and sets a suspension aside: the current amounts
+    change, the decided ones stay, and the certificate is restored in the registry."""
+
+    async def test_restore_reaches_the_registry(self, enforcement, registry, world):
+        chain = await subjects(registry, world)
+        certificate = chain["certificate"]
+        penalties = [fine("60000.00"), {"kind": "suspend_certificate", "certificate_id": certificate["id"]}]
+        case, _, _ = await investigated(enforcement, registry, world, penalties=penalties)
+        case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
+        case = await ok(
+            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意"
+        )
+        case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
+        case = await ok(
+            enforcement,
+            world.head,
+            case,
+            "decide",
+            occurred_on="2026-07-10",
+            legal_basis="b",
+            penalties=penalties,
+            collective_decision=True,
+            statement_waived=True,
+        )
+        registry_ctx = ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
+        (suspension,) = await outbox_events(
+            enforcement,
+            enforcement_models.OutboxEvent,
+            type="enforcement.certificate_action.decided",
+            aggregate_id=str(case["id"]),
+        )
+        assert (await handle_event(registry_ctx, suspension))["outcome"] == "applied"
+
+        heavier = await step(
+            enforcement,
+            world.head,
+            case,
+            "revise_decision",
+            reason="复议",
+            legal_basis="复议决定书",
+            penalties=[fine("60000.01")],
+        )
+        assert_problem(heavier, 409, "/problems/revision-heavier-than-decided")
+        revised = await ok(
+            enforcement,
+            world.head,
+            case,
+            "revise_decision",
+            occurred_on="2026-08-01",
+            reason="行政复议决定变更",
+            legal_basis="复议决定书",
+            penalties=[fine("30000.00")],
+        )
+        assert (revised["fine_decided"], revised["fine_current"]) == ("60000.00", "30000.00")
+        assert revised["needs_filing"] is True and "reconsideration_or_litigation" in revised["circumstances"]
+        items = {p["kind"]: p for p in revised["penalties"] if p["stage"] == "decided"}
+        assert (items["fine"]["amount_initial"], items["fine"]["amount_current"]) == ("60000.00", "30000.00")
+        assert (items["suspend_certificate"]["in_force"], items["suspend_certificate"]["registry_state"]) == (
+            False,
+            "pending",
+        )
+        restore = [
+            e
+            for e in await outbox_events(
+                enforcement,
+                enforcement_models.OutboxEvent,
+                type="enforcement.certificate_action.decided",
+                aggregate_id=str(case["id"]),
+            )
+            if e["payload"]["action"] == "restore"
+        ]
+        assert len(restore) == 1
+        assert (await handle_event(registry_ctx, restore[0]))["outcome"] == "applied"
+        status = await registry.get(
+            f"/api/v1/registry/certificates/{certificate['id']}", headers=auth(world.head.token)
+        )
+        assert status.json()["status"] == "valid"
+
+
+async def test_a_revision_names_only_decided_sanctions(enforcement, registry, world):
+    case, _, _ = await investigated(enforcement, registry, world)
+    case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
+    case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意")
+    case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
+    case = await ok(
+        enforcement,
+        world.head,
+        case,
+        "decide",
+        occurred_on="2026-07-10",
+        legal_basis="b",
+        penalties=[fine("60000.00")],
+        statement_waived=True,
+    )
+    response = await step(
+        enforcement,
+        world.head,
+        case,
+        "revise_decision",
+        reason="r",
+        legal_basis="b",
+        penalties=[fine("1000.00"), {"kind": "warning"}],
+    )
+    problem = assert_problem(response, 422, "/problems/validation-error")
+    assert problem["errors"][0]["loc"] == "body.penalties.1"
+    assert (await read_case(enforcement, world.head, case))["version"] == case["version"]

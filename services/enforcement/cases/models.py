@@ -301,6 +301,8 @@ class PenaltyItem(EnforcementModel, table=True):
     kind: str = Field(max_length=32)
     amount_initial: Decimal | None = money_column(nullable=True)
     amount_current: Decimal | None = money_column(nullable=True)
+    # False once a reconsideration or a court set the sanction aside (the initial one is kept).
+    in_force: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="true"))
     certificate_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     certificate_number: str | None = Field(default=None, max_length=64)
     registry_event_id: str | None = Field(default=None, max_length=36, index=True)

@@ -40,6 +40,7 @@ class CaseStep(StrEnum):
     DECIDE = "decide"
     DECIDE_NO_PENALTY = "decide_no_penalty"
     SERVE = "serve_decision"
+    REVISE_DECISION = "revise_decision"  # after reconsideration (复议) or litigation (诉讼)
     RECORD_PAYMENT = "record_payment"  # not a move of state unless it starts the execution
     CLOSE = "close_case"
     ARCHIVE = "archive"
@@ -115,6 +116,13 @@ CASE_STEPS = TransitionTable(
             ("reason", "legal_basis"),
         ),
         Transition(CaseStep.SERVE, frozenset({S.DECIDED}), S.SERVED, OFFICER, ("service_method",)),
+        Transition(
+            CaseStep.REVISE_DECISION,
+            frozenset({S.DECIDED, S.SERVED, S.EXECUTING, S.CLOSED, S.ARCHIVED, S.PUBLISHED}),
+            None,  # type: ignore[arg-type]  # stays where it is
+            HEAD,
+            ("reason", "legal_basis", "penalties"),
+        ),
         Transition(CaseStep.CLOSE, frozenset({S.SERVED, S.EXECUTING}), S.CLOSED, HEAD),
         Transition(CaseStep.ARCHIVE, frozenset({S.CLOSED, S.TERMINATED, S.TRANSFERRED}), S.ARCHIVED, OFFICER),
         Transition(CaseStep.PUBLISH, frozenset({S.CLOSED, S.ARCHIVED}), S.PUBLISHED, OFFICER),

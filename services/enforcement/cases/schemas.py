@@ -143,6 +143,7 @@ class CaseTransition(InputModel):
         "decide",
         "decide_no_penalty",
         "serve_decision",
+        "revise_decision",
         "close_case",
         "archive",
         "publish",
@@ -220,8 +221,9 @@ class PenaltyRead(BaseModel):
     id: int
     stage: str
     kind: str
-    amount_initial: Decimal | None
-    amount_current: Decimal | None
+    amount_initial: Decimal | None = Field(description="As decided (yuan)")
+    amount_current: Decimal | None = Field(description="After any reconsideration or litigation (yuan)")
+    in_force: bool
     certificate_id: int | None
     certificate_number: str | None
     registry_state: str | None

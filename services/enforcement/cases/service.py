@@ -94,6 +94,7 @@ from services.enforcement.registry import RegistryClient, SubjectType
 MIN_CASE_OFFICERS = 2
 DEFAULT_PREFIX = "执法罚字"
 CERTIFICATE_ACTIONS = {PenaltyKind.SUSPEND_CERTIFICATE: "suspend", PenaltyKind.REVOKE_CERTIFICATE: "revoke"}
+RESTORE = "restore"
 SEIZURE_RULE = "seizure"
 PRESERVATION_RULE = "evidence_preservation_decision"
 
@@ -1274,7 +1275,56 @@ async def _publish(session, registry, case, data, on, officer_ids) -> dict[str, 
     return {}
 
 
+async def _revise_decision(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
+    """A reconsideration (复议) or a court changed the decision: the current sanctions are set,
+    never heavier than decided (不利变更禁止); a certificate action set aside is restored in the
+    registry through the outbox. The decided sanctions are kept as they were."""
+    decided = await repo.penalties(session, case.id, "decided")  # type: ignore[arg-type]
+    wanted = {(p.kind, p.certificate_id): (index, p) for index, p in enumerate(data.penalties or [])}
+    changes = []
+    for item in decided:
+        index, revised = wanted.pop((item.kind, item.certificate_id), (None, None))
+        if revised is None:
+            item.in_force = False
+            item.amount_current = Decimal("0") if item.amount_initial is not None else None
+            changes.append({"kind": item.kind, "set_aside": True, "certificate_id": item.certificate_id})
+            if item.kind in CERTIFICATE_ACTIONS and item.registry_state != RegistryActionState.REJECTED:
+                event = await events.certificate_action_decided(session, case, item, RESTORE, on)
+                item.registry_event_id = str(event.id)
+                item.registry_state = RegistryActionState.PENDING
+            continue
+        if revised.amount is not None and (
+            item.amount_initial is None or revised.amount > item.amount_initial
+        ):
+            raise Conflict(
+                f"A revision does not make the {item.kind} heavier than decided "
+                f"({item.amount_initial} yuan).",
+                slug="revision-heavier-than-decided",
+                loc=f"body.penalties.{index}.amount",
+            )
+        item.amount_current = revised.amount if revised.amount is not None else item.amount_current
+        changes.append({"kind": item.kind, "amount_current": str(item.amount_current)})
+    if wanted:
+        index, extra = next(iter(wanted.values()))
+        raise UnprocessableEntity(
+            f"The decision has no {extra.kind} to revise: a revision changes or sets aside "
+            "decided sanctions.",
+            errors=[
+                {"loc": f"body.penalties.{index}", "message": "not a decided sanction", "type": "not_decided"}
+            ],
+        )
+    case.fine_current = sum(
+        (i.amount_current or Decimal("0") for i in decided if i.kind == PenaltyKind.FINE and i.in_force),
+        Decimal("0"),
+    )
+    case.circumstances = sorted({*case.circumstances, "reconsideration_or_litigation"})
+    case.needs_filing = True  # a case that went to reconsideration or court is filed (DOMAIN.md)
+    await session.flush()
+    return {"changes": changes}
+
+
 _CASE_HANDLERS = {
+    CaseStep.REVISE_DECISION: _revise_decision,
     CaseStep.START_INVESTIGATION: _start_investigation,
     CaseStep.SUSPEND: _suspend,
     CaseStep.RESUME: _resume,
@@ -1301,7 +1351,7 @@ async def _send_certificate_actions(session: AsyncSession, case: Case, on: date)
     """The closed loop: each decided suspension or revocation goes to the registry through the
     outbox, in the decision's transaction, so it arrives even if the registry is down now."""
     for item in await repo.penalties(session, case.id, "decided"):  # type: ignore[arg-type]
-        action = CERTIFICATE_ACTIONS.get(PenaltyKind(item.kind))
+        action = CERTIFICATE_ACTIONS.get(PenaltyKind(item.kind)) if item.in_force else None
         if action is None:
             continue
         event = await events.certificate_action_decided(session, case, item, action, on)

@@ -218,6 +218,7 @@ def upgrade() -> None:
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('amount_initial', sa.Numeric(precision=14, scale=2), nullable=True),
     sa.Column('amount_current', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('in_force', sa.Boolean(), server_default='true', nullable=False),
     sa.Column('certificate_id', sa.BigInteger(), nullable=True),
     sa.Column('certificate_number', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('registry_event_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
