@@ -6,6 +6,7 @@ read the cases it makes; the ``world`` fixture of tests/conftest.py builds it on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.common.auth import Role
@@ -18,8 +19,14 @@ from tests.factories import create_bureau, create_officer, create_provincial_uni
 
 @dataclass
 class Person:
+    """An officer and a way to sign its tokens: a token lives minutes, a test run longer."""
+
     officer: dict
-    token: str
+    sign: Callable[[], str]
+
+    @property
+    def token(self) -> str:
+        return self.sign()
 
     @property
     def id(self) -> int:
@@ -74,7 +81,7 @@ async def build_world(registry, token_for) -> World:
             credential=credential,
             **({"post_id": post["id"]} if post else {}),
         )
-        return Person(officer, token_for(bureau, roles=roles, officer_id=officer["id"], body=body))
+        return Person(officer, lambda: token_for(bureau, roles=roles, officer_id=officer["id"], body=body))
 
     w = World(province, city, county, other_county)
     w.officers = [await person(county, "enforcement", officer_post, (Role.ENFORCEMENT,)) for _ in range(3)]

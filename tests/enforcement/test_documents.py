@@ -314,7 +314,9 @@ async def bureau_world(registry, token_for, world: World) -> World:
 
     async def person(post, roles) -> Person:
         officer = await create_officer(registry, national, county, post_id=post["id"])
-        return Person(officer, token_for(county, roles=roles, officer_id=officer["id"], body="enforcement"))
+        return Person(
+            officer, lambda: token_for(county, roles=roles, officer_id=officer["id"], body="enforcement")
+        )
 
     own = World(world.province, world.city, county, world.other_county)
     own.officers = [await person(officer_post, (Role.ENFORCEMENT,)) for _ in range(2)]

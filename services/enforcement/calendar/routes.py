@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
+from pydantic import StringConstraints
 
 from services.common.auth import Principal, Role
 from services.common.deps import AuditDep, PrincipalDep, ReadSessionDep, SessionDep, require_national_roles
@@ -27,11 +28,13 @@ router = APIRouter(prefix=PREFIX, tags=["calendar"])
 
 # Loads calendar years and adds deadline rule sets: an administrator of the national regulator.
 NationalAdmin = Annotated[Principal, require_national_roles(Role.ADMIN)]
-YearPath = Annotated[int, Path(ge=1, le=9998, description="The year, e.g. 2027")]
+YearPath = Annotated[int, Path(ge=2000, le=2999, description="The year, e.g. 2027")]
 # An excluded period in a query: `[kind:]YYYY-MM-DD/YYYY-MM-DD`, or `/..` while it still runs.
 _PERIOD = re.compile(
     r"(?:(?P<kind>[a-z_]{1,40}):)?(?P<start>\d{4}-\d{2}-\d{2})/(?P<end>\d{4}-\d{2}-\d{2}|\.\.)"
 )
+# The same shape for the document (ECMA regex: no named groups); dates are then checked.
+PERIOD_PATTERN = r"^(?:[a-z_]{1,40}:)?[0-9]{4}-[0-9]{2}-[0-9]{2}/(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|\.\.)$"
 MAX_EXCLUDED = 50
 MAX_EXTENSION_DAYS = 3660
 
@@ -182,7 +185,8 @@ async def preview_deadline(
         str | None, Query(max_length=40, description="The rule set (the newest if left out)")
     ] = None,
     excluded: Annotated[
-        list[str] | None, Query(max_length=MAX_EXCLUDED, description="Excluded periods, `[kind:]start/end`")
+        list[Annotated[str, StringConstraints(pattern=PERIOD_PATTERN)]] | None,
+        Query(max_length=MAX_EXCLUDED, description="Excluded periods, `[kind:]start/end`"),
     ] = None,
     as_of: Annotated[
         date | None, Query(description="The day open excluded periods run to (today if left out)")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.common.dates import PastDate
-from services.common.types import EntityId, Flag, InputModel
+from services.common.types import EntityId, Flag, InputModel, Money, PositiveMoney
 from services.enforcement.cases.models import (
     CaseState,
     DecisionKind,
@@ -23,7 +23,7 @@ from services.enforcement.registry import SubjectType
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-Yuan = Annotated[Decimal, Field(ge=0, le=Decimal("999999999999.99"), decimal_places=2, max_digits=14)]
+Yuan = Money  # a decimal string in yuan, e.g. "12000.00"
 PartyKindCode = Literal["natural_person", "organisation"]
 PenaltyKindCode = Literal[
     "warning",
@@ -211,7 +211,7 @@ class EvidenceCreate(InputModel):
 
 
 class PaymentCreate(InputModel):
-    amount: Annotated[Decimal, Field(gt=0, le=Decimal("999999999999.99"), decimal_places=2, max_digits=14)]
+    amount: PositiveMoney
     paid_on: PastDate
     kind: Literal["fine", "surcharge"] = "fine"
     reference: Annotated[str, StringConstraints(max_length=64)] | None = None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
-from services.common.types import EntityId, InputModel
+from services.common.types import EntityId, InputModel, Money
 from services.enforcement.catalogue.models import BureauLevel
 from services.enforcement.catalogue.service import (
     AMOUNT_KINDS,
@@ -19,9 +21,19 @@ from services.enforcement.catalogue.service import (
     PenaltyKind,
 )
 
-# Yuan, never negative, to the fen, within numeric(14, 2).
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+# A multiple of the goods' value (article 66: at most twice): a decimal string like money.
+MULTIPLE_PATTERN = r"^[0-9]{1,4}(\.[0-9]{1,2})?$"
+
+
+def _multiple_text(value: object) -> object:
+    if isinstance(value, Decimal):
+        return value
+    if not (isinstance(value, str) and re.fullmatch(MULTIPLE_PATTERN, value)):
+        raise PydanticCustomError("multiple", 'must be a decimal string, e.g. "2"')
+    return Decimal(value)
+
+
 Article = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,4}(-[0-9]{1,3})?$")]
 
 
@@ -42,7 +54,17 @@ class ViolationCreate(InputModel):
         default=None,
         description="Goods worth under this → the fine is at most `goods_value_multiple` × value",
     )
-    goods_value_multiple: Annotated[Decimal, Field(gt=0, max_digits=6, decimal_places=2)] | None = None
+    goods_value_multiple: (
+        Annotated[
+            Decimal,
+            BeforeValidator(_multiple_text),
+            WithJsonSchema(
+                {"type": "string", "pattern": MULTIPLE_PATTERN, "examples": ["2"]}, mode="validation"
+            ),
+            Field(gt=0),
+        ]
+        | None
+    ) = None
     other_sanctions: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
     in_force_from: date = Field(
         description="The day the regulation text took effect", examples=["2023-07-20"]

@@ -155,8 +155,8 @@ async def read_document_template(
         "are kept, and every document rendered from now on uses the new one (and names it in its "
         "footer). The body is plain text, one paragraph a line, with `{placeholder}` fields of the "
         "listed names only (422 for any other field, a format spec or a stray brace: nothing in a "
-        "template is evaluated). With `If-Match`, refused (412) unless it names the newest version "
-        "(`*` is not a version: 428). Two versions stored at the same moment: 409 "
+        "template is evaluated). `If-Match` names the newest version (412 for an older one, 428 "
+        "without it or with `*`). Two versions stored at the same moment: 409 "
         "`/problems/template-version-exists`. Audited. National administrators only."
     ),
     responses=problem_responses(403, 409, 412, 428),

@@ -22,6 +22,7 @@ class DocumentPrefixUpdate(InputModel):
     prefix: str = Field(
         description="1–16 Chinese characters, ASCII letters or digits; not 〔, 〕 or 号",
         examples=["浙质监罚字"],
+        pattern=r"^[A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff]{1,16}$",
     )
 
     @field_validator("prefix")

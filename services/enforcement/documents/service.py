@@ -197,8 +197,7 @@ async def add_template_version(
     await repo.lock_template_kind(session, kind)
     current = await repo.newest_template(session, kind)
     newest = current.version if current else 0
-    if if_match is not None:
-        check_if_match(if_match, newest)
+    check_if_match(if_match, newest)  # a new version names the one it was written from
     row = await repo.add(
         session,
         DocumentTemplate(
