@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, text
+from sqlalchemy import bindparam, or_, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,11 +44,15 @@ async def lead_by_inspection(session: AsyncSession, inspection_id: int) -> Lead 
     return (await session.exec(select(Lead).where(Lead.inspection_id == inspection_id))).first()
 
 
+# The hot statements are built once: building a statement costs more than running it.
+_CASE = select(Case).where(Case.id == bindparam("case_id"))
+_CASE_FOR_UPDATE = _CASE.with_for_update()
+
+
 async def get_case(session: AsyncSession, case_id: int, *, for_update: bool = False) -> Case | None:
-    query = select(Case).where(Case.id == case_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await session.exec(query)).first()
+    return (
+        await session.exec(_CASE_FOR_UPDATE if for_update else _CASE, params={"case_id": case_id})
+    ).first()
 
 
 async def lock_case(session: AsyncSession, case_id: int) -> Case | None:
@@ -73,30 +77,37 @@ async def next_case_number(session: AsyncSession, bureau_id: int, year: int) -> 
     return (prefix.prefix if prefix else None), int(serial)
 
 
+_OFFICERS = (
+    select(CaseOfficer).where(CaseOfficer.case_id == bindparam("case_id")).order_by(col(CaseOfficer.id))
+)
+_CURRENT_OFFICERS = _OFFICERS.where(col(CaseOfficer.released_on).is_(None))
+_SUBJECTS = (
+    select(CaseSubject)
+    .where(CaseSubject.case_id == bindparam("case_id"))
+    .order_by(col(CaseSubject.subject_type))
+)
+_PENALTIES = (
+    select(PenaltyItem).where(PenaltyItem.case_id == bindparam("case_id")).order_by(col(PenaltyItem.id))
+)
+_STAGE_PENALTIES = _PENALTIES.where(PenaltyItem.stage == bindparam("stage"))
+
+
 async def current_officers(session: AsyncSession, case_id: int) -> list[CaseOfficer]:
-    query = (
-        select(CaseOfficer)
-        .where(CaseOfficer.case_id == case_id, col(CaseOfficer.released_on).is_(None))
-        .order_by(col(CaseOfficer.id))
-    )
-    return list((await session.exec(query)).all())
+    return list((await session.exec(_CURRENT_OFFICERS, params={"case_id": case_id})).all())
 
 
 async def all_officers(session: AsyncSession, case_id: int) -> list[CaseOfficer]:
-    query = select(CaseOfficer).where(CaseOfficer.case_id == case_id).order_by(col(CaseOfficer.id))
-    return list((await session.exec(query)).all())
+    return list((await session.exec(_OFFICERS, params={"case_id": case_id})).all())
 
 
 async def subjects(session: AsyncSession, case_id: int) -> list[CaseSubject]:
-    query = select(CaseSubject).where(CaseSubject.case_id == case_id).order_by(col(CaseSubject.subject_type))
-    return list((await session.exec(query)).all())
+    return list((await session.exec(_SUBJECTS, params={"case_id": case_id})).all())
 
 
 async def penalties(session: AsyncSession, case_id: int, stage: str | None = None) -> list[PenaltyItem]:
-    query = select(PenaltyItem).where(PenaltyItem.case_id == case_id)
     if stage:
-        query = query.where(PenaltyItem.stage == stage)
-    return list((await session.exec(query.order_by(col(PenaltyItem.id)))).all())
+        return list((await session.exec(_STAGE_PENALTIES, params={"case_id": case_id, "stage": stage})).all())
+    return list((await session.exec(_PENALTIES, params={"case_id": case_id})).all())
 
 
 async def drop_penalties(session: AsyncSession, case_id: int, stage: str) -> None:
@@ -111,25 +122,24 @@ async def penalty_by_event(session: AsyncSession, event_id: str) -> PenaltyItem 
     return (await session.exec(query)).first()
 
 
+_CASE_INTERVALS = (
+    select(ExcludedInterval)
+    .where(ExcludedInterval.case_id == bindparam("case_id"))
+    .order_by(col(ExcludedInterval.id))
+)
+_LEAD_INTERVALS = (
+    select(ExcludedInterval)
+    .where(ExcludedInterval.lead_id == bindparam("lead_id"))
+    .order_by(col(ExcludedInterval.id))
+)
+
+
 async def intervals(
     session: AsyncSession, *, case_id: int | None = None, lead_id: int | None = None
 ) -> list[ExcludedInterval]:
-    query = select(ExcludedInterval)
-    query = (
-        query.where(ExcludedInterval.case_id == case_id)
-        if case_id is not None
-        else query.where(ExcludedInterval.lead_id == lead_id)
-    )
-    return list((await session.exec(query.order_by(col(ExcludedInterval.id)))).all())
-
-
-async def open_interval(session: AsyncSession, case_id: int, kind: str) -> ExcludedInterval | None:
-    query = select(ExcludedInterval).where(
-        ExcludedInterval.case_id == case_id,
-        ExcludedInterval.kind == kind,
-        col(ExcludedInterval.ends_on).is_(None),
-    )
-    return (await session.exec(query)).first()
+    if case_id is not None:
+        return list((await session.exec(_CASE_INTERVALS, params={"case_id": case_id})).all())
+    return list((await session.exec(_LEAD_INTERVALS, params={"lead_id": lead_id})).all())
 
 
 async def timeline(session: AsyncSession, case_id: int | None, lead_id: int | None) -> list[ProcedureStep]:

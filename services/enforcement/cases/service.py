@@ -28,6 +28,7 @@ from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.enforcement.calendar.service import (
+    Deadline,
     ExcludedPeriod,
     compute_deadline,
     current_rule_set,
@@ -243,7 +244,13 @@ async def _outstanding(session: AsyncSession, case: Case) -> tuple[Decimal, Deci
 
 
 async def case_deadlines(session: AsyncSession, case: Case) -> list[DeadlineRead]:
-    """The deadlines running for the case in its state, each explained (rule, start, days, exclusions)."""
+    """The deadlines running for the case in its state, each explained (rule, start, days counted,
+    exclusions, non-working days skipped)."""
+    return [_deadline_read(d) for d in await running_deadlines(session, case)]
+
+
+async def running_deadlines(session: AsyncSession, case: Case) -> list[Deadline]:
+    """The deadlines running for the case in its state, as computed."""
     s = CaseState
     excluded = _periods(await repo.intervals(session, case_id=case.id))
     wanted: list[tuple[str, date, int, list[ExcludedPeriod]]] = []
@@ -296,7 +303,7 @@ async def case_deadlines(session: AsyncSession, case: Case) -> list[DeadlineRead
             rule_set=case.rule_set,
             as_of=_as_of(periods),
         )
-        result.append(_deadline_read(deadline))
+        result.append(deadline)
     return result
 
 
@@ -312,7 +319,7 @@ async def _refresh_lead_due(session: AsyncSession, lead: Lead) -> None:
 
 
 async def _refresh_case_due(session: AsyncSession, case: Case) -> None:
-    deadlines = [d for d in await case_deadlines(session, case) if not d.paused]
+    deadlines = [d for d in await running_deadlines(session, case) if not d.paused]
     first = min(deadlines, key=lambda d: d.due, default=None)
     case.next_due = first.due if first else None
     case.next_due_rule = first.rule if first else None
@@ -1023,18 +1030,26 @@ async def _start_investigation(session, registry, case, data, on, officer_ids) -
 
 async def _suspend(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
     kind = data.suspension_kind or "investigation_suspended"
+    # An interval of the same kind ended yesterday or later runs on: one exclusion, not two.
+    for interval in await repo.intervals(session, case_id=case.id):
+        if (
+            interval.kind == kind
+            and interval.ends_on is not None
+            and interval.ends_on >= on - timedelta(days=1)
+        ):
+            interval.ends_on = None
+            return {"excluded": kind, "continues_from": interval.starts_on.isoformat()}
     await repo.add(session, ExcludedInterval(case_id=case.id, kind=kind, starts_on=on, note=data.reason))
     return {"excluded": kind}
 
 
 async def _close_open_intervals(session, case: Case, on: date, *kinds: str) -> list[str]:
     closed = []
-    for kind in kinds:
-        interval = await repo.open_interval(session, case.id, kind)
-        if interval is not None:
+    for interval in await repo.intervals(session, case_id=case.id):
+        if interval.ends_on is None and interval.kind in kinds:
             # The day it ends is the day the clock runs again: the interval covers the days before.
             interval.ends_on = max(interval.starts_on, on - timedelta(days=1))
-            closed.append(kind)
+            closed.append(interval.kind)
     return closed
 
 
