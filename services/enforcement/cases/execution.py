@@ -42,11 +42,6 @@ ENDED = frozenset(
 # --- court enforcement (申请法院强制执行) --------------------------------------------
 
 
-def passed_to_court(case: Case) -> bool:
-    """The execution passed to the court: the case closes though money is owed."""
-    return case.court_enforcement_applied_on is not None
-
-
 async def _owed(session: AsyncSession, case: Case) -> tuple[Any, Any]:
     fine, surcharge = await service._outstanding(session, case)
     if fine == 0 and surcharge == 0:

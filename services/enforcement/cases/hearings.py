@@ -277,15 +277,16 @@ async def record_hearing(
         raise UnprocessableEntity("; ".join(f"{e['loc']}: {e['message']}" for e in errors), errors=errors)
     await _check_notices(session, case, data)
     record = await repo.hearing(session, case.id, for_update=True)  # type: ignore[arg-type]
-    if record is None:
-        record = CaseHearing(case_id=case.id, updated_by=principal.account_id)  # type: ignore[arg-type]
-        session.add(record)
+    stored = record or CaseHearing(case_id=case.id, updated_by=principal.account_id)  # type: ignore[arg-type]
     wanted = data.model_dump()
     changes = {
-        f: [_json(getattr(record, f)), _json(wanted[f])] for f in FIELDS if getattr(record, f) != wanted[f]
+        f: [_json(getattr(stored, f)), _json(wanted[f])] for f in FIELDS if getattr(stored, f) != wanted[f]
     }
     if not changes:
         return case  # the record as it was: nothing to note
+    if record is None:
+        record = stored
+        session.add(record)
     for field in changes:
         setattr(record, field, wanted[field])
     record.updated_by = principal.account_id

@@ -347,7 +347,13 @@ async def get_case_deadlines(session: ReadSessionDep, case: CaseToRead) -> list[
         "agreed (`/problems/legal-review-required`) and collectively "
         "(`/problems/collective-decision-required`); the party's answer window "
         "(`/problems/answer-window-open`); hearings only where the thresholds allow "
-        "(`/problems/hearing-not-allowed`); closing only once executed (`/problems/execution-incomplete`)."
+        "(`/problems/hearing-not-allowed`); a hearing concluded once held and reported "
+        "(`/problems/hearing-not-held`); closing only once executed (`/problems/execution-incomplete`) "
+        "or once the execution passed to the court. A party that neither pays nor appeals is reminded "
+        "(催告, `remind_payment`, after the payment deadline: `/problems/payment-not-due`); the head "
+        "applies to the court (申请法院强制执行, `apply_court_enforcement`) after the reminder's period "
+        "(`/problems/payment-not-reminded`, `/problems/reminder-period-running` with the date), once "
+        "(`/problems/court-enforcement-applied`), while money is owed (`/problems/nothing-owed`)."
     ),
     responses=problem_responses(403, 404, 409, 412, 428),
 )
