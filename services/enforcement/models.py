@@ -19,6 +19,7 @@ from services.enforcement.calendar.models import (
 from services.enforcement.cases.models import (
     BureauDocumentPrefix,
     Case,
+    CaseHearing,
     CaseNumberCounter,
     CaseOfficer,
     CaseSubject,
@@ -40,6 +41,7 @@ __all__ = [
     "CalendarDay",
     "CalendarYear",
     "Case",
+    "CaseHearing",
     "CaseNumberCounter",
     "CaseOfficer",
     "CaseSubject",

@@ -248,6 +248,8 @@ OFFICER_STEPS = (
     "conclude_hearing",
     "serve_decision",
     "record_payment",
+    "remind_payment",
+    "record_hearing",
     "archive",
     "publish",
     "register_evidence",
@@ -267,6 +269,9 @@ HEAD_STEPS = (
     "decide_no_penalty",
     "revise_decision",
     "close_case",
+    "apply_court_enforcement",
+    "extend_seizure",
+    "decide_preservation",
 )
 LEGAL_STEPS = ("review_agree", "review_correct", "review_return")
 # (post name, body, duties, steps)

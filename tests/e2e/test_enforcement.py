@@ -28,6 +28,17 @@ from tests.world import HEAD_STEPS, LEGAL_STEPS, OFFICER_STEPS
 pytestmark = pytest.mark.e2e
 
 API = "/api/v1/enforcement"
+# A hearing requested on 2026-06-29, held on 14 July and reported on the 15th.
+HEARING = {
+    "host": "听证主持人（法制机构）",
+    "host_named_on": "2026-06-30",
+    "files_handed_on": "2026-07-01",
+    "date_fixed_on": "2026-07-02",
+    "hearing_date": "2026-07-14",
+    "notice_served_on": "2026-07-02",
+    "held_on": "2026-07-14",
+    "report_on": "2026-07-15",
+}
 REGISTRY = "/api/v1/registry"
 PASSWORD = "a long enough password"
 VIOLATION = "uncertified-ccc-product"  # art. 66: a fine of 50,000–200,000 yuan
@@ -399,6 +410,13 @@ class TestMajorCase:
         case = await ok(client, pilot.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意")
         case = await ok(client, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(client, o1, case, "request_hearing", occurred_on="2026-06-29")
+        heard = await client.put(
+            f"{API}/cases/{case['id']}/hearing",
+            headers={**o1.headers, "If-Match": f'"{case["version"]}"'},
+            json=HEARING,
+        )
+        assert heard.status_code == 200, heard.text
+        case = await read_case(client, o1, case)
         case = await ok(client, o1, case, "conclude_hearing", occurred_on="2026-07-15", reason="听证报告")
         assert case["state"] == "heard"
         alone = await step(

@@ -97,3 +97,26 @@ async def read_case(enforcement, person, case: dict) -> dict:
 
 def fine(amount: str) -> dict:
     return {"kind": "fine", "amount": amount}
+
+
+# A hearing requested on 2026-06-29 (a Monday), held on Tuesday 14 July and reported the next day:
+# the party's notice is due by 3 July, seven working days before.
+HEARING = {
+    "host": "听证主持人（法制机构）",
+    "host_named_on": "2026-06-30",
+    "files_handed_on": "2026-07-01",
+    "date_fixed_on": "2026-07-02",
+    "hearing_date": "2026-07-14",
+    "notice_served_on": "2026-07-02",
+    "held_on": "2026-07-14",
+    "report_on": "2026-07-15",
+}
+
+
+async def put_hearing(enforcement, person, case: dict, **fields) -> Any:
+    """The raw answer of recording the hearing; ``case['version']`` names the case's version."""
+    return await enforcement.put(
+        f"{API}/cases/{case['id']}/hearing",
+        json=fields,
+        headers={**auth(person.token), "If-Match": f'"{case["version"]}"'},
+    )

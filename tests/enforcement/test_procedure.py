@@ -6,7 +6,18 @@ import pytest
 
 from services.enforcement.models import OutboxEvent
 from tests.conftest import assert_problem, auth
-from tests.enforcement.flow import API, fine, new_lead, ok, open_case, read_case, step, subjects
+from tests.enforcement.flow import (
+    API,
+    HEARING,
+    fine,
+    new_lead,
+    ok,
+    open_case,
+    put_hearing,
+    read_case,
+    step,
+    subjects,
+)
 from tests.factories import rows_where
 
 VIOLATION = "uncertified-ccc-product"  # art. 66: fine 50,000–200,000 yuan
@@ -313,10 +324,12 @@ class TestMajorCase:
         )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(enforcement, world.officers[0], case, "request_hearing", occurred_on="2026-06-29")
+        heard = await put_hearing(enforcement, world.officers[0], case, **HEARING)
+        assert heard.status_code == 200, heard.text
         case = await ok(
             enforcement,
             world.officers[0],
-            case,
+            await read_case(enforcement, world.officers[0], case),
             "conclude_hearing",
             occurred_on="2026-07-15",
             reason="听证报告",

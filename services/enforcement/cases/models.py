@@ -198,6 +198,9 @@ class Case(EnforcementModel, table=True):
     fine_decided: Decimal = money_column(zero=True)
     fine_current: Decimal = money_column(zero=True)
     paid_total: Decimal = money_column(zero=True)
+    # Court enforcement (申请法院强制执行): the reminder (催告) served, then the application.
+    payment_reminded_on: date | None = Field(default=None, sa_type=Date)
+    court_enforcement_applied_on: date | None = Field(default=None, sa_type=Date)
     last_step_on: date | None = Field(default=None, sa_type=Date)  # no step is dated before it
     # The earliest running deadline, kept with each step so "overdue" is an indexed filter.
     next_due: date | None = Field(default=None, sa_type=Date)
@@ -323,7 +326,10 @@ class Evidence(EnforcementModel, table=True):
     measure_extended: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
     )
+    measure_extended_on: date | None = Field(default=None, sa_type=Date)
     measure_decided_on: date | None = Field(default=None, sa_type=Date)
+    # What a preservation was decided into: test | return | transfer | seize | release | confiscate.
+    measure_decision: str | None = Field(default=None, max_length=16)
     recorded_by: str = Field(max_length=64)
     recorded_at: datetime = instant_column()
 
@@ -358,3 +364,26 @@ class BureauDocumentPrefix(EnforcementModel, table=True):
 
     bureau_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     prefix: str = Field(max_length=32)
+
+
+class CaseHearing(EnforcementModel, table=True):
+    """The hearing's own timetable (听证): host named, files handed, date fixed, notices, the
+    hearing held and its report. One a case; each date is checked against the rule set."""
+
+    __tablename__ = "case_hearing"
+
+    case_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("case.id", ondelete="CASCADE"), primary_key=True)
+    )
+    host: str | None = Field(default=None, max_length=64)  # 听证主持人
+    host_named_on: date | None = Field(default=None, sa_type=Date)
+    files_handed_on: date | None = Field(default=None, sa_type=Date)
+    date_fixed_on: date | None = Field(default=None, sa_type=Date)
+    hearing_date: date | None = Field(default=None, sa_type=Date)
+    public: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    notice_served_on: date | None = Field(default=None, sa_type=Date)
+    public_notice_on: date | None = Field(default=None, sa_type=Date)
+    held_on: date | None = Field(default=None, sa_type=Date)
+    report_on: date | None = Field(default=None, sa_type=Date)
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = instant_column()

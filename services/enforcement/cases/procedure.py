@@ -42,6 +42,8 @@ class CaseStep(StrEnum):
     SERVE = "serve_decision"
     REVISE_DECISION = "revise_decision"  # after reconsideration (复议) or litigation (诉讼)
     RECORD_PAYMENT = "record_payment"  # not a move of state unless it starts the execution
+    REMIND_PAYMENT = "remind_payment"  # 催告: the party neither pays nor appeals
+    APPLY_COURT_ENFORCEMENT = "apply_court_enforcement"  # 申请人民法院强制执行
     CLOSE = "close_case"
     ARCHIVE = "archive"
     PUBLISH = "publish"
@@ -123,6 +125,19 @@ CASE_STEPS = TransitionTable(
             HEAD,
             ("reason", "legal_basis", "penalties"),
         ),
+        Transition(
+            CaseStep.REMIND_PAYMENT,
+            frozenset({S.SERVED, S.EXECUTING}),
+            None,  # type: ignore[arg-type]  # stays where it is
+            OFFICER,
+        ),
+        Transition(
+            CaseStep.APPLY_COURT_ENFORCEMENT,
+            frozenset({S.SERVED, S.EXECUTING}),
+            None,  # type: ignore[arg-type]  # stays where it is
+            HEAD,
+            ("reason",),
+        ),
         Transition(CaseStep.CLOSE, frozenset({S.SERVED, S.EXECUTING}), S.CLOSED, HEAD),
         Transition(CaseStep.ARCHIVE, frozenset({S.CLOSED, S.TERMINATED, S.TRANSFERRED}), S.ARCHIVED, OFFICER),
         Transition(CaseStep.PUBLISH, frozenset({S.CLOSED, S.ARCHIVED}), S.PUBLISHED, OFFICER),
@@ -140,6 +155,7 @@ CASE_OFFICER_STEPS = frozenset(
         CaseStep.CONCLUDE_HEARING,
         CaseStep.SERVE,
         CaseStep.RECORD_PAYMENT,
+        CaseStep.REMIND_PAYMENT,
         CaseStep.ARCHIVE,
         CaseStep.PUBLISH,
     }

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.enforcement.cases.models import (
     BureauDocumentPrefix,
     Case,
+    CaseHearing,
     CaseOfficer,
     CaseSubject,
     Evidence,
@@ -288,3 +289,15 @@ async def leads_of_subject(
         .limit(200)
     )
     return list((await session.exec(query)).all())
+
+
+async def hearing(session: AsyncSession, case_id: int, *, for_update: bool = False) -> CaseHearing | None:
+    query = select(CaseHearing).where(CaseHearing.case_id == case_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def lock_evidence(session: AsyncSession, case_id: int, evidence_id: int) -> Evidence | None:
+    query = select(Evidence).where(Evidence.id == evidence_id, Evidence.case_id == case_id).with_for_update()
+    return (await session.exec(query)).first()

@@ -12,9 +12,9 @@ from services.common.dates import LegalDate
 from services.common.deps import Authorize
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
-from services.common.types import IdQuery
+from services.common.types import IdPath, IdQuery
+from services.enforcement.cases import execution, hearings, service
 from services.enforcement.cases import repository as repo
-from services.enforcement.cases import service
 from services.enforcement.cases.models import CaseState, LeadSource, LeadState, Procedure
 from services.enforcement.cases.schemas import (
     CaseRead,
@@ -24,12 +24,16 @@ from services.enforcement.cases.schemas import (
     DeadlineRead,
     EvidenceCreate,
     EvidenceRead,
+    HearingRead,
+    HearingWrite,
     LeadCreate,
     LeadRead,
     LeadTransition,
     OfficersAssign,
     PaymentCreate,
     PaymentRead,
+    PreservationDecision,
+    SeizureExtension,
     SimpleCaseCreate,
     TimelineEntry,
 )
@@ -343,7 +347,13 @@ async def get_case_deadlines(session: ReadSessionDep, case: CaseToRead) -> list[
         "agreed (`/problems/legal-review-required`) and collectively "
         "(`/problems/collective-decision-required`); the party's answer window "
         "(`/problems/answer-window-open`); hearings only where the thresholds allow "
-        "(`/problems/hearing-not-allowed`); closing only once executed (`/problems/execution-incomplete`)."
+        "(`/problems/hearing-not-allowed`); a hearing concluded once held and reported "
+        "(`/problems/hearing-not-held`); closing only once executed (`/problems/execution-incomplete`) "
+        "or once the execution passed to the court. A party that neither pays nor appeals is reminded "
+        "(催告, `remind_payment`, after the payment deadline: `/problems/payment-not-due`); the head "
+        "applies to the court (申请法院强制执行, `apply_court_enforcement`) after the reminder's period "
+        "(`/problems/payment-not-reminded`, `/problems/reminder-period-running` with the date), once "
+        "(`/problems/court-enforcement-applied`), while money is owed (`/problems/nothing-owed`)."
     ),
     responses=problem_responses(403, 404, 409, 412, 428),
 )
@@ -495,3 +505,123 @@ async def get_chain(
     subject_id: Annotated[int, Query(ge=1, le=2**53 - 1)],
 ) -> ChainRead:
     return ChainRead.model_validate(await service.chain_of(session, principal, subject_type, subject_id))
+
+
+# --- the hearing's timetable (听证) ---------------------------------------------
+
+
+@router.get(
+    "/cases/{case_id}/hearing",
+    response_model=HearingRead,
+    tags=["cases"],
+    summary="The case's hearing and its deadlines",
+    description=(
+        "The hearing (听证) asked by the party: its host (听证主持人), the files handed, the date fixed, "
+        "the notice to the party and the public notice of a public hearing, the hearing held and its "
+        "report (听证报告), with each deadline of the hearing rules: due date, met or not, and how it "
+        "was computed. 404 for a case without a hearing."
+    ),
+    responses=problem_responses(404, 409),
+)
+async def get_hearing(session: ReadSessionDep, case: CaseToRead, response: Response) -> HearingRead:
+    response.headers["ETag"] = etag(case.version)
+    return await hearings.hearing_read(session, case)
+
+
+@router.put(
+    "/cases/{case_id}/hearing",
+    response_model=HearingRead,
+    tags=["cases"],
+    summary="Record the hearing's timetable (If-Match on the case required)",
+    description=(
+        "Records the hearing (听证) whole, while the case is in the state `hearing` "
+        "(`/problems/case-not-in-hearing`), by an officer of the case (`/problems/not-case-officer`) "
+        "whose post lists `record_hearing`. Each date follows the ones before it (422 `date_order`, "
+        "`missing_earlier_date`); the host is not one of the case's officers "
+        "(`/problems/host-is-case-officer`); the notice to the party is served at least the rule's working "
+        "days before the hearing (`/problems/hearing-notice-late`, with `latest_on`), the public notice of "
+        "a public hearing likewise (`/problems/hearing-public-notice-late`). `conclude_hearing` waits for "
+        "`held_on` and `report_on`. Each change is on the case's timeline (`record_hearing`)."
+    ),
+    responses=problem_responses(403, 404, 409, 412, 428),
+)
+async def put_hearing(
+    session: SessionDep,
+    audit: AuditDep,
+    registry: RegistryDep,
+    principal: PrincipalDep,
+    case: CaseForUpdate,
+    data: HearingWrite,
+    response: Response,
+    if_match: IfMatchDep = None,
+) -> HearingRead:
+    case = await hearings.record_hearing(session, audit, registry, principal, case, data, if_match)
+    await session.commit()  # at once: the audit chain's lock is held until then
+    response.headers["ETag"] = etag(case.version)
+    return await hearings.hearing_read(session, case)
+
+
+# --- measures on evidence --------------------------------------------------------------
+
+
+async def _evidence_read(session, case, row) -> EvidenceRead:
+    return EvidenceRead.model_validate(
+        {**row.model_dump(), "measure_due": await service.evidence_due(session, case, row)}
+    )
+
+
+@router.post(
+    "/cases/{case_id}/evidence/{evidence_id}/extension",
+    response_model=EvidenceRead,
+    tags=["cases"],
+    summary="Extend a seizure once",
+    description=(
+        "Extends a seizure (查封、扣押) by the `seizure` rule's extension, once "
+        "(`/problems/extension-exceeded` the second time), with the approval of the head of the "
+        "enforcement body (post step `extend_seizure`), before the seizure ends "
+        "(`/problems/seizure-ended`). The evidence read shows the new due date."
+    ),
+    responses=problem_responses(403, 404, 409),
+)
+async def extend_seizure(
+    session: SessionDep,
+    audit: AuditDep,
+    registry: RegistryDep,
+    principal: PrincipalDep,
+    case: CaseForUpdate,
+    evidence_id: IdPath,
+    data: SeizureExtension,
+) -> EvidenceRead:
+    row = await execution.extend_seizure(session, audit, registry, principal, case, evidence_id, data)
+    read = await _evidence_read(session, case, row)
+    await session.commit()
+    return read
+
+
+@router.post(
+    "/cases/{case_id}/evidence/{evidence_id}/decision",
+    response_model=EvidenceRead,
+    tags=["cases"],
+    summary="Decide on preserved evidence",
+    description=(
+        "Decides on evidence under preservation (先行登记保存) within the "
+        "`evidence_preservation_decision` rule's working days (`/problems/preservation-lapsed` after): "
+        "tested, returned, transferred, seized (a seizure (查封、扣押) then runs from the decision), "
+        "released or confiscated; by the head of the enforcement body (post step "
+        "`decide_preservation`), once (`/problems/measure-decided`)."
+    ),
+    responses=problem_responses(403, 404, 409),
+)
+async def decide_preservation(
+    session: SessionDep,
+    audit: AuditDep,
+    registry: RegistryDep,
+    principal: PrincipalDep,
+    case: CaseForUpdate,
+    evidence_id: IdPath,
+    data: PreservationDecision,
+) -> EvidenceRead:
+    row = await execution.decide_preservation(session, audit, registry, principal, case, evidence_id, data)
+    read = await _evidence_read(session, case, row)
+    await session.commit()
+    return read

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.common.dates import PastDate
+from services.common.dates import LegalDate, PastDate
 from services.common.types import EntityId, Flag, InputModel, Money, PositiveMoney
 from services.enforcement.cases.models import (
     CaseState,
@@ -144,6 +144,8 @@ class CaseTransition(InputModel):
         "decide_no_penalty",
         "serve_decision",
         "revise_decision",
+        "remind_payment",
+        "apply_court_enforcement",
         "close_case",
         "archive",
         "publish",
@@ -284,6 +286,8 @@ class CaseRead(BaseModel):
     fine_decided: Decimal
     fine_current: Decimal
     paid_total: Decimal
+    payment_reminded_on: date | None = None
+    court_enforcement_applied_on: date | None = None
     next_due: date | None
     next_due_rule: str | None
     overdue: bool
@@ -343,6 +347,10 @@ class EvidenceRead(BaseModel):
     measure: str
     measure_started_on: date | None
     measure_due: date | None = None
+    measure_extended: bool = False
+    measure_extended_on: date | None = None
+    measure_decided_on: date | None = None
+    measure_decision: str | None = None
     recorded_at: datetime
 
 
@@ -371,3 +379,64 @@ class ChainRead(BaseModel):
     subject_id: int
     leads: list[LeadRead]
     cases: list[CaseRead]
+
+
+# --- the hearing's timetable (听证) ---------------------------------------------
+
+
+class HearingWrite(InputModel):
+    """The hearing's record, whole (PUT): a date left out is not recorded (yet)."""
+
+    host: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = (
+        Field(default=None, description="The hearing's host (听证主持人), not one of the case's officers")
+    )
+    host_named_on: PastDate | None = Field(default=None, description="The day the host was named")
+    files_handed_on: PastDate | None = Field(default=None, description="Case files handed to the host")
+    date_fixed_on: PastDate | None = Field(default=None, description="The day the hearing's date was fixed")
+    hearing_date: LegalDate | None = Field(default=None, description="The day of the hearing")
+    public: Flag = Field(default=False, description="A public hearing (公开举行)")
+    notice_served_on: PastDate | None = Field(default=None, description="Notice served on the party")
+    public_notice_on: PastDate | None = Field(default=None, description="Public notice of a public hearing")
+    held_on: PastDate | None = Field(default=None, description="The day the hearing was held")
+    report_on: PastDate | None = Field(default=None, description="The hearing report (听证报告) handed in")
+
+
+class HearingDeadlineRead(BaseModel):
+    rule: str
+    due: date = Field(description="For a rule counted before the hearing: the latest day")
+    met: bool
+    met_on: date | None
+    late: bool = Field(description="Met after its due date, or not met and past it")
+    explanation: dict[str, Any]
+
+
+class HearingRead(BaseModel):
+    case_id: int
+    requested_on: date
+    host: str | None = None
+    host_named_on: date | None = None
+    files_handed_on: date | None = None
+    date_fixed_on: date | None = None
+    hearing_date: date | None = None
+    public: bool = False
+    notice_served_on: date | None = None
+    public_notice_on: date | None = None
+    held_on: date | None = None
+    report_on: date | None = None
+    deadlines: list[HearingDeadlineRead]
+
+
+# --- evidence measures and execution -----------------------------------------------
+
+
+class SeizureExtension(InputModel):
+    reason: Text
+    occurred_on: PastDate | None = Field(default=None, description="Date of the approval (default: today)")
+
+
+class PreservationDecision(InputModel):
+    decision: Literal["test", "return", "transfer", "seize", "release", "confiscate"] = Field(
+        description="送检测鉴定 / 退还 / 移送 / 查封扣押 / 解除先行登记保存 / 没收"
+    )
+    reason: Text
+    occurred_on: PastDate | None = Field(default=None, description="Date of the decision (default: today)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from importlib import import_module
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -272,17 +273,25 @@ async def running_deadlines(session: AsyncSession, case: Case) -> list[Deadline]
     if case.state == s.NOTIFIED and case.notice_served_on:
         wanted.append(("prior_notice_answer", case.notice_served_on, 0, []))
     if case.state == s.HEARING and case.hearing_requested_on:
-        wanted.append(("hearing_host_named", case.hearing_requested_on, 0, []))
+        from services.enforcement.cases.hearings import next_deadline
+
+        upcoming = await next_deadline(session, case)  # the hearing's own timetable
+        if upcoming is not None:
+            wanted.append((*upcoming, 0, []))
     if case.state == s.DECIDED and case.decided_on and case.procedure == Procedure.ORDINARY:
         wanted.append(("service_of_decision", case.decided_on, 0, []))
     if case.procedure == Procedure.SIMPLE and case.state in {s.DECIDED, s.SERVED, s.EXECUTING, s.CLOSED}:
         wanted.append(("simple_procedure_filing", case.decided_on or case.opened_on, 0, []))
     if case.state in {s.SERVED, s.EXECUTING} and case.served_on:
         owed_fine, owed_surcharge = await _outstanding(session, case)
-        if owed_fine > 0:
+        if case.court_enforcement_applied_on:  # the execution passed to the court
+            wanted.append(("closing", case.court_enforcement_applied_on, 0, []))
+        elif owed_fine > 0:
             wanted.append(("payment", case.served_on, 0, []))
         elif owed_surcharge == 0:
             wanted.append(("closing", case.execution_completed_on or case.served_on, 0, []))
+        if case.payment_reminded_on and not case.court_enforcement_applied_on and owed_fine + owed_surcharge:
+            wanted.append(("court_enforcement_reminder", case.payment_reminded_on, 0, []))
     if (
         case.procedure == Procedure.ORDINARY
         and case.decision_kind == DecisionKind.PENALTY
@@ -1160,9 +1169,12 @@ async def _request_hearing(session, registry, case, data, on, officer_ids) -> di
 
 
 async def _conclude_hearing(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
-    case.hearing_held_on = on
+    from services.enforcement.cases.hearings import require_held
+
+    record = await require_held(session, case)
+    case.hearing_held_on = record.held_on
     await _close_open_intervals(session, case, on, "hearing")
-    return {}
+    return {"held_on": str(record.held_on), "report_on": str(record.report_on)}
 
 
 async def _extend_decision(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
@@ -1264,16 +1276,19 @@ async def _serve(session, registry, case, data, on, officer_ids) -> dict[str, An
 
 async def _close(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
     fine, surcharge = await _outstanding(session, case)
-    if fine > 0 or surcharge > 0:
+    court = case.court_enforcement_applied_on is not None  # the execution passed to the court
+    if (fine > 0 or surcharge > 0) and not court:
         raise Conflict(
             f"The decision is not executed: {fine} yuan of the fine and {surcharge} yuan of surcharge "
-            "are owed.",
+            "are owed (or apply to the court for enforcement, apply_court_enforcement).",
             slug="execution-incomplete",
             fine_owed=str(fine),
             surcharge_owed=str(surcharge),
         )
     case.closed_on = on
-    return {}
+    return (
+        {"passed_to_court": True, "fine_owed": str(fine), "surcharge_owed": str(surcharge)} if court else {}
+    )
 
 
 async def _publish(session, registry, case, data, on, officer_ids) -> dict[str, Any]:
@@ -1338,6 +1353,15 @@ async def _revise_decision(session, registry, case, data, on, officer_ids) -> di
     return {"changes": changes}
 
 
+def _elsewhere(module: str, name: str) -> Any:
+    """A step's handler kept in another module of the package (which imports this one)."""
+
+    async def handler(*args: Any) -> dict[str, Any]:
+        return await getattr(import_module(f"services.enforcement.cases.{module}"), name)(*args)
+
+    return handler
+
+
 _CASE_HANDLERS = {
     CaseStep.REVISE_DECISION: _revise_decision,
     CaseStep.START_INVESTIGATION: _start_investigation,
@@ -1359,6 +1383,8 @@ _CASE_HANDLERS = {
     CaseStep.SERVE: _serve,
     CaseStep.CLOSE: _close,
     CaseStep.PUBLISH: _publish,
+    CaseStep.REMIND_PAYMENT: _elsewhere("execution", "remind_payment"),
+    CaseStep.APPLY_COURT_ENFORCEMENT: _elsewhere("execution", "apply_court_enforcement"),
 }
 
 
@@ -1512,8 +1538,15 @@ async def evidence_due(session: AsyncSession, case: Case, row: Evidence) -> date
     """When a preservation must be decided or a seizure ends."""
     if row.measure == "none" or row.measure_started_on is None:
         return None
+    if row.measure == "preservation" and row.measure_decided_on is not None:
+        return None  # decided: the preservation ended
     rule = PRESERVATION_RULE if row.measure == "preservation" else SEIZURE_RULE
-    deadline = await compute_deadline(session, rule, row.measure_started_on, rule_set=case.rule_set)
+    extension = 0
+    if row.measure_extended:  # once, by the rule's extension
+        extension = (await _rule(session, rule, case.rule_set)).extension_days or 0
+    deadline = await compute_deadline(
+        session, rule, row.measure_started_on, extension_days=extension, rule_set=case.rule_set
+    )
     return deadline.due
 
 
