@@ -277,10 +277,11 @@ class TestTemplateVersions:
             assert_problem(stale, 412, "/problems/precondition-failed")
         finally:
             # The next version restores the text, so every other test reads the seeded wording.
+            newest = await enforcement.get(f"{API}/document-templates/decision", headers=admin)
             restored = await enforcement.put(
                 f"{API}/document-templates/decision",
                 json={"title": old["title"], "body": old["body"], "note": "恢复"},
-                headers=admin,
+                headers={**admin, "If-Match": newest.headers["ETag"]},
             )
             assert restored.status_code == 201, restored.text
 
