@@ -233,16 +233,27 @@ async def seed_demo_cases(
     ``people``), on the enterprises and CCC certificates of the registry's demo chain kept
     there. Returns the stage of each demo lead made now and the names of those left."""
     head = people["head"].headers
-    certificates = await _ok(
-        await registry.get(
-            f"{REGISTRY}/certificates",
-            params={"bureau_id": bureau_id, "scheme": "ccc", "limit": 10},
-            headers=head,
-        ),
-        "list the demo certificates",
-    )
+    ccc, cursor = [], None
+    while True:  # the bureau may keep other certificates besides the demo chain's
+        page = await _ok(
+            await registry.get(
+                f"{REGISTRY}/certificates",
+                params={
+                    "bureau_id": bureau_id,
+                    "scheme": "ccc",
+                    "limit": 100,
+                    **({"cursor": cursor} if cursor else {}),
+                },
+                headers=head,
+            ),
+            "list the demo certificates",
+        )
+        ccc += [c for c in page["items"] if "演示" in c["holder_name"]]
+        cursor = page["next_cursor"]
+        if cursor is None or len(ccc) >= 2:
+            break
     # Oldest first: the demo chain's first enterprise (household appliances), then the second.
-    ccc = sorted((c for c in certificates["items"] if "演示" in c["holder_name"]), key=lambda c: c["id"])
+    ccc.sort(key=lambda c: c["id"])
     if len(ccc) < 2:
         raise DemoSeedError(f"Bureau {bureau_id} keeps no demo certification chain: seed the registry first.")
     appliances, cables = ccc[0], ccc[1]
