@@ -1,5 +1,8 @@
-"""Seed the gateway's accounts: one client account per service, and a demo
-administrator login for the national regulator and each provincial pilot unit.
+"""Seed the gateway's accounts: one client account per service, a demo administrator
+login for the national regulator and each provincial pilot unit, and, where the registry
+holds them (development), logins for each pilot unit's demo enforcement officers:
+``officer1-<division>-<ee|qs>``, ``officer2-…`` (enforcement), ``head-…`` (head of the
+enforcement body) and ``legal-…`` (legal-affairs reviewer), with the same demo password.
 
     DEMO_ADMIN_PASSWORD=... python -m gateway.seed
 
@@ -14,6 +17,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,12 +35,29 @@ NATIONAL_BUREAU_ID = 1
 NATIONAL_PATH = "1."
 DEMO_ADMIN_NAME = "演示管理员"
 SYSTEM_CODES = {"entry_exit": "ee", "quality_supervision": "qs"}
+# The registry's demo officers of each pilot unit (services/registry/demo.py DEMO_OFFICERS),
+# by name: (login prefix, officer name, roles).
+DEMO_OFFICERS = (
+    ("officer1", "演示执法员甲", (Role.ENFORCEMENT,)),
+    ("officer2", "演示执法员乙", (Role.ENFORCEMENT,)),
+    ("head", "演示执法负责人", (Role.HEAD,)),
+    ("legal", "演示法制审核员", (Role.LEGAL,)),
+)
 
 
-def demo_username(bureau: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    bureau: dict[str, Any]
+    officer: dict[str, Any]
+    roles: tuple[Role, ...]
+    display_name: str
+
+
+def demo_username(bureau: dict[str, Any], prefix: str = "admin") -> str:
     if bureau["id"] == NATIONAL_BUREAU_ID:
-        return "admin"
-    return f"admin-{bureau['division_code']}-{SYSTEM_CODES[bureau['system']]}"
+        return prefix
+    return f"{prefix}-{bureau['division_code']}-{SYSTEM_CODES[bureau['system']]}"
 
 
 async def _seed_service_accounts(session) -> list[str]:
@@ -62,8 +83,9 @@ async def _seed_service_accounts(session) -> list[str]:
     return changed
 
 
-async def _registry_admin_officers(settings: GatewaySettings) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(bureau, demo administrator officer) for the national regulator and every pilot unit."""
+async def _registry_demo_logins(settings: GatewaySettings) -> list[DemoLogin]:
+    """The demo logins to have: the demo administrator of the national regulator and of every
+    pilot unit, and each pilot unit's demo enforcement officers the registry holds."""
     signer = TokenSigner(
         settings.private_key_path.read_bytes(),
         issuer=settings.token_issuer,
@@ -86,33 +108,66 @@ async def _registry_admin_officers(settings: GatewaySettings) -> list[tuple[dict
             "/api/v1/registry/bureaus", params={"pilot": "provincial", "limit": 100}, headers=headers
         )
         units.raise_for_status()
-        pairs = []
+        logins = []
         for bureau in [national.json(), *units.json()["items"]]:
-            officers = await client.get(
-                "/api/v1/registry/officers",
-                headers=headers,
-                params={"bureau_id": bureau["id"], "name": DEMO_ADMIN_NAME},
-            )
-            officers.raise_for_status()
-            items = officers.json()["items"]
-            if items:
-                pairs.append((bureau, items[0]))
-        return pairs
+            wanted = [("admin", DEMO_ADMIN_NAME, (Role.ADMIN,))]
+            if bureau["id"] != NATIONAL_BUREAU_ID:
+                wanted += DEMO_OFFICERS
+            for prefix, name, roles in wanted:
+                officers = await client.get(
+                    "/api/v1/registry/officers",
+                    headers=headers,
+                    params={"bureau_id": bureau["id"], "name": name},
+                )
+                officers.raise_for_status()
+                items = officers.json()["items"]
+                if items:
+                    logins.append(
+                        DemoLogin(
+                            demo_username(bureau, prefix), bureau, items[0], roles, f"{bureau['name']} {name}"
+                        )
+                    )
+        return logins
     finally:
         await client.aclose()
 
 
+class DemoHashes:
+    """The demo password's hash, made once per seed and given to every demo login it creates
+    or resets (they share the printed password, so one salt tells nothing more); checking an
+    account's hash is remembered per hash. Hashing costs about 0.2 s: per login, four logins
+    per pilot unit would add many seconds to every `make run`."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self._hash: str | None = None
+        self._checked: dict[str, bool] = {}
+
+    async def hash(self) -> str:
+        if self._hash is None:
+            self._hash = await passwords.hash_secret(self.password)
+            self._checked[self._hash] = True
+        return self._hash
+
+    async def matches(self, stored: str | None) -> bool:
+        if stored is None:
+            return False
+        if stored not in self._checked:
+            self._checked[stored] = await passwords.verify_secret(stored, self.password)
+        return self._checked[stored]
+
+
 async def _reset_demo_password(
-    session, settings: GatewaySettings, account: Account, demo_password: str
+    session, settings: GatewaySettings, account: Account, hashes: DemoHashes
 ) -> bool:
     """In development the printed demo password is the one that works, even when the demo
     administrators were made by an earlier checkout (or before ``var/`` was removed).
     Elsewhere an existing account's password is never touched by the seed."""
     if settings.environment != Environment.DEVELOPMENT:
         return False
-    if await passwords.verify_secret(account.secret_hash, demo_password):
+    if await hashes.matches(account.secret_hash):
         return False
-    account.secret_hash = await passwords.hash_secret(demo_password)
+    account.secret_hash = await hashes.hash()
     account.version += 1  # tokens issued under the old password stop working
     session.add(account)
     await AUDIT.record(session, None, "account.demo_password_reset", "account", account.id, {})
@@ -123,28 +178,29 @@ async def seed(settings: GatewaySettings, demo_password: str) -> dict[str, Any]:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
     maker = make_sessionmaker(engine)
     try:
-        pairs = await _registry_admin_officers(settings)
+        logins = await _registry_demo_logins(settings)
+        hashes = DemoHashes(demo_password)
         async with maker() as session:
             services = await _seed_service_accounts(session)
             created: list[str] = []
             reset: list[str] = []
-            for bureau, officer in pairs:
-                username = demo_username(bureau)
+            for login in logins:
+                username = login.username
                 existing = await find_by_username(session, username)
                 if existing:
-                    if await _reset_demo_password(session, settings, existing, demo_password):
+                    if await _reset_demo_password(session, settings, existing, hashes):
                         reset.append(username)
                     continue
                 account = Account(
                     username=username,
                     kind=AccountKind.OFFICER,
-                    secret_hash=await passwords.hash_secret(demo_password),
-                    display_name=f"{bureau['name']} {DEMO_ADMIN_NAME}",
-                    officer_id=officer["id"],
-                    bureau_id=bureau["id"],
-                    bureau_path=bureau["path"],
-                    body=officer["body"],
-                    roles=[Role.ADMIN.value],
+                    secret_hash=await hashes.hash(),
+                    display_name=login.display_name,
+                    officer_id=login.officer["id"],
+                    bureau_id=login.bureau["id"],
+                    bureau_path=login.bureau["path"],
+                    body=login.officer["body"],
+                    roles=[role.value for role in login.roles],
                 )
                 session.add(account)
                 await session.flush()
@@ -155,9 +211,10 @@ async def seed(settings: GatewaySettings, demo_password: str) -> dict[str, Any]:
             await session.commit()
         return {
             "service_accounts_set": services,
-            "demo_admins_created": created,
+            "demo_logins_created": created,
             "demo_passwords_reset": reset,
-            "demo_admins": [demo_username(b) for b, _ in pairs],
+            "demo_admins": [x.username for x in logins if Role.ADMIN in x.roles],
+            "demo_officer_logins": sum(Role.ADMIN not in x.roles for x in logins),
         }
     finally:
         await engine.dispose()

@@ -155,11 +155,31 @@ async def registry() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def enforcement() -> AsyncIterator[httpx.AsyncClient]:
+async def enforcement(registry_url, signer) -> AsyncIterator[httpx.AsyncClient]:
+    """The enforcement app, calling the in-process registry over a real socket as the
+    enforcement service (the gateway's part of such a call is the token, signed here)."""
+    from services.common.client import ServiceClient, SignedTokens
     from services.enforcement.app import create_app
 
     async for client in _app_client(create_app(), "http://enforcement"):
+        api = client.app  # type: ignore[attr-defined]
+        await api.state.services.aclose()
+        api.state.services = ServiceClient(
+            base_url=registry_url, tokens=SignedTokens(signer, service_principal("enforcement"))
+        )
+        api.state.registry = None
         yield client
+        await api.state.services.aclose()
+
+
+def service_principal(name: str) -> Principal:
+    return Principal(
+        account_id=f"svc-{name}",
+        kind=PrincipalKind.SERVICE,
+        bureau_id=NATIONAL_BUREAU_ID,
+        bureau_path=f"{NATIONAL_BUREAU_ID}.",
+        roles=frozenset({Role.SERVICE}),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -206,3 +226,12 @@ def unique(prefix: str) -> str:
 def run_dir() -> Path:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     return RUN_DIR
+
+
+@pytest.fixture(scope="session")
+async def world(registry, enforcement, token_for):
+    """The enforcement procedure's world (tests/world.py): a province, city and county with
+    posts and officers; shared by the enforcement tests and the registry's dossier tests."""
+    from tests.world import build_world
+
+    return await build_world(registry, token_for)

@@ -8,7 +8,7 @@ import uuid
 from datetime import date
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from stdnum.cn import uscc
 
 from services.registry.certification.rules import today as china_today
@@ -69,7 +69,8 @@ async def rows_where(client: httpx.AsyncClient, model, **fields) -> int:
     or a parent made for the test), never by whole-table counts, which other tests change."""
     query = select(func.count()).select_from(model)
     for name, value in fields.items():
-        query = query.where(getattr(model, name) == value)
+        column = model.c[name] if isinstance(model, Table) else getattr(model, name)
+        query = query.where(column == value)
     async with client.app.state.sessionmaker() as session:
         return (await session.exec(query)).scalar_one()
 

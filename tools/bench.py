@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -240,6 +240,19 @@ class Bench:
     def pid(self, name: str) -> int:
         proc = self.extra_processes.get(name) or self.running.processes[name]
         return proc.pid
+
+    def signed(self, bureau_id: int, path: str, roles, officer_id: int | None = None) -> str:
+        """A token of an officer (or an administrator) of the bureau, signed with the bench keys."""
+        return _signer().issue(
+            Principal(
+                account_id=f"bench-{officer_id or 'admin'}",
+                kind=PrincipalKind.OFFICER,
+                bureau_id=bureau_id,
+                bureau_path=path,
+                roles=frozenset(roles),
+                officer_id=officer_id,
+            )
+        )
 
     def connections(self, default: int) -> int:
         return self.args.connections or default
@@ -475,6 +488,131 @@ p99 / p50: **{p99 / p50:.1f}** (goal ≤ 3); p99 **{p99:.1f} ms** (goal < 50 ms)
 """
 
 
+# --- enforcement ----------------------------------------------------------------
+
+
+@section("cases")
+def cases_section(bench: Bench) -> str:
+    """The case list at 1,000,000 cases, "overdue in my subtree", through the gateway."""
+    from tools.bench_cases import BENCH_OFFICER, CASE_QUERIES, PROVINCE_ID, load_cases
+
+    args, running = bench.args, bench.running
+    connections = bench.connections(16)
+    province = httpx.get(
+        running.service_url("registry") + f"/api/v1/registry/bureaus/{PROVINCE_ID}",
+        headers={"Authorization": f"Bearer {bench.token}"},
+    ).json()
+    provinces = httpx.get(
+        running.service_url("registry") + "/api/v1/registry/bureaus",
+        params={"level": "provincial", "limit": 100},
+        headers={"Authorization": f"Bearer {bench.token}"},
+    ).json()["items"]
+    loaded = asyncio.run(
+        load_cases(bench.urls["enforcement"], args.cases, [(p["id"], p["path"]) for p in provinces])
+    )
+    token = bench.signed(PROVINCE_ID, province["path"], (Role.ENFORCEMENT,), BENCH_OFFICER)
+    year_ago = (datetime.now(UTC).date().replace(day=1) - timedelta(days=365)).isoformat()
+    paths = [q.format(year_ago=year_ago) for q in CASE_QUERIES]
+    for path in paths:
+        probe = httpx.get(running.gateway_url + path, headers={"Authorization": f"Bearer {token}"})
+        probe.raise_for_status()
+    script = rotating_paths_script(paths)
+    url = running.gateway_url + paths[0]
+    wrk(url, token, 3, connections, script=script)  # warm
+    pids = {"enforcement": bench.pid("enforcement"), "gateway": bench.pid("gateway")}
+    rounds = []
+    with MachineLoad(pids) as load:
+        for i in range(args.rounds):
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            result = wrk(url, token, args.seconds, connections, script=script)
+            for name, pid in pids.items():
+                result[f"cpu_{name}"] = (cpu_seconds(pid) - before[name]) * 1000 / max(result["requests"], 1)
+            rounds.append(result)
+            print(f"cases round {i + 1}: {result['rps']:.0f}/s p50 {result['p50']:.1f} "
+                  f"p99 {result['p99']:.1f} ms", flush=True)  # fmt: skip
+    script.unlink()
+    check_all_2xx(list=rounds)
+    p50, p99 = median(rounds, "p50"), median(rounds, "p99")
+    queries = "\n".join(f"  - `{p}`" for p in paths)
+    return f"""## Case list at 1,000,000 cases, "overdue in my subtree", through the gateway
+
+Command: `{command_line("cases", args, connections=connections, cases=args.cases)}`
+{machine_line(args, connections)}
+{load.describe()}
+
+Data: {loaded["cases"]:,} cases over 100 county bureaus of each of {len(provinces)} provinces,
+{loaded["overdue"]:,} past their earliest running deadline, loaded with COPY in
+{loaded["seconds"]:.0f} s, then ANALYZE. The caller is an enforcement officer of one province
+(its subtree holds about 1/{len(provinces)} of the cases) assigned to {loaded["mine"]:,} cases; wrk
+sends these in turn:
+{queries}
+
+| path | throughput (req/s) | p50 (ms) | p99 (ms) | enforcement CPU / req (ms) | gateway CPU / req (ms) |
+| --- | ---: | ---: | ---: | ---: | ---: |
+{_rounds_row("through the gateway", rounds, ("cpu_enforcement", "cpu_gateway"))}
+
+Medians of {args.rounds} rounds: p50 **{p50:.1f} ms**, p99 **{p99:.1f} ms** (goal p99 < 50 ms).
+"""
+
+
+@section("transitions")
+def transitions_section(bench: Bench) -> str:
+    """A case transition against plain asyncpg UPDATE + INSERT transactions, same concurrency."""
+    from tools.bench_cases import prepare_transitions, raw_floor, transition_load
+
+    args, running = bench.args, bench.running
+    clients = bench.connections(16)
+    prepared = prepare_transitions(bench, clients)
+    base = running.service_url("enforcement")
+    asyncio.run(transition_load(base, prepared["token"], prepared["case_ids"], 3))  # warm
+    ours, floor = [], []
+    pids = {"enforcement": bench.pid("enforcement")}
+    with MachineLoad(pids) as load:
+        for i in range(args.rounds):
+            before = cpu_seconds(pids["enforcement"])
+            result = asyncio.run(transition_load(base, prepared["token"], prepared["case_ids"], args.seconds))
+            result["cpu"] = (
+                (cpu_seconds(pids["enforcement"]) - before) * 1000 / max(result["rate"] * args.seconds, 1)
+            )
+            ours.append(result)
+            floor.append(
+                asyncio.run(raw_floor(bench.urls["enforcement"], prepared["case_ids"], args.seconds))
+            )
+            print(f"transitions round {i + 1}: {ours[-1]['rate']:.0f}/s against {floor[-1]['rate']:.0f}/s "
+                  f"raw", flush=True)  # fmt: skip
+    ratios = [o["rate"] / f["rate"] for o, f in zip(ours, floor, strict=True)]
+    ratio = statistics.median(ratios)
+
+    def row(label: str, rounds: list[dict[str, float]], cpu: str) -> str:
+        rate = statistics.median(r["rate"] for r in rounds)
+        p50 = statistics.median(r["p50"] for r in rounds)
+        p99 = statistics.median(r["p99"] for r in rounds)
+        return f"| {label} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {cpu} |"
+
+    cpu = f"{statistics.median(r['cpu'] for r in ours):.2f}"
+    return f"""## Case transitions under concurrent load, against plain asyncpg transactions
+
+Command: `{command_line("transitions", args, connections=clients)}`
+{machine_line(args, clients)}
+{load.describe()}
+
+{clients} clients, each taking its own case from investigating to suspended and back
+(`POST /api/v1/enforcement/cases/{{id}}/transitions` with If-Match, straight to the enforcement
+service: the step's rules, the officer's post duties (registry standing, cached), the deadline
+recomputed, a timeline entry, an audit entry, an outbox event, the case read back), against
+the floor: the same {clients} clients on an asyncpg pool, each transaction one `UPDATE` of the
+case row and one `INSERT` of a timeline row. Rounds alternate; medians of {args.rounds}.
+
+| path | transitions/s | p50 (ms) | p99 (ms) | service CPU / transition (ms) |
+| --- | ---: | ---: | ---: | ---: |
+{row("the service's transition", ours, cpu)}
+{row("asyncpg UPDATE + INSERT", floor, "")}
+
+Throughput ratio (median of the rounds' ratios): **{ratio:.2f}×** the floor (goal ≥ 0.3×);
+each round: {", ".join(f"{r:.2f}" for r in ratios)}.
+"""
+
+
 # --- main -------------------------------------------------------------------
 
 
@@ -494,15 +632,18 @@ def relay_section(bench: Bench) -> str:
     return run_relay(bench.args)
 
 
-def bench_token() -> str:
+def _signer() -> TokenSigner:
     settings = GatewaySettings()
-    signer = TokenSigner(
+    return TokenSigner(
         settings.private_key_path.read_bytes(),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime_seconds=6 * 3600,
     )
-    return signer.issue(
+
+
+def bench_token() -> str:
+    return _signer().issue(
         Principal(
             account_id="bench",
             kind=PrincipalKind.OFFICER,
@@ -524,6 +665,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--connections", type=int, default=0, help="wrk connections (default: each section's own)"
     )
     parser.add_argument("--certificates", type=int, default=1_000_000, help="rows for `certificates`")
+    parser.add_argument("--cases", type=int, default=1_000_000, help="rows for `cases`")
     parser.add_argument("--import-rows", type=int, default=1_000_000, help="import: rows in the file")
     parser.add_argument("--import-rounds", type=int, default=3, help="import: uploads against COPY")
     parser.add_argument("--skip-gateway", action="store_true", help="import: upload straight only")

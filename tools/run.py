@@ -74,8 +74,16 @@ def main() -> None:
         step("starting the gateway")
         platform.start_gateway()
         platform.wait_ready([platform.gateway_url])
+        # The seeds call the running platform: where its processes listen, as they are told.
         step("accounts")
-        run_module("gateway.seed", env)
+        run_module("gateway.seed", platform.process_env())
+        step("demo cases")
+        try:
+            # Through the gateway, as the demo officers: the enforcement service asks the
+            # registry for subjects and officers' posts, and its worker sends the revocation.
+            run_module("services.enforcement.seed", platform.process_env())
+        except subprocess.CalledProcessError:
+            print("    the demo cases were not all made (see above); the platform runs on", flush=True)
         print_welcome(platform, env)
         while not stopping:
             # A crashed process is started again (an arq worker exits when Redis restarts).
@@ -99,8 +107,12 @@ The platform is running. Ctrl-C stops all of it.
 
   API docs       {url}/docs  (ReDoc: {url}/redoc, OpenAPI: {url}/openapi.json)
   Demo logins    user "admin" (national regulator) and "admin-<division>-<ee|qs>" for each
-                 pilot unit (e.g. admin-330000-qs), password {password}
+                 pilot unit (e.g. admin-330000-qs); its enforcement officers
+                 "officer1-<division>-<ee|qs>", "officer2-…", the head "head-…" and the
+                 legal-affairs reviewer "legal-…" (e.g. head-330000-qs); password {password}
                  (kept in {DEV_ENV}; set DEMO_ADMIN_PASSWORD before the first run to choose it)
+  Demo cases     the Zhejiang quality-supervision pilot (officer1-330000-qs) has cases at
+                 several stages: {url}/api/v1/enforcement/cases
 
 First request:
 

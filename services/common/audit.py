@@ -127,14 +127,14 @@ class AuditLog:
     ) -> str:
         """Append one entry in the caller's transaction; returns its hash."""
         await session.exec(text("SELECT pg_advisory_xact_lock(:k)"), params={"k": _LOCK_KEY})
-        prev = (
-            await session.exec(select(self.table.c.hash).order_by(self.table.c.id.desc()).limit(1))
-        ).scalar()
-        prev_hash = prev or GENESIS_HASH
         as_json = orjson.dumps(data, default=str).decode()
-        data_text = (
-            await session.exec(text("SELECT CAST(CAST(:d AS text) AS jsonb)::text"), params={"d": as_json})
-        ).scalar_one()
+        # One round trip: the chain's head (under the lock just taken) and the data as PostgreSQL
+        # will store it (jsonb normalises it), which is what the hash covers.
+        newest = select(self.table.c.hash).order_by(self.table.c.id.desc()).limit(1).scalar_subquery()
+        prev, data_text = (
+            await session.exec(select(newest, cast(cast(literal(as_json), Text), JSONB).cast(Text)))
+        ).one()
+        prev_hash = prev or GENESIS_HASH
         at = utcnow()
         actor = principal.account_id if principal else "system"
         kind = principal.kind.value if principal else "system"

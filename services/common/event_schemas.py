@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,28 +98,59 @@ class CertificateActionDecided(Payload):
 
 
 class LeadChanged(Payload):
-    """A lead (案件线索) was registered or changed state."""
+    """A lead (案件线索) was registered or changed state: the facts statistics keep of it."""
 
     lead_id: int
     state: str = Field(max_length=32)
+    source: str = Field(max_length=32)
+    subject_type: str = Field(max_length=32)
+    subject_id: int
+    received_on: date
+    decided_on: date | None = None
+    next_due: date | None = Field(default=None, description="The decide-to-open deadline while it runs")
+    case_id: int | None = None
     inspection_id: int | None = Field(default=None, description="The referring inspection, if any")
 
 
 class CaseChanged(Payload):
-    """A case (案件) was opened or changed state."""
+    """A case (案件) was opened or changed: the facts statistics keep of it, money in yuan."""
 
     case_id: int
+    number: str = Field(max_length=64)
     lead_id: int | None = None
+    procedure: str = Field(max_length=16)
     state: str = Field(max_length=32)
+    subject_type: str = Field(max_length=32)
+    subject_id: int
+    party_kind: str = Field(max_length=16)
+    violation_regulation: str | None = Field(default=None, max_length=48)
+    violation_code: str | None = Field(default=None, max_length=64)
+    opened_on: date
+    decided_on: date | None = None
+    closed_on: date | None = None
+    decision_kind: str | None = Field(default=None, max_length=16)
+    penalty_kinds: list[str] = Field(default_factory=list, description="Kinds of the decided sanctions")
+    fine_decided: Decimal = Field(description="Yuan, as decided")
+    fine_current: Decimal = Field(description="Yuan, after any reconsideration or appeal")
+    confiscation: Decimal = Field(description="Yuan confiscated, as decided")
+    paid_total: Decimal = Field(description="Yuan collected (fine and surcharge)")
+    transferred_to: str | None = Field(default=None, max_length=256)
+    transferred_to_judicial_organ: bool = False
     needs_legal_review: bool = Field(description="Major case: legal review before decision (法制审核)")
     needs_filing: bool = Field(description="Major case: filed with the level above (重大案件备案)")
+    next_due: date | None = Field(default=None, description="The earliest running deadline")
+    next_due_rule: str | None = Field(default=None, max_length=48)
+    officer_count: int = Field(description="Officers currently assigned")
 
 
 class ReviewRequested(Payload):
-    """A case entered the legal-review queue of the legal-affairs body."""
+    """A case entered the legal-review queue (法制审核) of the legal-affairs body."""
 
     case_id: int
+    number: str = Field(max_length=64)
     requested_on: date
+    officer_ids: list[int] = Field(description="Officers of the case, who may never review it")
+    categories: list[str] = Field(default_factory=list, description="Why it is major")
 
 
 # --- statistics -------------------------------------------------------------

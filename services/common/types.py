@@ -3,10 +3,21 @@ JSON client can hold exactly (at most 2**53 - 1, RFC 7493 §2.2)."""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 BIGINT_MAX = 2**63 - 1
 BIGINT_MIN = -(2**63)
@@ -51,3 +62,33 @@ class InputModel(BaseModel):
         if has_nul(data):
             raise ValueError("text may not contain the NUL character")
         return data
+
+
+# Money in yuan: a decimal string with at most two decimals ("12000.00"), never a float.
+MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+POSITIVE_MONEY_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,11}(\.[0-9]{1,2})?)$"
+
+
+def _money(pattern: str) -> Any:
+    shape = re.compile(pattern)
+
+    def money_text(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return value
+        if not (isinstance(value, str) and shape.fullmatch(value)):
+            raise PydanticCustomError(
+                "money",
+                'must be yuan written as a decimal string ({pattern}), e.g. "12000.00"',
+                {"pattern": pattern},
+            )
+        return Decimal(value)
+
+    return Annotated[
+        Decimal,
+        BeforeValidator(money_text),
+        WithJsonSchema({"type": "string", "pattern": pattern, "examples": ["12000.00"]}, mode="validation"),
+    ]
+
+
+Money = _money(MONEY_PATTERN)
+PositiveMoney = _money(POSITIVE_MONEY_PATTERN)  # a payment: more than nothing

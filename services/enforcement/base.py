@@ -33,7 +33,9 @@ def instant_column() -> Any:
 def money_column(*, nullable: bool = False, zero: bool = False) -> Any:
     """Yuan as ``numeric(14, 2)``: money is never a float. ``zero``: starts at 0.00."""
     if zero:
-        return Field(default=Decimal("0"), sa_column=Column(Numeric(14, 2), nullable=False, server_default="0"))
+        return Field(
+            default=Decimal("0"), sa_column=Column(Numeric(14, 2), nullable=False, server_default="0")
+        )
     return Field(default=None if nullable else ..., sa_column=Column(Numeric(14, 2), nullable=nullable))
 
 

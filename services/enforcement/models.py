@@ -10,6 +10,55 @@ from services.common.audit import AuditLog, audit_table
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.enforcement.base import EnforcementModel
+from services.enforcement.calendar.models import (
+    CalendarDay,
+    CalendarYear,
+    DeadlineRule,
+    DeadlineRuleSet,
+)
+from services.enforcement.cases.models import (
+    BureauDocumentPrefix,
+    Case,
+    CaseHearing,
+    CaseNumberCounter,
+    CaseOfficer,
+    CaseSubject,
+    Evidence,
+    ExcludedInterval,
+    Lead,
+    Payment,
+    PenaltyItem,
+    ProcedureStep,
+)
+from services.enforcement.catalogue.models import PenaltyRule, PenaltyThreshold, Violation
+from services.enforcement.documents.models import DocumentTemplate
+
+__all__ = [
+    "AUDIT",
+    "INBOX",
+    "OUTBOX",
+    "BureauDocumentPrefix",
+    "CalendarDay",
+    "CalendarYear",
+    "Case",
+    "CaseHearing",
+    "CaseNumberCounter",
+    "CaseOfficer",
+    "CaseSubject",
+    "DeadlineRule",
+    "DeadlineRuleSet",
+    "DocumentTemplate",
+    "EnforcementModel",
+    "Evidence",
+    "ExcludedInterval",
+    "Lead",
+    "Payment",
+    "PenaltyItem",
+    "PenaltyRule",
+    "PenaltyThreshold",
+    "ProcedureStep",
+    "Violation",
+]
 
 
 AuditEntry = audit_table(EnforcementModel.metadata)

@@ -6,8 +6,10 @@ that an officer taking a step is active, holds an enforcement credential
 (执法证) and holds a post whose duties include the step (执法责任制).
 
 Officer standings are kept a short while (``STANDING_TTL_SECONDS``): a step is
-taken many times a minute, a post's duties change rarely. A service that
-cannot reach the registry refuses the step (503) rather than guess.
+taken many times a minute, a post's duties change rarely. While the registry
+cannot be reached, a standing confirmed within ``STANDING_GRACE_SECONDS`` is
+used, so a decision is not held up by a registry outage (its certificate
+actions wait in the outbox); an officer never confirmed is refused (503).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from services.common.client import ServiceClient
-from services.common.problems import NotFound, UnprocessableEntity
+from services.common.problems import GatewayTimeout, NotFound, ServiceUnavailable, UnprocessableEntity
 
 STANDING_TTL_SECONDS = 30.0
+STANDING_GRACE_SECONDS = 3600.0
 REGISTRY = "/api/v1/registry"
 
 
@@ -72,6 +75,14 @@ class OfficerStanding(BaseModel):
     post: StandingPost | None = None
 
 
+class Bureau(BaseModel):
+    """A bureau of the network as the registry holds it."""
+
+    id: int
+    name: str
+    path: str
+
+
 class RegistryClient:
     """The registry calls of the enforcement service, with their short-lived cache."""
 
@@ -88,6 +99,10 @@ class RegistryClient:
             standing = await self._services.get(
                 f"{REGISTRY}/officers/{officer_id}/standing", model=OfficerStanding
             )
+        except (ServiceUnavailable, GatewayTimeout):
+            if cached and cached[0] - STANDING_TTL_SECONDS + STANDING_GRACE_SECONDS > now:
+                return cached[1]
+            raise
         except NotFound:
             raise UnprocessableEntity(
                 f"The registry holds no officer {officer_id}.",
@@ -106,7 +121,9 @@ class RegistryClient:
         except NotFound:
             raise UnprocessableEntity(
                 f"The registry holds no {subject_type} {subject_id}.",
-                errors=[{"loc": loc, "message": f"No {subject_type} {subject_id}", "type": "subject_not_found"}],
+                errors=[
+                    {"loc": loc, "message": f"No {subject_type} {subject_id}", "type": "subject_not_found"}
+                ],
             ) from None
         return Subject(
             type=subject_type,
@@ -115,3 +132,23 @@ class RegistryClient:
             number=found.get("number") if subject_type == SubjectType.CERTIFICATE else None,
             status=found.get("status"),
         )
+
+    async def bureau_path(self, bureau_id: int | None, *, loc: str = "body.bureau_id") -> str | None:
+        """The tree path of ``bureau_id`` (None when none is named), or a 422 naming ``loc``."""
+        if bureau_id is None:
+            return None
+        try:
+            found = await self._services.get(f"{REGISTRY}/bureaus/{bureau_id}")
+        except NotFound:
+            raise UnprocessableEntity(
+                f"The registry holds no bureau {bureau_id}.",
+                errors=[{"loc": loc, "message": f"No bureau {bureau_id}", "type": "bureau_not_found"}],
+            ) from None
+        return str(found["path"])
+
+    async def bureau(self, bureau_id: int) -> Bureau:
+        """The bureau (its name heads the case documents), or 404 when the registry holds none."""
+        try:
+            return await self._services.get(f"{REGISTRY}/bureaus/{bureau_id}", model=Bureau)
+        except NotFound:
+            raise NotFound(f"Bureau {bureau_id} not found.") from None

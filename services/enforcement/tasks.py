@@ -8,6 +8,7 @@ from __future__ import annotations
 from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
+from services.enforcement.cases.consumers import HANDLERS
 from services.enforcement.config import get_settings
 from services.enforcement.models import AUDIT, INBOX, OUTBOX
 
@@ -20,8 +21,7 @@ WorkerSettings = type(
         AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
-        # Handlers of the events this service consumes arrive with its domain code.
-        handlers={},
+        handlers=HANDLERS,
         functions=[check_audit_chain],
         cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
     ),

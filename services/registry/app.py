@@ -12,6 +12,7 @@ from services.common.app import create_service_app
 from services.registry.certification.certificates.routes import router as certificates_router
 from services.registry.certification.routes import router as certification_router
 from services.registry.config import RegistrySettings, get_settings
+from services.registry.dossiers.routes import router as dossiers_router
 from services.registry.imports.routes import IMPORTS_PATH
 from services.registry.imports.routes import router as imports_router
 from services.registry.inspections.routes import router as inspections_router
@@ -78,6 +79,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             certificates_router,
             pilots_router,
             inspections_router,
+            dossiers_router,
             imports_router,
         ],
         audit=AUDIT,

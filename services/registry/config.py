@@ -20,6 +20,8 @@ class RegistrySettings(ServiceSettings):
     import_max_body_bytes: int = 2 * 1024**3
     import_batch_rows: int = Field(default=5000, ge=1, le=100_000)
     import_max_row_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A dossier (档案) waits this long for the enforcement chain, then answers without it.
+    dossier_enforcement_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
 
 
 def get_settings() -> RegistrySettings:

@@ -1,6 +1,7 @@
-"""Demo data of the certification chain for `make run`: a few certification bodies with
-their auditors, and per pilot province a few enterprises, products and certificates,
-all with valid identifiers. Development only; idempotent (natural keys are looked up).
+"""Demo data for `make run`: a few certification bodies with their auditors, and per pilot
+province a few enterprises, products and certificates, all with valid identifiers; and per
+pilot unit the posts of the enforcement responsibility system (执法责任制) with the officers
+holding them. Development only; idempotent (natural keys are looked up).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from services.registry.certification.models import (
     CertificationActivity,
     CertificationBody,
 )
-from services.registry.network.models import Bureau
+from services.registry.network.models import BodyKind, Bureau, Officer, Post
 from services.registry.subjects.models import Enterprise, Product
 
 SEED_ACTOR = "seed"
@@ -231,3 +232,110 @@ async def seed_demo_chain(
     if made:
         await audit.record(session, None, "demo.seeded", "certificate", None, {"certificates": made})
     return {"certification_bodies": len(bodies), "demo_certificates_created": made}
+
+
+# --- the enforcement responsibility system (执法责任制) of each pilot unit ----------------
+
+# The procedure steps each post's holders may take: the enforcement service's step codes,
+# kept here as data (the registry checks only their shape).
+OFFICER_STEPS = (
+    "assign_officers",
+    "start_investigation",
+    "close_investigation",
+    "request_review",
+    "serve_prior_notice",
+    "request_hearing",
+    "conclude_hearing",
+    "serve_decision",
+    "record_payment",
+    "remind_payment",
+    "record_hearing",
+    "archive",
+    "publish",
+    "register_evidence",
+    "decide_on_the_spot",
+)
+HEAD_STEPS = (
+    "extend_lead_deadline",
+    "open_case",
+    "decline_lead",
+    "assign_officers",
+    "suspend_investigation",
+    "resume_investigation",
+    "terminate",
+    "transfer",
+    "extend_decision_deadline",
+    "decide",
+    "decide_no_penalty",
+    "revise_decision",
+    "close_case",
+    "apply_court_enforcement",
+    "extend_seizure",
+    "decide_preservation",
+)
+LEGAL_STEPS = ("review_agree", "review_correct", "review_return")
+# (post name, body, duties, steps)
+DEMO_POSTS = (
+    (
+        "执法办案岗（演示）",
+        BodyKind.ENFORCEMENT,
+        "承办案件：调查取证、告知、送达、执行、结案公开",
+        OFFICER_STEPS,
+    ),
+    ("执法机构负责人岗（演示）", BodyKind.ENFORCEMENT, "立案审批、处罚决定、中止终止、结案审批", HEAD_STEPS),
+    ("法制审核岗（演示）", BodyKind.LEGAL, "重大执法决定法制审核、案件审核", LEGAL_STEPS),
+)
+# (key, officer name, post index in DEMO_POSTS, holds an enforcement credential). The gateway's
+# seed gives each a login `<key>-<division>-<ee|qs>` and looks the officers up by these names.
+DEMO_OFFICERS = (
+    ("officer1", "演示执法员甲", 0, True),
+    ("officer2", "演示执法员乙", 0, True),
+    ("head", "演示执法负责人", 1, True),
+    ("legal", "演示法制审核员", 2, False),
+)
+SYSTEM_CODES = {"entry_exit": "EE", "quality_supervision": "QS"}
+
+
+async def seed_demo_officers(session: AsyncSession, audit: AuditLog, units: list[Bureau]) -> dict[str, int]:
+    """Per pilot unit: the three demo posts and the four officers holding them (two enforcement
+    officers and the head of the enforcement body, with credentials, and a legal-affairs
+    reviewer). Inserts what is missing; the caller commits."""
+    posts_made = officers_made = 0
+    for unit in units:
+        posts = []
+        for name, body, duties, steps in DEMO_POSTS:
+            post = await _one(session, Post, bureau_id=unit.id, name=name)
+            if post is None:
+                post = Post(bureau_id=unit.id, body=body, name=name, duties=duties, steps=list(steps))
+                session.add(post)
+                await session.flush()
+                await audit.record(
+                    session,
+                    None,
+                    "post.seeded",
+                    "post",
+                    post.id,
+                    {"bureau_id": unit.id, "name": name, "steps": list(steps)},
+                )
+                posts_made += 1
+            posts.append(post)
+        for index, (_key, name, post_index, credential) in enumerate(DEMO_OFFICERS, start=1):
+            if await _one(session, Officer, bureau_id=unit.id, name=name):
+                continue
+            post = posts[post_index]
+            number = f"{unit.division_code}{SYSTEM_CODES[unit.system]}D{index:02d}" if credential else None
+            officer = Officer(
+                bureau_id=unit.id, body=post.body, post_id=post.id, name=name, credential_number=number
+            )
+            session.add(officer)
+            await session.flush()
+            await audit.record(
+                session,
+                None,
+                "officer.seeded",
+                "officer",
+                officer.id,
+                {"bureau_id": unit.id, "name": name, "post_id": post.id, "credential_number": number},
+            )
+            officers_made += 1
+    return {"demo_posts_created": posts_made, "demo_officers_created": officers_made}

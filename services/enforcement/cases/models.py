@@ -149,19 +149,25 @@ class Case(EnforcementModel, table=True):
     subject_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     rule_set: str = Field(max_length=32)
     opened_on: date = Field(sa_type=Date)
-    decision_extension_days: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    decision_extension_days: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     facts: str | None = Field(default=None, sa_type=Text)
     legal_basis: str | None = Field(default=None, sa_type=Text)
     violation_regulation: str | None = Field(default=None, max_length=48)
     violation_code: str | None = Field(default=None, max_length=64, index=True)
     goods_value: Decimal | None = money_column(nullable=True)
     # Major, meaning 1: legal review (法制审核) and collective decision before deciding.
-    needs_legal_review: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    needs_legal_review: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     legal_review_categories: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(String(48)), nullable=False, server_default="{}")
     )
     # Major, meaning 2: filed (备案) with the legal-affairs body of the level above after closing.
-    needs_filing: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    needs_filing: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     circumstances: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(String(48)), nullable=False, server_default="{}")
     )
@@ -169,15 +175,20 @@ class Case(EnforcementModel, table=True):
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     )
     review_state: ReviewState = Field(default=ReviewState.NOT_REQUESTED, sa_type=String(16))
+    review_kind: str | None = Field(default=None, max_length=16)  # legal (法制审核) | case (案件审核)
     review_requested_on: date | None = Field(default=None, sa_type=Date)
     review_opinion: str | None = Field(default=None, sa_type=Text)
     notice_served_on: date | None = Field(default=None, sa_type=Date)
-    statement_waived: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    statement_waived: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     hearing_requested_on: date | None = Field(default=None, sa_type=Date)
     hearing_held_on: date | None = Field(default=None, sa_type=Date)
     decision_kind: DecisionKind | None = Field(default=None, sa_type=String(16))
     decided_on: date | None = Field(default=None, sa_type=Date)
-    collective_decision: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    collective_decision: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
     service_method: str | None = Field(default=None, max_length=24)
     served_on: date | None = Field(default=None, sa_type=Date)
     execution_completed_on: date | None = Field(default=None, sa_type=Date)
@@ -187,6 +198,10 @@ class Case(EnforcementModel, table=True):
     fine_decided: Decimal = money_column(zero=True)
     fine_current: Decimal = money_column(zero=True)
     paid_total: Decimal = money_column(zero=True)
+    # Court enforcement (申请法院强制执行): the reminder (催告) served, then the application.
+    payment_reminded_on: date | None = Field(default=None, sa_type=Date)
+    court_enforcement_applied_on: date | None = Field(default=None, sa_type=Date)
+    last_step_on: date | None = Field(default=None, sa_type=Date)  # no step is dated before it
     # The earliest running deadline, kept with each step so "overdue" is an indexed filter.
     next_due: date | None = Field(default=None, sa_type=Date)
     next_due_rule: str | None = Field(default=None, max_length=48)
@@ -201,7 +216,9 @@ class CaseSubject(EnforcementModel, table=True):
 
     __tablename__ = "case_subject"
 
-    case_id: int = Field(sa_column=Column(BigInteger, ForeignKey("case.id", ondelete="CASCADE"), primary_key=True))
+    case_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("case.id", ondelete="CASCADE"), primary_key=True)
+    )
     subject_type: str = Field(sa_column=Column(String(24), primary_key=True))
     subject_id: int = Field(sa_column=Column(BigInteger, primary_key=True, index=True))
     name: str = Field(max_length=256)
@@ -287,6 +304,8 @@ class PenaltyItem(EnforcementModel, table=True):
     kind: str = Field(max_length=32)
     amount_initial: Decimal | None = money_column(nullable=True)
     amount_current: Decimal | None = money_column(nullable=True)
+    # False once a reconsideration or a court set the sanction aside (the initial one is kept).
+    in_force: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="true"))
     certificate_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     certificate_number: str | None = Field(default=None, max_length=64)
     registry_event_id: str | None = Field(default=None, max_length=36, index=True)
@@ -304,8 +323,13 @@ class Evidence(EnforcementModel, table=True):
     collected_on: date = Field(sa_type=Date)
     measure: str = Field(default="none", max_length=24)  # none | preservation | seizure
     measure_started_on: date | None = Field(default=None, sa_type=Date)
-    measure_extended: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    measure_extended: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
+    measure_extended_on: date | None = Field(default=None, sa_type=Date)
     measure_decided_on: date | None = Field(default=None, sa_type=Date)
+    # What a preservation was decided into: test | return | transfer | seize | release | confiscate.
+    measure_decision: str | None = Field(default=None, max_length=16)
     recorded_by: str = Field(max_length=64)
     recorded_at: datetime = instant_column()
 
@@ -340,3 +364,26 @@ class BureauDocumentPrefix(EnforcementModel, table=True):
 
     bureau_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     prefix: str = Field(max_length=32)
+
+
+class CaseHearing(EnforcementModel, table=True):
+    """The hearing's own timetable (听证): host named, files handed, date fixed, notices, the
+    hearing held and its report. One a case; each date is checked against the rule set."""
+
+    __tablename__ = "case_hearing"
+
+    case_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("case.id", ondelete="CASCADE"), primary_key=True)
+    )
+    host: str | None = Field(default=None, max_length=64)  # 听证主持人
+    host_named_on: date | None = Field(default=None, sa_type=Date)
+    files_handed_on: date | None = Field(default=None, sa_type=Date)
+    date_fixed_on: date | None = Field(default=None, sa_type=Date)
+    hearing_date: date | None = Field(default=None, sa_type=Date)
+    public: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    notice_served_on: date | None = Field(default=None, sa_type=Date)
+    public_notice_on: date | None = Field(default=None, sa_type=Date)
+    held_on: date | None = Field(default=None, sa_type=Date)
+    report_on: date | None = Field(default=None, sa_type=Date)
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = instant_column()

@@ -40,7 +40,10 @@ class CaseStep(StrEnum):
     DECIDE = "decide"
     DECIDE_NO_PENALTY = "decide_no_penalty"
     SERVE = "serve_decision"
+    REVISE_DECISION = "revise_decision"  # after reconsideration (复议) or litigation (诉讼)
     RECORD_PAYMENT = "record_payment"  # not a move of state unless it starts the execution
+    REMIND_PAYMENT = "remind_payment"  # 催告: the party neither pays nor appeals
+    APPLY_COURT_ENFORCEMENT = "apply_court_enforcement"  # 申请人民法院强制执行
     CLOSE = "close_case"
     ARCHIVE = "archive"
     PUBLISH = "publish"
@@ -81,9 +84,15 @@ CASE_STEPS = TransitionTable(
         Transition(CaseStep.REQUEST_REVIEW, frozenset({S.INVESTIGATION_CLOSED}), S.UNDER_REVIEW, OFFICER),
         Transition(CaseStep.REVIEW_AGREE, frozenset({S.UNDER_REVIEW}), S.REVIEWED, REVIEWER, ("reason",)),
         Transition(
-            CaseStep.REVIEW_CORRECT, frozenset({S.UNDER_REVIEW}), S.REVIEWED, REVIEWER, ("reason", "penalties")
+            CaseStep.REVIEW_CORRECT,
+            frozenset({S.UNDER_REVIEW}),
+            S.REVIEWED,
+            REVIEWER,
+            ("reason", "penalties"),
         ),
-        Transition(CaseStep.REVIEW_RETURN, frozenset({S.UNDER_REVIEW}), S.INVESTIGATING, REVIEWER, ("reason",)),
+        Transition(
+            CaseStep.REVIEW_RETURN, frozenset({S.UNDER_REVIEW}), S.INVESTIGATING, REVIEWER, ("reason",)
+        ),
         Transition(CaseStep.NOTIFY, frozenset({S.REVIEWED}), S.NOTIFIED, OFFICER),
         Transition(CaseStep.REQUEST_HEARING, frozenset({S.NOTIFIED}), S.HEARING, OFFICER),
         Transition(CaseStep.CONCLUDE_HEARING, frozenset({S.HEARING}), S.HEARD, OFFICER, ("reason",)),
@@ -109,6 +118,26 @@ CASE_STEPS = TransitionTable(
             ("reason", "legal_basis"),
         ),
         Transition(CaseStep.SERVE, frozenset({S.DECIDED}), S.SERVED, OFFICER, ("service_method",)),
+        Transition(
+            CaseStep.REVISE_DECISION,
+            frozenset({S.DECIDED, S.SERVED, S.EXECUTING, S.CLOSED, S.ARCHIVED, S.PUBLISHED}),
+            None,  # type: ignore[arg-type]  # stays where it is
+            HEAD,
+            ("reason", "legal_basis", "penalties"),
+        ),
+        Transition(
+            CaseStep.REMIND_PAYMENT,
+            frozenset({S.SERVED, S.EXECUTING}),
+            None,  # type: ignore[arg-type]  # stays where it is
+            OFFICER,
+        ),
+        Transition(
+            CaseStep.APPLY_COURT_ENFORCEMENT,
+            frozenset({S.SERVED, S.EXECUTING}),
+            None,  # type: ignore[arg-type]  # stays where it is
+            HEAD,
+            ("reason",),
+        ),
         Transition(CaseStep.CLOSE, frozenset({S.SERVED, S.EXECUTING}), S.CLOSED, HEAD),
         Transition(CaseStep.ARCHIVE, frozenset({S.CLOSED, S.TERMINATED, S.TRANSFERRED}), S.ARCHIVED, OFFICER),
         Transition(CaseStep.PUBLISH, frozenset({S.CLOSED, S.ARCHIVED}), S.PUBLISHED, OFFICER),
@@ -126,6 +155,7 @@ CASE_OFFICER_STEPS = frozenset(
         CaseStep.CONCLUDE_HEARING,
         CaseStep.SERVE,
         CaseStep.RECORD_PAYMENT,
+        CaseStep.REMIND_PAYMENT,
         CaseStep.ARCHIVE,
         CaseStep.PUBLISH,
     }

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from services.common.auth import Role
 from services.common.concurrency import etag
+from services.common.dates import LegalDate
 from services.common.deps import scoped_loader
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdPath, IdQuery
-from services.common.dates import LegalDate
 from services.registry.deps import (
     AuditDep,
     IfMatchDep,

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.common.types import EntityId, InputModel
 from services.common.dates import PastDate
+from services.common.types import EntityId, InputModel
 from services.registry.inspections.models import InspectionResult, InspectionTarget
 
 # The referral event carries the findings: the same bound as its payload (event_schemas).

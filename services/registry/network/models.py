@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field
 
 from services.common.db import utcnow
@@ -110,7 +111,12 @@ class BureauBody(RegistryModel, table=True):
 
 
 class Post(RegistryModel, table=True):
-    """A post (岗位) of a body, to which duties and authority are bound."""
+    """A post (岗位) of a body, to which duties and authority are bound.
+
+    Under the enforcement responsibility system (执法责任制) the post also carries the steps
+    of the administrative penalty procedure its holders may take (``steps``). The codes are
+    the enforcement service's; the registry keeps them as data and checks only their shape.
+    """
 
     __table_args__ = (UniqueConstraint("bureau_id", "name", name="uq_post_bureau_id_name"),)
 
@@ -119,7 +125,13 @@ class Post(RegistryModel, table=True):
     body: BodyKind = Field(sa_type=String(16))
     name: str = Field(max_length=128)
     duties: str = Field(default="", max_length=2000)
+    steps: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(48)), nullable=False, server_default=text("'{}'")),
+    )
+    version: int = 1
     created_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=_created, sa_type=DateTime(timezone=True))
 
 
 class Officer(RegistryModel, table=True):

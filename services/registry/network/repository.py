@@ -15,6 +15,7 @@ from services.registry.network.models import Bureau, BureauBody, Division, Offic
 _bureau = Bureau.__table__  # type: ignore[attr-defined]
 _division = Division.__table__  # type: ignore[attr-defined]
 _officer = Officer.__table__  # type: ignore[attr-defined]
+_post = Post.__table__  # type: ignore[attr-defined]
 
 # Bureau columns plus the division's name: the shape of BureauRead.
 _BUREAU_READ = core_select(_bureau, _division.c.name.label("division_name")).select_from(
@@ -161,8 +162,14 @@ async def list_bodies(session: AsyncSession, bureau_id: int) -> list[BureauBody]
 # --- posts -----------------------------------------------------------------
 
 
-async def get_post(session: AsyncSession, post_id: int) -> Post | None:
-    return await session.get(Post, post_id)
+async def get_post(session: AsyncSession, post_id: int, *, for_update: bool = False) -> Post | None:
+    return await session.get(Post, post_id, with_for_update=for_update)
+
+
+async def post_bureau_path(session: AsyncSession, post_id: int) -> str | None:
+    """The path of the bureau a post belongs to (its scope), or None for no such post."""
+    query = core_select(_bureau.c.path).join(_post, _post.c.bureau_id == _bureau.c.id)
+    return (await session.exec(query.where(_post.c.id == post_id))).scalar_one_or_none()
 
 
 async def list_posts(
@@ -212,3 +219,27 @@ async def get_officer(session: AsyncSession, officer_id: int, *, for_update: boo
 async def find_officer_by_credential(session: AsyncSession, credential_number: str) -> Officer | None:
     query = select(Officer).where(Officer.credential_number == credential_number)
     return (await session.exec(query)).first()
+
+
+# An officer with its bureau's path and its post's steps: the officer's standing.
+_STANDING = core_select(
+    _officer.c.id.label("officer_id"),
+    _officer.c.name,
+    _officer.c.bureau_id,
+    _bureau.c.path.label("bureau_path"),
+    _officer.c.body,
+    _officer.c.active,
+    _officer.c.credential_number,
+    _post.c.id.label("post_id"),
+    _post.c.name.label("post_name"),
+    _post.c.steps.label("post_steps"),
+).select_from(
+    _officer.join(_bureau, _bureau.c.id == _officer.c.bureau_id).outerjoin(
+        _post, _post.c.id == _officer.c.post_id
+    )
+)
+
+
+async def officer_standing_row(session: AsyncSession, officer_id: int) -> dict[str, Any] | None:
+    row = (await session.exec(_STANDING.where(_officer.c.id == officer_id))).mappings().first()
+    return dict(row) if row else None

@@ -31,9 +31,11 @@ from services.registry.network.schemas import (
     DivisionRead,
     OfficerCreate,
     OfficerRead,
+    OfficerStanding,
     OfficerUpdate,
     PostCreate,
     PostRead,
+    PostUpdate,
 )
 
 PREFIX = "/api/v1/registry"
@@ -186,13 +188,65 @@ async def list_posts(
     status_code=status.HTTP_201_CREATED,
     tags=["posts"],
     summary="Create a post with its duties",
+    description="A post (岗位) of one of the bureau's bodies, with its duties and the steps of the "
+    "administrative penalty procedure its holders may take (enforcement responsibility system, "
+    "执法责任制). Step codes are the enforcement service's; the registry checks their shape only.",
     responses=problem_responses(403, 404, 409),
 )
 async def create_post(
-    session: SessionDep, audit: AuditDep, principal: NetworkAdmin, bureau_id: IdPath, data: PostCreate
+    session: SessionDep,
+    audit: AuditDep,
+    principal: NetworkAdmin,
+    bureau_id: IdPath,
+    data: PostCreate,
+    response: Response,
 ) -> PostRead:
     post = await service.create_post(session, audit, principal, bureau_id, data)
     await session.commit()
+    response.headers["Location"] = f"{PREFIX}/posts/{post.id}"
+    response.headers["ETag"] = etag(post.version)
+    return PostRead.model_validate(post, from_attributes=True)
+
+
+@router.get(
+    "/posts/{post_id}",
+    response_model=PostRead,
+    tags=["posts"],
+    summary="Read one post",
+    description="A post (岗位) of a bureau in the principal's subtree, with its duties and the "
+    "penalty-procedure steps its holders may take (执法责任制). The ETag is for If-Match.",
+    responses=problem_responses(404),
+)
+async def get_post(
+    session: ReadSessionDep, principal: PrincipalDep, post_id: IdPath, response: Response
+) -> PostRead:
+    post = await service.read_post(session, principal, post_id)
+    response.headers["ETag"] = etag(post.version)
+    return PostRead.model_validate(post, from_attributes=True)
+
+
+@router.patch(
+    "/posts/{post_id}",
+    response_model=PostRead,
+    tags=["posts"],
+    summary="Change a post's duties or the steps it allows (If-Match required)",
+    description="Rebinds duties and authority to a post (岗位) under the enforcement "
+    "responsibility system (执法责任制): its duties and / or the administrative penalty "
+    "procedure steps its holders may take. An administrator of the post's bureau subtree.",
+    responses=problem_responses(403, 404, 412, 428),
+)
+async def update_post(
+    session: SessionDep,
+    audit: AuditDep,
+    principal: NetworkAdmin,
+    post_id: IdPath,
+    data: PostUpdate,
+    response: Response,
+    if_match: IfMatchDep = None,
+) -> PostRead:
+    post = await service.update_post(session, audit, principal, post_id, data, if_match)
+    await session.commit()
+    response.headers["ETag"] = etag(post.version)
     return PostRead.model_validate(post, from_attributes=True)
 
 
@@ -274,3 +328,21 @@ async def update_officer(
     await session.commit()
     response.headers["ETag"] = etag(officer.version)
     return officer
+
+
+@router.get(
+    "/officers/{officer_id}/standing",
+    response_model=OfficerStanding,
+    tags=["officers"],
+    summary="An officer's standing to take a step of the penalty procedure",
+    description="What the enforcement service checks before an officer takes a step of the "
+    "administrative penalty procedure: whether the officer is active, holds an enforcement "
+    "credential (执法证), and which steps the officer's post (岗位) allows under the enforcement "
+    "responsibility system (执法责任制). Any principal whose subtree holds the officer's bureau, "
+    "and a platform service for any officer; otherwise 404.",
+    responses=problem_responses(404),
+)
+async def get_officer_standing(
+    session: ReadSessionDep, principal: PrincipalDep, officer_id: IdPath
+) -> OfficerStanding:
+    return await service.read_officer_standing(session, principal, officer_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from services.common.types import EntityId, Flag, InputModel
 from services.registry.network.models import BodyKind, BureauLevel, BureauSystem, DivisionLevel, PilotRole
@@ -15,6 +15,30 @@ PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 DivisionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 # Enforcement credential numbers (执法证号) vary by issuer; no whitespace, bounded length.
 CredentialNumber = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\S{4,32}$")]
+Duties = Annotated[str, StringConstraints(max_length=2000)]
+
+MAX_POST_STEPS = 64
+# A step of the administrative penalty procedure (行政处罚程序), by the enforcement service's
+# code. The registry does not know the codes: it checks their shape only.
+StepCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,47}$")]
+
+
+def _distinct_steps(steps: list[str]) -> list[str]:
+    repeated = sorted({step for step in steps if steps.count(step) > 1})
+    if repeated:
+        raise ValueError(f"each step is named once; repeated: {', '.join(repeated)}")
+    return steps
+
+
+Steps = Annotated[
+    list[StepCode],
+    Field(
+        max_length=MAX_POST_STEPS,
+        description="Codes of the penalty-procedure steps the post's holders may take "
+        f"(执法责任制), each once, at most {MAX_POST_STEPS}",
+    ),
+    AfterValidator(_distinct_steps),
+]
 
 
 class DivisionRead(BaseModel):
@@ -66,7 +90,26 @@ class BodyRead(BaseModel):
 class PostCreate(InputModel):
     body: BodyKind
     name: Name
-    duties: Annotated[str, StringConstraints(max_length=2000)] = ""
+    duties: Duties = ""
+    steps: Steps = Field(default_factory=list, json_schema_extra={"uniqueItems": True})
+
+
+def _without_default(schema: dict) -> None:
+    # The None default only marks "left out"; the document must not offer null as a value.
+    schema.pop("default", None)
+
+
+def _distinct_without_default(schema: dict) -> None:
+    _without_default(schema)
+    schema["uniqueItems"] = True
+
+
+class PostUpdate(InputModel):
+    """The post's duties and / or the steps its holders may take; what is left out stays.
+    Neither may be set to null (an empty list takes every step away)."""
+
+    duties: Duties = Field(default=None, json_schema_extra=_without_default)
+    steps: Steps = Field(default=None, json_schema_extra=_distinct_without_default)
 
 
 class PostRead(BaseModel):
@@ -75,7 +118,10 @@ class PostRead(BaseModel):
     body: BodyKind
     name: str
     duties: str
+    steps: list[str]
+    version: int
     created_at: datetime
+    updated_at: datetime
 
 
 class OfficerCreate(InputModel):
@@ -86,11 +132,6 @@ class OfficerCreate(InputModel):
     credential_number: CredentialNumber | None = Field(
         default=None, description="Enforcement credential number (执法证号), unique"
     )
-
-
-def _without_default(schema: dict) -> None:
-    # The None default only marks "left out"; the document must not offer null as a value.
-    schema.pop("default", None)
 
 
 class OfficerUpdate(InputModel):
@@ -126,3 +167,23 @@ class OfficerRead(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class PostSteps(BaseModel):
+    id: int
+    name: str
+    steps: list[str]
+
+
+class OfficerStanding(BaseModel):
+    """What the enforcement service checks before an officer takes a step of the procedure."""
+
+    officer_id: int
+    name: str
+    bureau_id: int
+    bureau_path: str
+    body: BodyKind
+    active: bool
+    credential_number: str | None
+    holds_credential: bool = Field(description="Holds an enforcement credential (执法证)")
+    post: PostSteps | None = Field(description="The officer's post (岗位) and the steps it allows")

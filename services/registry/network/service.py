@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
-from services.common.auth import Principal
+from services.common.auth import Principal, PrincipalKind, Role
 from services.common.concurrency import check_if_match
 from services.common.db import Database, utcnow
 from services.common.event_schemas import OfficerChanged
@@ -39,8 +39,11 @@ from services.registry.network.schemas import (
     DivisionRead,
     OfficerCreate,
     OfficerRead,
+    OfficerStanding,
     OfficerUpdate,
     PostCreate,
+    PostSteps,
+    PostUpdate,
 )
 
 # Which levels a bureau may have under it, by its level and system.
@@ -361,7 +364,89 @@ async def create_post(
     return post
 
 
+async def _post_in_scope(
+    session: AsyncSession, principal: Principal, post_id: int, *, lock: bool = False
+) -> Post:
+    # Scope first, from the post's bureau: another province's post is "not found" exactly as a
+    # missing one is, and is never locked.
+    path = await repo.post_bureau_path(session, post_id)
+    post = await repo.get_post(session, post_id, for_update=lock) if path is not None else None
+    if post is None or path is None or not principal.in_scope(path):
+        raise NotFound(f"Post {post_id} not found.")
+    return post
+
+
+async def read_post(session: AsyncSession, principal: Principal, post_id: int) -> Post:
+    return await _post_in_scope(session, principal, post_id)
+
+
+async def update_post(
+    session: AsyncSession,
+    audit: AuditLog,
+    principal: Principal,
+    post_id: int,
+    data: PostUpdate,
+    if_match: str | None,
+) -> Post:
+    """Change a post's duties and / or the procedure steps its holders may take (执法责任制).
+
+    The steps are the enforcement service's codes, kept here as data: the schema has checked
+    their shape; what they mean is the enforcement service's business."""
+    post = await _post_in_scope(session, principal, post_id, lock=True)
+    check_if_match(if_match, post.version)
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    if not changes:
+        raise _field_error("body", "Name at least one field to change: duties or steps.", "empty_update")
+    previous = {key: getattr(post, key) for key in changes}
+    for key, value in changes.items():
+        setattr(post, key, value)
+    post.version += 1
+    post.updated_at = utcnow()
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "post.updated",
+        "post",
+        post_id,
+        {**changes, "previous": previous, "version": post.version},
+    )
+    return post
+
+
 # --- officers --------------------------------------------------------------
+
+
+def reads_every_officer(principal: Principal) -> bool:
+    """A platform service (the enforcement service checking who takes a step) reads any
+    officer's standing; everyone else only within its subtree."""
+    return principal.kind == PrincipalKind.SERVICE and principal.has_role(Role.SERVICE)
+
+
+async def read_officer_standing(
+    session: AsyncSession, principal: Principal, officer_id: int
+) -> OfficerStanding:
+    """Whether the officer may take a step: active, holding an enforcement credential (执法证),
+    and the steps the officer's post (岗位) allows."""
+    row = await repo.officer_standing_row(session, officer_id)
+    if row is None or not (reads_every_officer(principal) or principal.in_scope(row["bureau_path"])):
+        raise NotFound(f"Officer {officer_id} not found.")
+    post = (
+        PostSteps(id=row["post_id"], name=row["post_name"], steps=row["post_steps"])
+        if row["post_id"] is not None
+        else None
+    )
+    return OfficerStanding(
+        officer_id=row["officer_id"],
+        name=row["name"],
+        bureau_id=row["bureau_id"],
+        bureau_path=row["bureau_path"],
+        body=row["body"],
+        active=row["active"],
+        credential_number=row["credential_number"],
+        holds_credential=row["credential_number"] is not None,
+        post=post,
+    )
 
 
 async def read_officer(session: AsyncSession, principal: Principal, officer_id: int) -> OfficerRead:

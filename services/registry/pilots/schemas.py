@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.common.types import EntityId, InputModel
 from services.common.dates import PastDate
+from services.common.types import EntityId, InputModel
 from services.registry.network.models import BureauLevel
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]

@@ -1,0 +1,303 @@
+"""Every SQL statement of leads and cases."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import bindparam, or_, text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.enforcement.cases.models import (
+    BureauDocumentPrefix,
+    Case,
+    CaseHearing,
+    CaseOfficer,
+    CaseSubject,
+    Evidence,
+    ExcludedInterval,
+    Lead,
+    Payment,
+    PenaltyItem,
+    ProcedureStep,
+)
+
+
+async def add(session: AsyncSession, row: Any) -> Any:
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_lead(session: AsyncSession, lead_id: int, *, for_update: bool = False) -> Lead | None:
+    query = select(Lead).where(Lead.id == lead_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def lock_lead(session: AsyncSession, lead_id: int) -> Lead | None:
+    return await get_lead(session, lead_id, for_update=True)
+
+
+async def lead_by_inspection(session: AsyncSession, inspection_id: int) -> Lead | None:
+    return (await session.exec(select(Lead).where(Lead.inspection_id == inspection_id))).first()
+
+
+# The hot statements are built once: building a statement costs more than running it.
+_CASE = select(Case).where(Case.id == bindparam("case_id"))
+_CASE_FOR_UPDATE = _CASE.with_for_update()
+
+
+async def get_case(session: AsyncSession, case_id: int, *, for_update: bool = False) -> Case | None:
+    return (
+        await session.exec(_CASE_FOR_UPDATE if for_update else _CASE, params={"case_id": case_id})
+    ).first()
+
+
+async def lock_case(session: AsyncSession, case_id: int) -> Case | None:
+    return await get_case(session, case_id, for_update=True)
+
+
+async def next_case_number(session: AsyncSession, bureau_id: int, year: int) -> tuple[str | None, int]:
+    """The bureau's document prefix, and the next serial of the year (one row per bureau and year,
+    counted under its row lock: two cases opened at once never share a number)."""
+    conn = await session.connection()
+    serial = (
+        await conn.execute(
+            text(
+                "INSERT INTO case_number_counter (bureau_id, year, last) VALUES (:b, :y, 1) "
+                "ON CONFLICT (bureau_id, year) DO UPDATE SET last = case_number_counter.last + 1 "
+                "RETURNING last"
+            ),
+            {"b": bureau_id, "y": year},
+        )
+    ).scalar_one()
+    prefix = await session.get(BureauDocumentPrefix, bureau_id)
+    return (prefix.prefix if prefix else None), int(serial)
+
+
+_OFFICERS = (
+    select(CaseOfficer).where(CaseOfficer.case_id == bindparam("case_id")).order_by(col(CaseOfficer.id))
+)
+_CURRENT_OFFICERS = _OFFICERS.where(col(CaseOfficer.released_on).is_(None))
+_SUBJECTS = (
+    select(CaseSubject)
+    .where(CaseSubject.case_id == bindparam("case_id"))
+    .order_by(col(CaseSubject.subject_type))
+)
+_PENALTIES = (
+    select(PenaltyItem).where(PenaltyItem.case_id == bindparam("case_id")).order_by(col(PenaltyItem.id))
+)
+_STAGE_PENALTIES = _PENALTIES.where(PenaltyItem.stage == bindparam("stage"))
+
+
+async def current_officers(session: AsyncSession, case_id: int) -> list[CaseOfficer]:
+    return list((await session.exec(_CURRENT_OFFICERS, params={"case_id": case_id})).all())
+
+
+async def all_officers(session: AsyncSession, case_id: int) -> list[CaseOfficer]:
+    return list((await session.exec(_OFFICERS, params={"case_id": case_id})).all())
+
+
+async def subjects(session: AsyncSession, case_id: int) -> list[CaseSubject]:
+    return list((await session.exec(_SUBJECTS, params={"case_id": case_id})).all())
+
+
+async def penalties(session: AsyncSession, case_id: int, stage: str | None = None) -> list[PenaltyItem]:
+    if stage:
+        return list((await session.exec(_STAGE_PENALTIES, params={"case_id": case_id, "stage": stage})).all())
+    return list((await session.exec(_PENALTIES, params={"case_id": case_id})).all())
+
+
+async def drop_penalties(session: AsyncSession, case_id: int, stage: str) -> None:
+    conn = await session.connection()
+    await conn.execute(
+        text("DELETE FROM penalty_item WHERE case_id = :c AND stage = :s"), {"c": case_id, "s": stage}
+    )
+
+
+async def penalty_by_event(session: AsyncSession, event_id: str) -> PenaltyItem | None:
+    query = select(PenaltyItem).where(PenaltyItem.registry_event_id == event_id).with_for_update()
+    return (await session.exec(query)).first()
+
+
+_CASE_INTERVALS = (
+    select(ExcludedInterval)
+    .where(ExcludedInterval.case_id == bindparam("case_id"))
+    .order_by(col(ExcludedInterval.id))
+)
+_LEAD_INTERVALS = (
+    select(ExcludedInterval)
+    .where(ExcludedInterval.lead_id == bindparam("lead_id"))
+    .order_by(col(ExcludedInterval.id))
+)
+
+
+async def intervals(
+    session: AsyncSession, *, case_id: int | None = None, lead_id: int | None = None
+) -> list[ExcludedInterval]:
+    if case_id is not None:
+        return list((await session.exec(_CASE_INTERVALS, params={"case_id": case_id})).all())
+    return list((await session.exec(_LEAD_INTERVALS, params={"lead_id": lead_id})).all())
+
+
+async def timeline(session: AsyncSession, case_id: int | None, lead_id: int | None) -> list[ProcedureStep]:
+    conditions = []
+    if case_id is not None:
+        conditions.append(ProcedureStep.case_id == case_id)
+    if lead_id is not None:
+        conditions.append(ProcedureStep.lead_id == lead_id)
+    query = select(ProcedureStep).where(or_(*conditions)).order_by(col(ProcedureStep.id))
+    return list((await session.exec(query)).all())
+
+
+async def evidence(session: AsyncSession, case_id: int) -> list[Evidence]:
+    query = select(Evidence).where(Evidence.case_id == case_id).order_by(col(Evidence.id))
+    return list((await session.exec(query)).all())
+
+
+async def payments(session: AsyncSession, case_id: int) -> list[Payment]:
+    query = select(Payment).where(Payment.case_id == case_id).order_by(col(Payment.id))
+    return list((await session.exec(query)).all())
+
+
+LEAD_FILTERS = {
+    "state": "state",
+    "source": "source",
+    "subject_type": "subject_type",
+    "bureau_id": "bureau_id",
+}
+
+
+async def list_leads(
+    session: AsyncSession,
+    *,
+    within_path: str,
+    filters: dict[str, Any],
+    subject_id: int | None,
+    overdue_before: date | None,
+    after_id: int | None,
+    limit: int,
+) -> list[Lead]:
+    query = select(Lead).where(col(Lead.bureau_path).startswith(within_path))
+    for name, column in LEAD_FILTERS.items():
+        if filters.get(name) is not None:
+            query = query.where(getattr(Lead, column) == filters[name])
+    if subject_id is not None:
+        query = query.where(Lead.subject_id == subject_id)
+    if overdue_before is not None:
+        query = query.where(col(Lead.next_due) < overdue_before)
+    if after_id is not None:
+        query = query.where(col(Lead.id) > after_id)
+    return list((await session.exec(query.order_by(col(Lead.id)).limit(limit))).all())
+
+
+CASE_SUMMARY_COLUMNS = (
+    "c.id, c.number, c.bureau_id, c.state, c.procedure, c.title, c.party_name, c.subject_type, "
+    "c.subject_id, c.violation_code, c.needs_legal_review, c.needs_filing, c.opened_on, c.decided_on, "
+    "c.next_due, c.version"
+)
+
+
+def case_list_sql(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The case list as one statement: scope by bureau path, the filters, keyset by id."""
+    where = ["c.bureau_path LIKE :path"]
+    params: dict[str, Any] = {"path": filters["path"].replace("%", r"\%").replace("_", r"\_") + "%"}
+    simple = {
+        "state": "c.state = :state",
+        "procedure": "c.procedure = :procedure",
+        "violation_code": "c.violation_code = :violation_code",
+        "bureau_id": "c.bureau_id = :bureau_id",
+        "opened_from": "c.opened_on >= :opened_from",
+        "opened_to": "c.opened_on <= :opened_to",
+        "decided_from": "c.decided_on >= :decided_from",
+        "decided_to": "c.decided_on <= :decided_to",
+        "after_id": "c.id > :after_id",
+    }
+    for name, clause in simple.items():
+        if filters.get(name) is not None:
+            where.append(clause)
+            params[name] = filters[name]
+    if filters.get("overdue_before") is not None:
+        where.append("c.next_due < :overdue_before")
+        params["overdue_before"] = filters["overdue_before"]
+    if filters.get("major") is not None:
+        where.append(
+            "(c.needs_legal_review OR c.needs_filing)"
+            if filters["major"]
+            else "NOT (c.needs_legal_review OR c.needs_filing)"
+        )
+    if filters.get("officer_id") is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM case_officer o WHERE o.case_id = c.id AND o.officer_id = :officer_id "
+            "AND o.released_on IS NULL)"
+        )
+        params["officer_id"] = filters["officer_id"]
+    if filters.get("subject_type") is not None:
+        by_id = " AND s.subject_id = :subject_id" if filters.get("subject_id") is not None else ""
+        subject = (
+            "EXISTS (SELECT 1 FROM case_subject s WHERE s.case_id = c.id AND s.subject_type = :subject_type"
+        )
+        where.append(f"{subject}{by_id})")
+        params["subject_type"] = filters["subject_type"]
+        if filters.get("subject_id") is not None:
+            params["subject_id"] = filters["subject_id"]
+    # Built from the fixed fragments above only; every value is a bound parameter.
+    sql = (
+        f'SELECT {CASE_SUMMARY_COLUMNS} FROM "case" c WHERE {" AND ".join(where)} ORDER BY c.id LIMIT :limit'  # noqa: S608
+    )
+    params["limit"] = filters["limit"]
+    return sql, params
+
+
+async def list_cases(session: AsyncSession, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    sql, params = case_list_sql(filters)
+    conn = await session.connection()
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def cases_of_subject(
+    session: AsyncSession, subject_type: str, subject_id: int, within_path: str
+) -> list[Case]:
+    query = (
+        select(Case)
+        .join(CaseSubject, col(CaseSubject.case_id) == col(Case.id))
+        .where(
+            CaseSubject.subject_type == subject_type,
+            CaseSubject.subject_id == subject_id,
+            col(Case.bureau_path).startswith(within_path),
+        )
+        .order_by(col(Case.id))
+        .limit(200)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def leads_of_subject(
+    session: AsyncSession, subject_type: str, subject_id: int, within_path: str
+) -> list[Lead]:
+    query = (
+        select(Lead)
+        .where(
+            Lead.subject_type == subject_type,
+            Lead.subject_id == subject_id,
+            col(Lead.bureau_path).startswith(within_path),
+        )
+        .order_by(col(Lead.id))
+        .limit(200)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def hearing(session: AsyncSession, case_id: int, *, for_update: bool = False) -> CaseHearing | None:
+    query = select(CaseHearing).where(CaseHearing.case_id == case_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def lock_evidence(session: AsyncSession, case_id: int, evidence_id: int) -> Evidence | None:
+    query = select(Evidence).where(Evidence.id == evidence_id, Evidence.case_id == case_id).with_for_update()
+    return (await session.exec(query)).first()
