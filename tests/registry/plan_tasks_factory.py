@@ -50,11 +50,7 @@ async def drawn_plan(registry, bureau: dict, *, subject_type: str = "enterprise"
             title=f"{year}年度双随机抽查-{uuid.uuid4().hex[:6]}",
             subject_type=subject_type,
             seed=uuid.uuid4().hex,
-            state="drawn",
-            drawn_on=DRAWN_ON,
-            drawn_by="test",
-            created_by="test",
-            **extra,
+            **{"state": "drawn", "drawn_on": DRAWN_ON, "drawn_by": "test", "created_by": "test", **extra},
         ),
     )
     return plan
