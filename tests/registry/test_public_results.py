@@ -200,7 +200,8 @@ class TestPublishedResults:
 
     async def test_a_new_result_changes_the_etag(self, registry, public, published, token_for):
         network = published["network"]
-        plan = await drawn_plan(registry, network["unit"])
+        # A plan of the city bureau: the unit's own lists stay as the fixture made them.
+        plan = await drawn_plan(registry, network["city"])
         subject = (await chain_of(registry, network["unit"]))["enterprise"]
         officers = [network["officers"]["county"], network["officers"]["city"]]
         task = await drawn_task(registry, plan, subject, officers)
@@ -209,7 +210,7 @@ class TestPublishedResults:
         response = await registry.post(
             f"{TASKS}/{task.id}/result",
             json={"inspected_on": "2026-04-01", "findings": "现场检查未见异常", "result": "compliant"},
-            headers={**auth(token_for(network["unit"], roles=("supervision",))), "If-Match": '"1"'},
+            headers={**auth(token_for(network["city"], roles=("supervision",))), "If-Match": '"1"'},
         )
         assert response.status_code == 201, response.text
         after = await public.get(
