@@ -278,3 +278,51 @@ class TestScopeAndInput:
             json={"year": 2026, "title": "t", "subject_type": "certificate", "draw_count": 1},
         )
         assert_problem(response, 403, "/problems/role-required")
+
+
+class TestFromDrawToLead:
+    """A drawn task's non-compliant result is referred to enforcement like any inspection, and
+    enforcement's worker makes it a lead (the closed loop)."""
+
+    async def test_a_non_compliant_result_becomes_a_lead(self, registry, enforcement, province, token_for):
+        from services.common.jobs import handle_event
+        from services.enforcement import models as enforcement_models
+        from services.enforcement.cases.consumers import HANDLERS
+        from services.registry.models import OutboxEvent
+        from tests.enforcement.test_events_in import ctx, outbox_events
+
+        plan = await drawn(registry, province, await new_plan(registry, province, draw_count=1, strata=[]))
+        [(_, subject_id, officers)] = await tasks_of(registry, plan["id"])
+        tasks = await registry.get(
+            f"{API}/inspection-tasks", params={"plan_id": plan["id"]}, headers=auth(province["token"])
+        )
+        [task] = tasks.json()["items"]
+        officer = token_for(province["county"], roles=(Role.SUPERVISION,), officer_id=officers[0])
+        response = await registry.post(
+            f"{API}/inspection-tasks/{task['id']}/result",
+            json={
+                "inspected_on": plan["drawn_on"],
+                "findings": "获证产品与型式试验样品不一致",
+                "result": "non_compliant",
+            },
+            headers={**auth(officer), "If-Match": f'"{task["version"]}"'},
+        )
+        assert response.status_code == 201, response.text
+        inspection_id = response.json()["id"]
+        [referral] = [
+            e
+            for e in await outbox_events(registry, OutboxEvent, type="registry.inspection.referred")
+            if e["payload"]["inspection_id"] == inspection_id
+        ]
+        assert (referral["payload"]["target_type"], referral["payload"]["target_id"]) == (
+            "certificate",
+            subject_id,
+        )
+        context = ctx(enforcement, "enforcement", enforcement_models, HANDLERS)
+        assert (await handle_event(context, referral))["outcome"] == "applied"
+        leads = await enforcement.get(
+            "/api/v1/enforcement/leads",
+            params={"source": "inspection_referral", "subject_type": "certificate", "subject_id": subject_id},
+            headers=auth(token_for(province["unit"], roles=(Role.ENFORCEMENT,))),
+        )
+        assert [lead["inspection_id"] for lead in leads.json()["items"]] == [inspection_id]
