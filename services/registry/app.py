@@ -19,6 +19,7 @@ from services.registry.inspections.routes import router as inspections_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
+from services.registry.plans.coverage_routes import router as plan_coverage_router
 from services.registry.subjects.routes import router as subjects_router
 
 # Unique constraints two concurrent writers can still hit after the service's own checks.
@@ -79,6 +80,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             certificates_router,
             pilots_router,
             inspections_router,
+            plan_coverage_router,
             dossiers_router,
             imports_router,
         ],
