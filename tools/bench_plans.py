@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import statistics
 import time
 from datetime import date
@@ -40,6 +41,7 @@ STRATA = [
     {"code": "surveillance_overdue", "rule": "surveillance_overdue", "weight": 2, "years": 3},
 ]
 # The plan's pool (every valid certificate of the national regulator's subtree), picked at random.
+PICK_LABEL = "SQL pick `ORDER BY md5(seed \\|\\| id) LIMIT n`"  # the pipes escaped for the table
 POOL_COUNT = "SELECT count(*) FROM certificate WHERE bureau_path LIKE '1.%' AND status = 'valid'"
 PICK = (
     "SELECT id FROM certificate WHERE bureau_path LIKE '1.%' AND status = 'valid' "
@@ -101,10 +103,9 @@ async def prepare_pool(url: str, count: int, year: int) -> dict[str, Any]:
 
 async def draw_once(maker, principal: Principal, year: int, draw_count: int) -> dict[str, Any]:
     """One draw of a fresh plan through ``draw_plan``, timed, then rolled back."""
+    from services.registry.models import AUDIT
     from services.registry.plans.schemas import PlanCreate
     from services.registry.plans.service import create_plan, draw_plan
-
-    from services.registry.models import AUDIT
 
     async with maker() as session:
         data = PlanCreate.model_validate(
@@ -131,6 +132,45 @@ async def draw_once(maker, principal: Principal, year: int, draw_count: int) -> 
     return result
 
 
+async def core_once(maker, principal: Principal, year: int, draw_count: int) -> dict[str, Any]:
+    """The draw's SQL core on a fresh plan — freeze the pool, allocate, draw the subjects of each
+    stratum (services/registry/plans/draw.py, as ``draw_plan`` calls it) — timed, rolled back."""
+    from services.registry.models import AUDIT
+    from services.registry.plans import draw
+    from services.registry.plans.service import create_plan
+
+    async with maker() as session:
+        plan = await create_plan(session, AUDIT, principal, _plan_data(year, draw_count))
+        await session.flush()
+        conn = await session.connection()
+        seed = draw.new_seed()
+        started = time.perf_counter()
+        pool_size, _digest = await draw.freeze_pool(conn, plan)
+        sizes = await draw.stratum_sizes(conn, plan)
+        weights = {s["code"]: float(s["weight"]) for s in draw.plan_strata(plan)}
+        allocation = draw.allocate(draw.wanted(plan, pool_size), sizes, weights)
+        subjects = await draw.draw_subjects(conn, plan, allocation, seed)
+        seconds = time.perf_counter() - started
+        await session.rollback()
+    if len(subjects) != draw_count:
+        raise SystemExit(f"the draw's core drew {len(subjects)} subjects, not {draw_count}")
+    return {"seconds": seconds, "seed": seed}
+
+
+def _plan_data(year: int, draw_count: int):
+    from services.registry.plans.schemas import PlanCreate
+
+    return PlanCreate.model_validate(
+        {
+            "year": year,
+            "title": "基准抽查计划",
+            "subject_type": "certificate",
+            "draw_count": draw_count,
+            "strata": STRATA,
+        }
+    )
+
+
 async def md5_pick(url: str, seed: str, n: int) -> float:
     conn = await asyncpg.connect(raw_url(url))
     try:
@@ -154,23 +194,27 @@ async def measure(url: str, rounds: int, year: int, draw_count: int) -> dict[str
         bureau_path="1.",
         roles=frozenset({Role.SUPERVISION}),
     )
+    cores: list[dict[str, Any]] = []
     draws: list[dict[str, Any]] = []
     picks: list[float] = []
     try:
-        warm = await draw_once(maker, principal, year, draw_count)  # caches warm for both
+        warm = await draw_once(maker, principal, year, draw_count)  # caches warm for all three
+        await core_once(maker, principal, year, draw_count)
         await md5_pick(url, warm["seed"], draw_count)
         for i in range(rounds):
-            if i % 2 == 0:
-                draws.append(await draw_once(maker, principal, year, draw_count))
-                picks.append(await md5_pick(url, draws[-1]["seed"], draw_count))
-            else:
-                picks.append(await md5_pick(url, warm["seed"] + str(i), draw_count))
-                draws.append(await draw_once(maker, principal, year, draw_count))
-            print(f"draw round {i + 1}: draw {draws[-1]['seconds']:.2f} s, "
-                  f"SQL pick {picks[-1]:.2f} s", flush=True)  # fmt: skip
+            # The pick runs first in odd rounds, last in even ones (its cost does not depend on
+            # the seed: every id is hashed and sorted whichever the seed).
+            if i % 2:
+                picks.append(await md5_pick(url, secrets.token_hex(16), draw_count))
+            cores.append(await core_once(maker, principal, year, draw_count))
+            draws.append(await draw_once(maker, principal, year, draw_count))
+            if not i % 2:
+                picks.append(await md5_pick(url, cores[-1]["seed"], draw_count))
+            print(f"draw round {i + 1}: core {cores[-1]['seconds']:.2f} s, draw_plan "
+                  f"{draws[-1]['seconds']:.2f} s, SQL pick {picks[-1]:.2f} s", flush=True)  # fmt: skip
     finally:
         await engine.dispose()
-    return {"draws": draws, "picks": picks}
+    return {"cores": cores, "draws": draws, "picks": picks}
 
 
 def run(bench) -> str:
@@ -183,46 +227,56 @@ def run(bench) -> str:
     prepared = asyncio.run(prepare_pool(url, args.certificates, year))
     with MachineLoad({"bench": os.getpid()}) as load:
         measured = asyncio.run(measure(url, args.rounds, year, args.draw_count))
+    core_seconds = [c["seconds"] for c in measured["cores"]]
     draw_seconds = [d["seconds"] for d in measured["draws"]]
-    ratios = [d / p for d, p in zip(draw_seconds, measured["picks"], strict=True)]
+    picks = measured["picks"]
+    core_ratios = [c / p for c, p in zip(core_seconds, picks, strict=True)]
+    draw_ratios = [d / p for d, p in zip(draw_seconds, picks, strict=True)]
     allocation = measured["draws"][0]["allocation"]
     strata_rows = "\n".join(
         f"| `{code}` | {a['weight']:g} | {a['pool']:,} | {a['drawn']:,} | "
         f"{a['drawn'] / a['pool'] if a['pool'] else 0:.6f} |"
         for code, a in allocation.items()
     )
-    ratio = statistics.median(ratios)
+
+    def row(label: str, seconds: list[float], ratios: list[float] | None) -> str:
+        ratio = f"**{statistics.median(ratios):.2f}×**" if ratios else "1"
+        rounds = ", ".join(f"{s:.2f}" for s in seconds)
+        return f"| {label} | {statistics.median(seconds):.2f} | {ratio} | {rounds} |"
+
     return f"""## Draw of an inspection plan from a pool of {prepared["pool"]:,} certificates
 
 Command: `{command_line("draw", args, certificates=args.certificates, draw_count=args.draw_count)}`
-Run: {args.rounds} rounds, alternating which of the two runs first (after one warm-up of each);
-medians. Everything (this process, PostgreSQL) shares the same machine.
+Run: {args.rounds} rounds after one warm-up of each; the SQL pick runs first in every other
+round, last in the others; medians. This process and PostgreSQL share the machine.
 {load.describe()}
 
 Data: {prepared["certificates"]:,} certificates loaded with COPY in {prepared["seconds"]:.0f} s
 (tools/bench_data.py), then made valid and given their risk history in
-{prepared["prepared_seconds"]:.0f} s (tools/bench_plans.py); the pool is every valid certificate of
-the national regulator's subtree ({prepared["pool"]:,}, with the demo seed's); {OFFICERS} supervision
-officers with credentials. A plan of {args.draw_count:,} certificates in three strata:
+{prepared["prepared_seconds"]:.0f} s (tools/bench_plans.py); the pool is every valid certificate
+of the national regulator's subtree ({prepared["pool"]:,}, the demo seed's included);
+{OFFICERS} supervision officers with credentials. A plan drawing {args.draw_count:,}
+certificates from three strata:
 
 | stratum | weight | pool N_h | drawn n_h | chance n_h / N_h |
 | --- | ---: | ---: | ---: | ---: |
 {strata_rows}
 
-Measured: the service function `draw_plan` (services/registry/plans/service.py) on a fresh plan,
-in one transaction rolled back after each round — freezing the pool ({prepared["pool"]:,} rows of
-`plan_pool_member`, each with its stratum, and their SHA-256 digest), the officer pool, the
-allocation, the draw per stratum, recusals, the officers of each task, {args.draw_count:,} tasks and
-the audit entry. Against: `{PICK}` with $1 the seed of the round's draw and $2 = {args.draw_count},
-on the same pool, over asyncpg.
+Measured, each on a fresh plan in a transaction rolled back afterwards:
+* **the draw's SQL core** — freeze + allocation + subject draw: `draw.freeze_pool` (one
+  insert from a query of the {prepared["pool"]:,} members, each with its stratum by the risk rules,
+  and their SHA-256 digest), `stratum_sizes`, `allocate`, `draw_subjects` (per stratum, `ORDER BY
+  md5(seed || ':' || subject_id) LIMIT n_h` over the frozen pool), as `draw_plan` calls them;
+* **`draw_plan`** — the whole service function: the core, plus the officer pool, recusals, the
+  officers of each task, {args.draw_count:,} tasks with their officers, and the audit entry.
 
-| | median (s) | rounds (s) |
-| --- | ---: | --- |
-| `draw_plan` | {statistics.median(draw_seconds):.2f} | {", ".join(f"{s:.2f}" for s in draw_seconds)} |
-| SQL pick (`ORDER BY md5(seed \\|\\| id) LIMIT n`) | {statistics.median(measured["picks"]):.2f} | {
-        ", ".join(f"{s:.2f}" for s in measured["picks"])
-    } |
+Against: `{PICK}` ($2 = {args.draw_count}) over the same pool, through asyncpg.
 
-Draw / SQL pick: **{ratio:.2f}×** (median of the rounds' ratios: {", ".join(f"{r:.2f}" for r in ratios)}).
-Goal: ≤ 2×.
+| | median (s) | / SQL pick (median of the rounds' ratios) | rounds (s) |
+| --- | ---: | ---: | --- |
+{row("draw's SQL core (freeze + allocation + subject draw)", core_seconds, core_ratios)}
+{row("`draw_plan` (the whole draw, tasks included)", draw_seconds, draw_ratios)}
+{row(PICK_LABEL, picks, None)}
+
+Goal: the draw ≤ 2× the SQL pick.
 """

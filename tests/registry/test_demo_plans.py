@@ -15,7 +15,6 @@ from services.registry.network.models import Bureau, Officer
 from services.registry.plans.models import InspectionPlan, InspectionTask, TaskOfficer
 from tests.factories import chain_of, create_provincial_unit
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 TODAY = date(2026, 11, 29)
 
 
@@ -27,6 +26,7 @@ async def _seed(registry, unit_ids: list[int], today: date = TODAY) -> dict[str,
     return summary
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_each_unit_gets_one_drawn_plan_seeded_once(registry, token_for):
     unit = await create_provincial_unit(registry, token_for(), "quality_supervision", "650000")
     certificates = [(await chain_of(registry, unit))["certificate"] for _ in range(3)]
