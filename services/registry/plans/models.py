@@ -78,7 +78,7 @@ class InspectionPlan(RegistryModel, table=True):
         default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
     )
     due_working_days: int = Field(default=20, sa_column=Column(Integer, nullable=False, server_default="20"))
-    seed: str = Field(max_length=64)
+    seed: str | None = Field(default=None, max_length=64)  # drawn at the draw, then recorded
     state: PlanState = Field(default=PlanState.DRAFT, sa_type=String(16))
     pool_size: int | None = Field(default=None, sa_column=Column(Integer))
     pool_digest: str | None = Field(default=None, max_length=64)

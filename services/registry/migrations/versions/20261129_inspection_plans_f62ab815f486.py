@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('officers_per_task', sa.Integer(), server_default='2', nullable=False),
     sa.Column('same_division', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('due_working_days', sa.Integer(), server_default='20', nullable=False),
-    sa.Column('seed', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('seed', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('pool_size', sa.Integer(), nullable=True),
     sa.Column('pool_digest', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
