@@ -19,9 +19,9 @@ from services.registry.inspections.routes import router as inspections_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
-from services.registry.plans.coverage_routes import router as plan_coverage_router
 from services.registry.plans.routes import router as plans_router
 from services.registry.plans.routes_conflicts import router as plan_conflicts_router
+from services.registry.plans.routes_coverage import router as plan_coverage_router
 from services.registry.plans.routes_public import router as plan_public_router
 from services.registry.plans.routes_tasks import router as plan_tasks_router
 from services.registry.subjects.routes import router as subjects_router

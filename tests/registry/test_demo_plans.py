@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from services.registry.plans.service import verify_draw
 from sqlalchemy import select
 
 from services.common.dates import add_working_days
@@ -13,6 +12,7 @@ from services.registry.demo_plans import DEMO_INSPECTORS, demo_plan_title, draw_
 from services.registry.models import AUDIT
 from services.registry.network.models import Bureau, Officer
 from services.registry.plans.models import InspectionPlan, InspectionTask, TaskOfficer
+from services.registry.plans.service import verify_draw
 from tests.factories import chain_of, create_provincial_unit
 
 TODAY = date(2026, 11, 29)
