@@ -4,18 +4,28 @@ and the tasks, written straight to the tables."""
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
 
+from services.registry.certification.models import CertificateStatusChange
 from services.registry.plans.models import (
     InspectionPlan,
     InspectionTask,
     PlanPoolMember,
 )
 from tests.conftest import assert_problem, auth
-from tests.factories import create_bureau, create_provincial_unit, store, unique
+from tests.factories import (
+    chain_of,
+    create_bureau,
+    create_officer,
+    create_provincial_unit,
+    insert_certificate,
+    insert_row,
+    store,
+    unique,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -325,3 +335,70 @@ class TestYearCoverage:
     async def test_the_year_is_required(self, registry, token_for, world):
         response = await registry.get(COVERAGE, headers=reader(token_for, world["unit"]))
         assert response.status_code == 422
+
+
+@pytest.fixture(scope="module")
+async def drawn_plan(registry, token_for):
+    """A province whose certificates fall in three strata — two suspended last year, two
+    management-system certificates with their surveillance overdue, four others — and a plan of
+    it drawn through the API."""
+    national = token_for()
+    unit = await create_provincial_unit(registry, national, "quality_supervision", pilot="none")
+    for i in range(6):
+        chain = await chain_of(registry, unit)
+        if i < 2:
+            await insert_row(
+                registry,
+                CertificateStatusChange,
+                certificate_id=chain["certificate"].id,
+                from_status="valid",
+                to_status="suspended",
+                reason="监督抽查不合格",
+                actor_kind="officer",
+                actor_id="t",
+                changed_at=datetime(2025, 6, 1, tzinfo=UTC),
+            )
+        elif i < 4:
+            await insert_certificate(
+                registry,
+                chain["body"].model_dump(),
+                chain["enterprise"].model_dump(),
+                issued_on=date(2023, 5, 1),
+                expires_on=date(2026, 4, 30),
+            )
+    for _ in range(3):
+        await create_officer(registry, national, unit, body="supervision")
+    headers = reader(token_for, unit)
+    body = {
+        "year": 2026,
+        "title": "2026年度认证证书双随机抽查",
+        "subject_type": "certificate",
+        "draw_count": 4,
+        "strata": [
+            {"code": "suspended", "rule": "recent_suspension", "weight": 3},
+            {"code": "overdue", "rule": "surveillance_overdue", "weight": 2},
+        ],
+    }
+    created = await registry.post(PLANS, json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    drawn = await registry.post(f"{PLANS}/{created.json()['id']}/draw", headers=headers)
+    assert drawn.status_code == 200, drawn.text
+    plan = drawn.json()
+    return {"unit": unit, "plan": plan, "headers": headers}
+
+
+class TestThroughTheDraw:
+    async def test_a_drawn_plans_coverage_equals_its_allocation_and_direct_counts(self, registry, drawn_plan):
+        plan = drawn_plan["plan"]
+        response = await registry.get(f"{PLANS}/{plan['id']}/coverage", headers=drawn_plan["headers"])
+        assert response.status_code == 200, response.text
+        strata = {s["stratum"]: s for s in response.json()["strata"]}
+        assert list(strata) == ["suspended", "overdue", "base"]
+        assert [strata[h]["pool_size"] for h in strata] == [2, 2, 4]
+        for code, stratum in strata.items():
+            counts = await direct_counts(registry, plan["id"], code)
+            assert {k: stratum[k] for k in counts} == counts
+            allocated = plan["allocation"][code]
+            assert (stratum["pool_size"], stratum["drawn"]) == (allocated["pool"], allocated["drawn"])
+            assert stratum["inclusion_probability"] == round(allocated["drawn"] / allocated["pool"], 6)
+            assert stratum["weight"] == allocated["weight"]
