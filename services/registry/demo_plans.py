@@ -1,5 +1,5 @@
 """Demo "double random, one public" (双随机、一公开) inspection plans for `make run`: per pilot
-unit, three supervision officers holding credentials (the officer pool) and one plan of the
+unit, four supervision officers holding credentials (the officer pool) and one plan of the
 unit's certificates, drawn — so the plan, its frozen pool, its tasks, their verification and
 coverage can be read at once. Development only; idempotent (officers by name, the plan by
 its title: a re-run makes nothing new, and never draws a plan twice).
@@ -21,8 +21,15 @@ from services.registry.plans.models import InspectionPlan, PlanState
 from services.registry.plans.schemas import PlanCreate
 from services.registry.plans.service import create_plan, draw_plan
 
-# (officer name, credential suffix): the supervision body's inspectors of each pilot unit.
-DEMO_INSPECTORS = (("演示监督员甲", "S01"), ("演示监督员乙", "S02"), ("演示监督员丙", "S03"))
+# (officer name, credential suffix): the supervision body's inspectors of each pilot unit. Four:
+# the two drawn for a subject in the demo plan are recused from it in the unit's next plan, and
+# a task needs two.
+DEMO_INSPECTORS = (
+    ("演示监督员甲", "S01"),
+    ("演示监督员乙", "S02"),
+    ("演示监督员丙", "S03"),
+    ("演示监督员丁", "S04"),
+)
 # Drawn on a Monday of a year the holiday calendar covers when today's due dates would not be.
 FALLBACK_DRAW_DAY = date(2026, 3, 2)
 DRAW_COUNT = 2
