@@ -21,6 +21,7 @@ from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
 from services.registry.plans.routes import router as plans_router
 from services.registry.plans.routes_conflicts import router as plan_conflicts_router
+from services.registry.plans.routes_coverage import router as plan_coverage_router
 from services.registry.plans.routes_public import router as plan_public_router
 from services.registry.plans.routes_tasks import router as plan_tasks_router
 from services.registry.subjects.routes import router as subjects_router
@@ -88,6 +89,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             pilots_router,
             inspections_router,
             plans_router,
+            plan_coverage_router,
             dossiers_router,
             imports_router,
             plan_tasks_router,

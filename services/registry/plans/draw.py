@@ -94,7 +94,8 @@ RISK_RULES: dict[PlanSubject, dict[str, str]] = {
         # A management-system certificate whose yearly surveillance is more than 12 months late.
         "surveillance_overdue": (
             "s.scheme <> 'ccc' AND s.status = 'valid' "
-            "AND COALESCE(s.last_surveillance_on, s.issued_on) < (:plan_start - interval '12 months')"
+            "AND COALESCE(s.last_surveillance_on, s.issued_on) "
+            "< (CAST(:plan_start AS date) - interval '12 months')"
         ),
     },
     PlanSubject.ENTERPRISE: {
