@@ -308,7 +308,7 @@ class TestFromDrawToLead:
             headers={**auth(officer), "If-Match": f'"{task["version"]}"'},
         )
         assert response.status_code == 201, response.text
-        inspection_id = response.json()["id"]
+        inspection_id = response.json()["inspection"]["id"]
         [referral] = [
             e
             for e in await outbox_events(registry, OutboxEvent, type="registry.inspection.referred")
