@@ -78,19 +78,21 @@ DEFAULT_STATUS = {
 }
 
 # Risk rules a stratum can name, per subject type: SQL on the subject `s`, with :since (the
-# first day of the period the rule looks back over) and :plan_start.
-_SUSPENDED_SINCE = (
-    "SELECT 1 FROM certificate_status_change h WHERE h.certificate_id = {cert} "
-    "AND h.to_status = 'suspended' AND h.changed_at >= :since"
+# first day of the period the rule looks back over) and :plan_start. Rules over other tables
+# are written `s.id IN (subquery)`: PostgreSQL hashes the subquery's ids once, where an
+# EXISTS would probe an index for every member of a pool of millions.
+_SUSPENDED = (
+    "SELECT h.certificate_id FROM certificate_status_change h "
+    "WHERE h.to_status = 'suspended' AND h.changed_at >= :since"
 )
-_CASE_SINCE = (
-    "SELECT 1 FROM certificate_status_change h WHERE h.certificate_id = {cert} "
-    "AND h.case_ref IS NOT NULL AND h.changed_at >= :since"
+_CASES = (
+    "SELECT h.certificate_id FROM certificate_status_change h "
+    "WHERE h.case_ref IS NOT NULL AND h.changed_at >= :since"
 )
 RISK_RULES: dict[PlanSubject, dict[str, str]] = {
     PlanSubject.CERTIFICATE: {
-        "recent_suspension": f"EXISTS ({_SUSPENDED_SINCE.format(cert='s.id')})",
-        "case_record": f"EXISTS ({_CASE_SINCE.format(cert='s.id')})",
+        "recent_suspension": f"s.id IN ({_SUSPENDED})",
+        "case_record": f"s.id IN ({_CASES})",
         # A management-system certificate whose yearly surveillance is more than 12 months late.
         "surveillance_overdue": (
             "s.scheme <> 'ccc' AND s.status = 'valid' "
@@ -99,28 +101,12 @@ RISK_RULES: dict[PlanSubject, dict[str, str]] = {
         ),
     },
     PlanSubject.ENTERPRISE: {
-        "recent_suspension": (
-            "EXISTS (SELECT 1 FROM certificate c WHERE c.holder_id = s.id AND EXISTS ("
-            + _SUSPENDED_SINCE.format(cert="c.id")
-            + "))"
-        ),
-        "case_record": (
-            "EXISTS (SELECT 1 FROM certificate c WHERE c.holder_id = s.id AND EXISTS ("
-            + _CASE_SINCE.format(cert="c.id")
-            + "))"
-        ),
+        "recent_suspension": f"s.id IN (SELECT c.holder_id FROM certificate c WHERE c.id IN ({_SUSPENDED}))",
+        "case_record": f"s.id IN (SELECT c.holder_id FROM certificate c WHERE c.id IN ({_CASES}))",
     },
     PlanSubject.BODY: {
-        "recent_suspension": (
-            "EXISTS (SELECT 1 FROM certificate c WHERE c.body_id = s.id AND EXISTS ("
-            + _SUSPENDED_SINCE.format(cert="c.id")
-            + "))"
-        ),
-        "case_record": (
-            "EXISTS (SELECT 1 FROM certificate c WHERE c.body_id = s.id AND EXISTS ("
-            + _CASE_SINCE.format(cert="c.id")
-            + "))"
-        ),
+        "recent_suspension": f"s.id IN (SELECT c.body_id FROM certificate c WHERE c.id IN ({_SUSPENDED}))",
+        "case_record": f"s.id IN (SELECT c.body_id FROM certificate c WHERE c.id IN ({_CASES}))",
     },
     PlanSubject.AUDITOR: {"revoked_before": "s.status = 'revoked'"},
 }

@@ -23,7 +23,7 @@ from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, NotFound
 from services.registry.network import repository as network_repo
 from services.registry.plans import draw
-from services.registry.plans.models import InspectionPlan, InspectionTask, PlanState, TaskOfficer
+from services.registry.plans.models import InspectionPlan, PlanState
 from services.registry.plans.schemas import DrawVerification, PlanCreate
 
 
@@ -114,21 +114,7 @@ async def draw_plan(
         await draw.frozen_officers(conn, plan.id),  # type: ignore[arg-type]
         await draw.frozen_recusals(conn, plan.id),  # type: ignore[arg-type]
     )
-    for item in drawn:
-        task = InspectionTask(
-            plan_id=plan.id,  # type: ignore[arg-type]
-            draw_order=item.draw_order,
-            subject_type=plan.subject_type,
-            subject_id=item.subject_id,
-            stratum=item.stratum,
-            bureau_id=plan.bureau_id,
-            bureau_path=plan.bureau_path,
-            due_on=due_on,
-        )
-        session.add(task)
-        await session.flush()
-        for rank, officer_id in enumerate(item.officer_ids, start=1):
-            session.add(TaskOfficer(task_id=task.id, officer_id=officer_id, drawn_rank=rank))  # type: ignore[arg-type]
+    await _make_tasks(conn, plan, drawn, due_on)
     plan.seed = seed
     plan.state = PlanState.DRAWN
     plan.pool_size, plan.pool_digest = pool_size, pool_digest
@@ -155,6 +141,48 @@ async def draw_plan(
         },
     )
     return plan
+
+
+async def _make_tasks(conn, plan: InspectionPlan, drawn: list[draw.Drawn], due_on: date) -> None:
+    """One task per drawn subject and its officers, written in two statements."""
+    if not drawn:
+        return
+    rows = await conn.execute(
+        text(
+            "INSERT INTO inspection_task (plan_id, draw_order, subject_type, subject_id, stratum, bureau_id, "
+            "bureau_path, due_on, state, version, created_at, updated_at) "
+            "SELECT CAST(:plan_id AS bigint), d.draw_order, :subject_type, d.subject_id, d.stratum, "
+            "CAST(:bureau_id AS bigint), :bureau_path, CAST(:due_on AS date), 'open', 1, now(), now() "
+            "FROM unnest(CAST(:orders AS int[]), CAST(:subjects AS bigint[]), CAST(:strata AS text[])) "
+            "AS d(draw_order, subject_id, stratum) RETURNING id, draw_order"
+        ),
+        {
+            "plan_id": plan.id,
+            "subject_type": str(plan.subject_type),
+            "bureau_id": plan.bureau_id,
+            "bureau_path": plan.bureau_path,
+            "due_on": due_on,
+            "orders": [d.draw_order for d in drawn],
+            "subjects": [d.subject_id for d in drawn],
+            "strata": [d.stratum for d in drawn],
+        },
+    )
+    task_of = {int(r[1]): int(r[0]) for r in rows}
+    links = [
+        (task_of[d.draw_order], officer, rank) for d in drawn for rank, officer in enumerate(d.officer_ids, 1)
+    ]
+    await conn.execute(
+        text(
+            "INSERT INTO inspection_task_officer (task_id, officer_id, drawn_rank) "
+            "SELECT * FROM unnest(CAST(:tasks AS bigint[]), CAST(:officers AS bigint[]), "
+            "CAST(:ranks AS int[]))"
+        ),
+        {
+            "tasks": [t for t, _, _ in links],
+            "officers": [o for _, o, _ in links],
+            "ranks": [r for _, _, r in links],
+        },
+    )
 
 
 async def verify_draw(session: AsyncSession, plan: InspectionPlan) -> DrawVerification:
