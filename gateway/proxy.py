@@ -196,6 +196,14 @@ def forwardable(path: str, raw_path: bytes) -> bool:
     return not any(sep in lowered for sep in _ENCODED_SEPARATORS)
 
 
+def open_path(path: str, service: str) -> bool:
+    """Paths forwarded without a token: the service's API document, and what it publishes
+    to everyone under ``/api/v1/<service>/public/`` (the published inspection results, 一公开).
+    Dot segments and encoded slashes never reach here (``forwardable``)."""
+    prefix = f"/api/v1/{service}/"
+    return path == prefix + "openapi.json" or path.startswith(prefix + "public/")
+
+
 def _upstream_error(service: str, exc: Exception) -> ProblemError:
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
         log.warning("upstream timed out", extra={"upstream": service})
@@ -231,7 +239,7 @@ class Proxy:
         if not forwardable(scope["path"], raw_path):
             raise NotFound("No such resource.")
         headers, has_body = request_headers(scope)
-        if scope["path"] != f"/api/v1/{service}/openapi.json":
+        if not open_path(scope["path"], service):
             authorization = next((v for n, v in headers if n == b"authorization"), None)
             self._authorize(authorization.decode("latin-1") if authorization is not None else None)
         base_url, transport = self._upstreams[service]

@@ -14,6 +14,8 @@ runs some; the default runs all):
 * ``import`` — a bulk upload of 1,000,000 certificates through the API against a raw
   ``COPY`` of the same rows (tools/bench_import.py).
 * ``relay`` — events from commit to consumer under write load (tools/bench_relay.py).
+* ``draw`` — the draw of an inspection plan from 1,000,000 certificates in three strata
+  against a SQL ``ORDER BY md5(seed || id) LIMIT n`` over the same pool (tools/bench_plans.py).
 
 The platform runs on its own databases (cert_bench<pid>_*) and ports, so a running
 ``make run`` is not disturbed. Adding a section: write one function taking the
@@ -632,6 +634,14 @@ def relay_section(bench: Bench) -> str:
     return run_relay(bench.args)
 
 
+@section("draw")
+def draw_section(bench: Bench) -> str:
+    """An inspection plan's draw against a SQL random pick over the same pool (tools/bench_plans.py)."""
+    from tools.bench_plans import run as run_draw
+
+    return run_draw(bench)
+
+
 def _signer() -> TokenSigner:
     settings = GatewaySettings()
     return TokenSigner(
@@ -665,6 +675,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--connections", type=int, default=0, help="wrk connections (default: each section's own)"
     )
     parser.add_argument("--certificates", type=int, default=1_000_000, help="rows for `certificates`")
+    parser.add_argument("--draw-count", type=int, default=1000, help="draw: certificates a plan draws")
     parser.add_argument("--cases", type=int, default=1_000_000, help="rows for `cases`")
     parser.add_argument("--import-rows", type=int, default=1_000_000, help="import: rows in the file")
     parser.add_argument("--import-rounds", type=int, default=3, help="import: uploads against COPY")

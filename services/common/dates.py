@@ -6,8 +6,11 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated
 
+import chinese_calendar
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
+
+from services.common.problems import Conflict
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # China has kept UTC+8 all year since 1991: a fixed offset needs no tz database in the image.
@@ -40,3 +43,29 @@ def _not_in_future(value: date) -> date:
 LegalDate = Annotated[date, BeforeValidator(_date_text)]
 # A legal date of something that already happened (reported, inspected, withdrawn).
 PastDate = Annotated[date, BeforeValidator(_date_text), AfterValidator(_not_in_future)]
+
+
+class CalendarNotCovered(Conflict):
+    """A working-day count reaching a year the holiday calendar does not cover: never guessed."""
+
+    def __init__(self, year: int) -> None:
+        super().__init__(
+            f"The holiday calendar does not cover {year}, so its working days are unknown.",
+            slug="calendar-not-covered",
+            year=year,
+        )
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The ``days``-th working day after ``start`` by the national holiday calendar (adjusted
+    working weekends included), as the installed chinese-calendar knows it. The enforcement
+    service's calendar adds the years an administrator loads; this one refuses them."""
+    day, counted = start, 0
+    while counted < days:
+        day += timedelta(days=1)
+        try:
+            working = chinese_calendar.is_workday(day)
+        except NotImplementedError:
+            raise CalendarNotCovered(day.year) from None
+        counted += working
+    return day

@@ -10,6 +10,7 @@ from services.common.auth import Role
 from services.common.deps import (
     AuditDep,
     Authorize,
+    DatabaseDep,
     IfMatchDep,
     PrincipalDep,
     ReadSessionDep,
@@ -24,6 +25,7 @@ __all__ = [
     "AuditDep",
     "CaseForUpdate",
     "CaseToRead",
+    "DatabaseDep",
     "IfMatchDep",
     "LeadForUpdate",
     "LeadToRead",

@@ -19,6 +19,11 @@ from services.registry.inspections.routes import router as inspections_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
+from services.registry.plans.routes import router as plans_router
+from services.registry.plans.routes_conflicts import router as plan_conflicts_router
+from services.registry.plans.routes_coverage import router as plan_coverage_router
+from services.registry.plans.routes_public import router as plan_public_router
+from services.registry.plans.routes_tasks import router as plan_tasks_router
 from services.registry.subjects.routes import router as subjects_router
 
 # Unique constraints two concurrent writers can still hit after the service's own checks.
@@ -52,6 +57,10 @@ CONSTRAINT_PROBLEMS = {
     ),
     "uq_enterprise_credit_code": ("enterprise-exists", "The enterprise is recorded already."),
     "uq_enterprise_org_code": ("enterprise-exists", "The enterprise is recorded already."),
+    "uq_officer_conflict_officer_id_subject_type": (
+        "conflict-already-declared",
+        "The officer declared a conflict with that subject already.",
+    ),
     "uq_certificate_scheme_number": (
         "certificate-number-taken",
         "A certificate of that scheme and number is already registered.",
@@ -79,8 +88,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             certificates_router,
             pilots_router,
             inspections_router,
+            plans_router,
+            plan_coverage_router,
             dossiers_router,
             imports_router,
+            plan_tasks_router,
+            plan_conflicts_router,
+            plan_public_router,
         ],
         audit=AUDIT,
         outbox=OUTBOX,

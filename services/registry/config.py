@@ -22,6 +22,13 @@ class RegistrySettings(ServiceSettings):
     import_max_row_bytes: int = Field(default=1024 * 1024, ge=1024)
     # A dossier (档案) waits this long for the enforcement chain, then answers without it.
     dossier_enforcement_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # The published inspection results (一公开) need no token: requests per client address
+    # per fixed window (counted in Redis; the key prefix keeps platforms sharing one apart).
+    public_rate_limit: int = Field(default=120, ge=1)
+    public_rate_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    public_rate_key_prefix: str = "registry:public-rate:"
+    # A result is published within this many working days of its inspection.
+    public_due_working_days: int = Field(default=20, ge=1, le=60)
 
 
 def get_settings() -> RegistrySettings:

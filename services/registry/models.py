@@ -31,6 +31,15 @@ from services.registry.network.models import (
     PilotDesignation,
     Post,
 )
+from services.registry.plans.models import (
+    InspectionPlan,
+    InspectionTask,
+    OfficerConflict,
+    PlanOfficer,
+    PlanPoolMember,
+    PlanRecusal,
+    TaskOfficer,
+)
 from services.registry.subjects.models import Enterprise, Product
 
 __all__ = [
@@ -54,16 +63,23 @@ __all__ = [
     "ImportRowError",
     "Inspection",
     "InspectionOfficer",
+    "InspectionPlan",
+    "InspectionTask",
     "Officer",
+    "OfficerConflict",
     "PilotDesignation",
+    "PlanOfficer",
+    "PlanPoolMember",
+    "PlanRecusal",
     "Post",
     "Product",
     "RegistryModel",
+    "TaskOfficer",
 ]
 
 AuditEntry = audit_table(RegistryModel.metadata)
 IdempotencyKey = idempotency_table(RegistryModel.metadata)
-# The service\'s audit chain, here (not in app.py) so workers need no route module.
+# The service's audit chain, here (not in app.py) so workers need no route module.
 AUDIT = AuditLog(AuditEntry)
 OutboxEvent = outbox_table(RegistryModel.metadata)
 InboxEvent = inbox_table(RegistryModel.metadata)

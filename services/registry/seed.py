@@ -1,7 +1,8 @@
 """Seed the registry: GB/T 2260 divisions, the national regulator, the 16 pilot units
 and a demo administrator officer for each; in development also the demo certification
-chain and, per pilot unit, the demo enforcement posts and officers. Idempotent: run it as
-often as you like.
+chain and, per pilot unit, the demo enforcement posts and officers, and a drawn "double
+random" inspection plan of its certificates with the supervision officers it draws from.
+Idempotent: run it as often as you like.
 
     python -m services.registry.seed
 """
@@ -22,6 +23,7 @@ from services.common.db import make_engine, make_sessionmaker
 from services.common.settings import Environment
 from services.registry.config import RegistrySettings, get_settings
 from services.registry.demo import seed_demo_chain, seed_demo_officers
+from services.registry.demo_plans import seed_demo_plans
 from services.registry.models import AUDIT
 from services.registry.network import repository as repo
 from services.registry.network.models import (
@@ -146,6 +148,7 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
                 today = datetime.now(SHANGHAI).date()
                 summary.update(await seed_demo_chain(session, AUDIT, national, bureaus[1:], today))
                 summary.update(await seed_demo_officers(session, AUDIT, bureaus[1:]))
+                summary.update(await seed_demo_plans(session, AUDIT, bureaus[1:], today))
             await session.commit()
         summary["bureaus"] = len(bureaus)
         summary["demo_admin_officers"] = admins

@@ -102,7 +102,12 @@ class Consumer:
         self.sessionmaker = make_sessionmaker(engine)
         self.fail_first: set[uuid.UUID] = set()  # events whose first try raises (a bug, then fixed)
         self.crashes: list[BaseException] = []
+        self.current: Worker | None = None
         self._task: asyncio.Task | None = None
+
+    async def connected(self) -> bool:
+        """The running worker has its Redis pool (a job could reach it now)."""
+        return self.current is not None and getattr(self.current, "_pool", None) is not None
 
     async def apply(self, session, event) -> Outcome:
         if event.id in self.fail_first:
@@ -133,7 +138,7 @@ class Consumer:
 
     async def _supervise(self) -> None:
         while True:
-            worker = self.worker()
+            worker = self.current = self.worker()
             try:
                 await worker.main()
             except asyncio.CancelledError:
@@ -454,6 +459,8 @@ class TestFaults:
     async def test_redis_restarted_between_commit_and_relay_loses_nothing(self, ready):
         relay = ready.run_relay(max_backoff=0.5)
         ready.start_consumers()
+        for consumer in ready.consumers.values():  # connected first: the outage then reaches them
+            await until(consumer.connected)
         await ready.redis.stop()
         events = await ready.committed(3)
 

@@ -296,3 +296,39 @@ class TestPathsThatWouldLeaveTheServicePrefix:
     async def test_only_the_exact_document_path_skips_the_gateway_token_check(self, proxied):
         response = await proxied.get("/api/v1/registry/anything/openapi.json")
         assert_problem(response, 401, "/problems/unauthorized")
+
+
+class TestPublicPaths:
+    """What a service publishes to everyone (``/api/v1/<service>/public/…``) needs no token."""
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/api/v1/registry/public/inspection-results",
+            "/api/v1/registry/public/inspection-results.csv",
+        ],
+    )
+    async def test_public_paths_pass_through_without_a_token(self, proxied, path):
+        response = await proxied.get(path, params={"year": "2026"})
+        body = echoed(response)
+        assert (body["method"], body["raw_path"], body["query"]) == ("GET", path, "year=2026")
+        assert "authorization" not in body["header_map"]
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/api/v1/registry/inspection-tasks",
+            "/api/v1/registry/publicx/inspection-results",
+            "/api/v1/registry/public",
+            "/api/v1/registry/inspection-plans/public/1",
+        ],
+    )
+    async def test_other_paths_still_need_a_token(self, proxied, path):
+        assert_problem(await proxied.get(path), 401, "/problems/unauthorized")
+
+    @pytest.mark.parametrize(
+        "path",
+        ["/api/v1/registry/public/%2e%2e/inspection-tasks", "/api/v1/registry/public/a%2F..%2F..%2Fme"],
+    )
+    async def test_a_public_prefix_cannot_be_walked_out_of(self, proxied, path):
+        assert_problem(await proxied.get(path), 404, "/problems/not-found")

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, or_, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common.db import Database, DriverQuery, like_prefix
 from services.enforcement.cases.models import (
     BureauDocumentPrefix,
     Case,
@@ -197,65 +198,73 @@ async def list_leads(
 CASE_SUMMARY_COLUMNS = (
     "c.id, c.number, c.bureau_id, c.state, c.procedure, c.title, c.party_name, c.subject_type, "
     "c.subject_id, c.violation_code, c.needs_legal_review, c.needs_filing, c.opened_on, c.decided_on, "
-    "c.next_due, c.version"
+    "c.next_due, c.version, (c.next_due IS NOT NULL AND c.next_due < $1) AS overdue"
 )
+# Each filter: its condition, its parameter's place written {}; in a fixed order.
+_CASE_FILTERS = (
+    ("state", "c.state = {}"),
+    ("procedure", "c.procedure = {}"),
+    ("violation_code", "c.violation_code = {}"),
+    ("bureau_id", "c.bureau_id = {}"),
+    ("opened_from", "c.opened_on >= {}"),
+    ("opened_to", "c.opened_on <= {}"),
+    ("decided_from", "c.decided_on >= {}"),
+    ("decided_to", "c.decided_on <= {}"),
+    ("overdue_before", "c.next_due < {}"),
+    (
+        "officer_id",
+        "EXISTS (SELECT 1 FROM case_officer o WHERE o.case_id = c.id AND o.officer_id = {} "
+        "AND o.released_on IS NULL)",
+    ),
+    ("subject_type", "EXISTS (SELECT 1 FROM case_subject s WHERE s.case_id = c.id AND s.subject_type = {})"),
+    (
+        "subject",
+        "EXISTS (SELECT 1 FROM case_subject s WHERE s.case_id = c.id AND s.subject_type = {} "
+        "AND s.subject_id = {})",
+    ),
+    ("after_id", "c.id > {}"),
+)
+_MAJOR = {
+    True: "(c.needs_legal_review OR c.needs_filing)",
+    False: "NOT (c.needs_legal_review OR c.needs_filing)",
+}
+_CASE_LIST_SQL: dict[tuple[Any, ...], str] = {}
 
 
-def case_list_sql(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The case list as one statement: scope by bureau path, the filters, keyset by id."""
-    where = ["c.bureau_path LIKE :path"]
-    params: dict[str, Any] = {"path": filters["path"].replace("%", r"\%").replace("_", r"\_") + "%"}
-    simple = {
-        "state": "c.state = :state",
-        "procedure": "c.procedure = :procedure",
-        "violation_code": "c.violation_code = :violation_code",
-        "bureau_id": "c.bureau_id = :bureau_id",
-        "opened_from": "c.opened_on >= :opened_from",
-        "opened_to": "c.opened_on <= :opened_to",
-        "decided_from": "c.decided_on >= :decided_from",
-        "decided_to": "c.decided_on <= :decided_to",
-        "after_id": "c.id > :after_id",
-    }
-    for name, clause in simple.items():
-        if filters.get(name) is not None:
-            where.append(clause)
-            params[name] = filters[name]
-    if filters.get("overdue_before") is not None:
-        where.append("c.next_due < :overdue_before")
-        params["overdue_before"] = filters["overdue_before"]
-    if filters.get("major") is not None:
-        where.append(
-            "(c.needs_legal_review OR c.needs_filing)"
-            if filters["major"]
-            else "NOT (c.needs_legal_review OR c.needs_filing)"
+def case_list_sql(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The case list as one statement for the driver: scope by bureau path, today's date for
+    ``overdue``, the filters given, keyset by id. Built once per shape of the filters."""
+    values = {name: filters.get(name) for name, _ in _CASE_FILTERS}
+    if values["subject_type"] is not None and filters.get("subject_id") is not None:
+        values["subject"] = (values.pop("subject_type"), filters["subject_id"])
+        values["subject_type"] = None
+    present = tuple(name for name, _ in _CASE_FILTERS if values.get(name) is not None)
+    shape = (present, filters.get("major"))
+    sql = _CASE_LIST_SQL.get(shape)
+    if sql is None:
+        where, place = ["c.bureau_path LIKE $2 ESCAPE '/'"], 3
+        for name, condition in _CASE_FILTERS:
+            if name in present:
+                count = condition.count("{}")
+                where.append(condition.format(*(f"${place + i}" for i in range(count))))
+                place += count
+        if filters.get("major") is not None:
+            where.append(_MAJOR[filters["major"]])
+        columns, conditions = CASE_SUMMARY_COLUMNS, " AND ".join(where)
+        sql = _CASE_LIST_SQL[shape] = (
+            f'SELECT {columns} FROM "case" c WHERE {conditions} ORDER BY c.id LIMIT ${place}'  # noqa: S608
         )
-    if filters.get("officer_id") is not None:
-        where.append(
-            "EXISTS (SELECT 1 FROM case_officer o WHERE o.case_id = c.id AND o.officer_id = :officer_id "
-            "AND o.released_on IS NULL)"
-        )
-        params["officer_id"] = filters["officer_id"]
-    if filters.get("subject_type") is not None:
-        by_id = " AND s.subject_id = :subject_id" if filters.get("subject_id") is not None else ""
-        subject = (
-            "EXISTS (SELECT 1 FROM case_subject s WHERE s.case_id = c.id AND s.subject_type = :subject_type"
-        )
-        where.append(f"{subject}{by_id})")
-        params["subject_type"] = filters["subject_type"]
-        if filters.get("subject_id") is not None:
-            params["subject_id"] = filters["subject_id"]
-    # Built from the fixed fragments above only; every value is a bound parameter.
-    sql = (
-        f'SELECT {CASE_SUMMARY_COLUMNS} FROM "case" c WHERE {" AND ".join(where)} ORDER BY c.id LIMIT :limit'  # noqa: S608
-    )
-    params["limit"] = filters["limit"]
-    return sql, params
+    args = [filters["today"], like_prefix(filters["path"])]
+    for name in present:
+        args += list(values[name]) if name == "subject" else [values[name]]
+    args.append(filters["limit"])
+    return sql, args
 
 
-async def list_cases(session: AsyncSession, filters: dict[str, Any]) -> list[dict[str, Any]]:
-    sql, params = case_list_sql(filters)
-    conn = await session.connection()
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+async def list_cases(db: Database, filters: dict[str, Any]) -> list[Any]:
+    sql, args = case_list_sql(filters)
+    names = tuple(f"a{i}" for i in range(len(args)))
+    return await db.fetch_all(DriverQuery(sql, names, {}), **dict(zip(names, args, strict=True)))
 
 
 async def cases_of_subject(

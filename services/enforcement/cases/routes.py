@@ -12,6 +12,7 @@ from services.common.dates import LegalDate
 from services.common.deps import Authorize
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
+from services.common.responses import fast_page
 from services.common.types import IdPath, IdQuery
 from services.enforcement.cases import execution, hearings, service
 from services.enforcement.cases import repository as repo
@@ -41,6 +42,7 @@ from services.enforcement.deps import (
     AuditDep,
     CaseForUpdate,
     CaseToRead,
+    DatabaseDep,
     IfMatchDep,
     LeadForUpdate,
     LeadToRead,
@@ -210,7 +212,7 @@ async def transition_lead(
     responses=problem_responses(),
 )
 async def list_cases(
-    session: ReadSessionDep,
+    db: DatabaseDep,
     principal: PrincipalDep,
     page: PageDep,
     state: CaseState | None = None,
@@ -226,7 +228,7 @@ async def list_cases(
     opened_to: LegalDate | None = None,
     decided_from: LegalDate | None = None,
     decided_to: LegalDate | None = None,
-) -> Page[CaseSummary]:
+) -> Response:
     filters = {
         "state": state,
         "procedure": procedure,
@@ -242,8 +244,8 @@ async def list_cases(
         "decided_from": decided_from,
         "decided_to": decided_to,
     }
-    items, next_cursor = await service.list_cases(session, principal, filters, page.cursor, page.limit)
-    return Page(items=items, next_cursor=next_cursor)
+    rows, next_cursor = await service.list_cases(db, principal, filters, page.cursor, page.limit)
+    return fast_page(CaseSummary, rows, next_cursor)
 
 
 @router.post(

@@ -25,7 +25,7 @@ from services.common.audit import AuditLog
 from services.common.auth import Principal, PrincipalKind, Role
 from services.common.concurrency import check_if_match
 from services.common.dates import today
-from services.common.db import utcnow
+from services.common.db import Database, utcnow
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.enforcement.calendar.service import (
@@ -63,7 +63,6 @@ from services.enforcement.cases.procedure import (
 )
 from services.enforcement.cases.schemas import (
     CaseRead,
-    CaseSummary,
     CaseTransition,
     DeadlineRead,
     EvidenceCreate,
@@ -388,8 +387,9 @@ async def list_leads(
 
 
 async def list_cases(
-    session: AsyncSession, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
-) -> tuple[list[CaseSummary], str | None]:
+    db: Database, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """Rows with CaseSummary's columns (``overdue`` as of today), for the driver path."""
     after = decode_cursor(cursor, int)
     if filters.pop("mine", None):
         if principal.officer_id is None:
@@ -405,23 +405,19 @@ async def list_cases(
             "Name the subject_type of subject_id.",
             errors=[{"loc": "query.subject_type", "message": "required with subject_id", "type": "missing"}],
         )
-    overdue = filters.pop("overdue", None)
+    now = today()
     rows = await repo.list_cases(
-        session,
+        db,
         {
             **filters,
             "path": principal.bureau_path,
-            "overdue_before": today() if overdue else None,
+            "today": now,
+            "overdue_before": now if filters.pop("overdue", None) else None,
             "after_id": after[0] if after else None,
             "limit": limit + 1,
         },
     )
-    page, next_cursor = make_page(rows, limit, lambda r: [r["id"]])
-    now = today()
-    return [
-        CaseSummary.model_validate({**r, "overdue": r["next_due"] is not None and r["next_due"] < now})
-        for r in page
-    ], next_cursor
+    return make_page(rows, limit, lambda r: [r["id"]])
 
 
 # --- leads -------------------------------------------------------------------
