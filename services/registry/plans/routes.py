@@ -147,6 +147,6 @@ async def verify_draw(session: ReadSessionDep, plan: PlanToRead) -> DrawVerifica
     description="The members of the pool as frozen at the draw (position, subject, stratum), keyset pages.",
     responses=problem_responses(404),
 )
-async def get_pool(session: ReadSessionDep, plan: PlanToRead, page: PageDep) -> Page[PoolMemberRead]:
+async def list_plan_pool(session: ReadSessionDep, plan: PlanToRead, page: PageDep) -> Page[PoolMemberRead]:
     items, next_cursor = await service.pool_page(session, plan, page.cursor, page.limit)
     return Page(items=[PoolMemberRead.model_validate(i) for i in items], next_cursor=next_cursor)
