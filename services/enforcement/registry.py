@@ -133,19 +133,6 @@ class RegistryClient:
             status=found.get("status"),
         )
 
-    async def bureau_path(self, bureau_id: int | None, *, loc: str = "body.bureau_id") -> str | None:
-        """The tree path of ``bureau_id`` (None when none is named), or a 422 naming ``loc``."""
-        if bureau_id is None:
-            return None
-        try:
-            found = await self._services.get(f"{REGISTRY}/bureaus/{bureau_id}")
-        except NotFound:
-            raise UnprocessableEntity(
-                f"The registry holds no bureau {bureau_id}.",
-                errors=[{"loc": loc, "message": f"No bureau {bureau_id}", "type": "bureau_not_found"}],
-            ) from None
-        return str(found["path"])
-
     async def bureau(self, bureau_id: int) -> Bureau:
         """The bureau (its name heads the case documents), or 404 when the registry holds none."""
         try:

@@ -312,6 +312,22 @@ class TestIdempotentCreation:
             },
         )
         assert_problem(foreign, 404, "/problems/not-found")
+        missing = await enforcement.post(
+            f"{API}/leads",
+            headers=auth(world.officers[0].token),
+            json={
+                "source": "complaint",
+                "subject_type": "enterprise",
+                "subject_id": chain["enterprise"]["id"],
+                "summary": "s",
+                "received_on": "2026-06-01",
+                "bureau_id": 2**40,
+            },
+        )
+        assert_problem(missing, 404, "/problems/not-found")  # missing and out of scope look the same
+        assert foreign.json()["detail"].replace(str(world.other_county["id"]), "N") == missing.json()[
+            "detail"
+        ].replace(str(2**40), "N")
         future = await enforcement.post(
             f"{API}/leads",
             headers=auth(world.officers[0].token),

@@ -43,6 +43,20 @@ async def lead_changed(session: AsyncSession, lead: Lead) -> Event:
     )
 
 
+async def _about_case(session: AsyncSession, type_: str, case: Case, payload) -> Event:
+    """An event of ``case``: its id, version and bureau make the envelope."""
+    return await OUTBOX.emit(
+        session,
+        type_,
+        aggregate_type="case",
+        aggregate_id=case.id,  # type: ignore[arg-type]
+        aggregate_version=case.version,
+        bureau_id=case.bureau_id,
+        bureau_path=case.bureau_path,
+        payload=payload,
+    )
+
+
 async def case_changed(
     session: AsyncSession, case: Case, *, officers: list[CaseOfficer] | None = None
 ) -> Event:
@@ -51,15 +65,11 @@ async def case_changed(
     decided = await repo.penalties(session, case.id, "decided") if case.decided_on else []  # type: ignore[arg-type]
     if officers is None:
         officers = await repo.current_officers(session, case.id)  # type: ignore[arg-type]
-    return await OUTBOX.emit(
+    return await _about_case(
         session,
         CASE_CHANGED,
-        aggregate_type="case",
-        aggregate_id=case.id,  # type: ignore[arg-type]
-        aggregate_version=case.version,
-        bureau_id=case.bureau_id,
-        bureau_path=case.bureau_path,
-        payload=CaseChanged(
+        case,
+        CaseChanged(
             case_id=case.id,  # type: ignore[arg-type]
             number=case.number,
             lead_id=case.lead_id,
@@ -94,15 +104,11 @@ async def case_changed(
 
 async def review_requested(session: AsyncSession, case: Case, on: date) -> Event:
     officers = await repo.all_officers(session, case.id)  # type: ignore[arg-type]
-    return await OUTBOX.emit(
+    return await _about_case(
         session,
         REVIEW_REQUESTED,
-        aggregate_type="case",
-        aggregate_id=case.id,  # type: ignore[arg-type]
-        aggregate_version=case.version,
-        bureau_id=case.bureau_id,
-        bureau_path=case.bureau_path,
-        payload=ReviewRequested(
+        case,
+        ReviewRequested(
             case_id=case.id,  # type: ignore[arg-type]
             number=case.number,
             requested_on=on,
@@ -115,15 +121,11 @@ async def review_requested(session: AsyncSession, case: Case, on: date) -> Event
 async def certificate_action_decided(
     session: AsyncSession, case: Case, item: PenaltyItem, action: str, on: date
 ) -> Event:
-    return await OUTBOX.emit(
+    return await _about_case(
         session,
         CERTIFICATE_ACTION_DECIDED,
-        aggregate_type="case",
-        aggregate_id=case.id,  # type: ignore[arg-type]
-        aggregate_version=case.version,
-        bureau_id=case.bureau_id,
-        bureau_path=case.bureau_path,
-        payload=CertificateActionDecided(
+        case,
+        CertificateActionDecided(
             action=action,  # type: ignore[arg-type]
             certificate_id=item.certificate_id,
             certificate_number=item.certificate_number or "",

@@ -126,12 +126,7 @@ async def create_lead(
     data: LeadCreate,
     response: Response,
 ) -> LeadRead:
-    path = (
-        await registry.bureau_path(data.bureau_id)
-        if data.bureau_id not in (None, principal.bureau_id)
-        else None
-    )
-    lead = await service.register_lead(session, audit, registry, principal, data, bureau_path=path)
+    lead = await service.register_lead(session, audit, registry, principal, data)
     await session.commit()
     response.headers["Location"] = f"{PREFIX}/leads/{lead.id}"
     _lead_headers(response, lead)
@@ -270,12 +265,7 @@ async def create_case(
     data: SimpleCaseCreate,
     response: Response,
 ) -> CaseRead:
-    path = (
-        await registry.bureau_path(data.bureau_id)
-        if data.bureau_id not in (None, principal.bureau_id)
-        else None
-    )
-    case = await service.decide_on_the_spot(session, audit, registry, principal, data, bureau_path=path)
+    case = await service.decide_on_the_spot(session, audit, registry, principal, data)
     await session.commit()  # at once: the audit chain's lock is held until then
     read = await service.case_read(session, case)
     response.headers["Location"] = f"{PREFIX}/cases/{case.id}"

@@ -33,6 +33,7 @@ from services.enforcement.calendar.service import (
     ExcludedPeriod,
     compute_deadline,
     current_rule_set,
+    deadline_rule,
 )
 from services.enforcement.cases import events
 from services.enforcement.cases import repository as repo
@@ -424,13 +425,16 @@ async def list_cases(
 
 
 async def _handling_bureau(
-    principal: Principal, bureau_id: int | None, bureau_path: str | None
+    registry: RegistryClient, principal: Principal, bureau_id: int | None
 ) -> tuple[int, str]:
+    """The bureau that handles a new lead or case: the caller's, or one of its subtree named by
+    ``bureau_id`` (missing or outside the subtree alike: 404)."""
     if bureau_id is None or bureau_id == principal.bureau_id:
         return principal.bureau_id, principal.bureau_path
-    if bureau_path is None or not principal.in_scope(bureau_path):
+    bureau = await registry.bureau(bureau_id)
+    if not principal.in_scope(bureau.path):
         raise NotFound(f"Bureau {bureau_id} not found.")
-    return bureau_id, bureau_path
+    return bureau_id, bureau.path
 
 
 async def register_lead(
@@ -439,10 +443,8 @@ async def register_lead(
     registry: RegistryClient,
     principal: Principal,
     data: LeadCreate,
-    *,
-    bureau_path: str | None = None,
 ) -> Lead:
-    bureau_id, path = await _handling_bureau(principal, data.bureau_id, bureau_path)
+    bureau_id, path = await _handling_bureau(registry, principal, data.bureau_id)
     subject = await registry.subject(data.subject_type, data.subject_id, loc="body.subject_id")
     lead = Lead(
         bureau_id=bureau_id,
@@ -584,8 +586,6 @@ def _missing(field: str, step: str) -> UnprocessableEntity:
 
 
 async def _rule(session: AsyncSession, code: str, rule_set: str) -> Any:
-    from services.enforcement.calendar.service import deadline_rule
-
     return await deadline_rule(session, code, rule_set)
 
 
@@ -1406,14 +1406,12 @@ async def decide_on_the_spot(
     registry: RegistryClient,
     principal: Principal,
     data: SimpleCaseCreate,
-    *,
-    bureau_path: str | None = None,
 ) -> Case:
     """A case decided on the spot (简易程序): a warning or a fine within the simple limits."""
     if not principal.has_role(Role.ENFORCEMENT):
         raise Forbidden("An on-the-spot decision is taken by an enforcement officer.", slug="role-required")
     actor = await actor_for(registry, principal, "decide_on_the_spot")
-    bureau_id, path = await _handling_bureau(principal, data.bureau_id, bureau_path)
+    bureau_id, path = await _handling_bureau(registry, principal, data.bureau_id)
     on = _step_date(data.decided_on)
     subject = await registry.subject(data.subject_type, data.subject_id, loc="body.subject_id")
     violation = await get_violation(session, data.violation_code, data.violation_regulation)

@@ -34,6 +34,7 @@ import hashlib
 import math
 import secrets
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import text
@@ -201,9 +202,7 @@ async def freeze_pool(conn: AsyncConnection, plan: InspectionPlan) -> tuple[int,
     return int(row[0]), row[1]
 
 
-def _since(plan: InspectionPlan) -> tuple[Any, Any]:
-    from datetime import date
-
+def _since(plan: InspectionPlan) -> tuple[date, date]:
     start = date(plan.year, 1, 1)
     years = max((int(s.get("years") or 3) for s in plan.strata), default=3)
     return date(plan.year - years, 1, 1), start
