@@ -172,6 +172,35 @@ async def enforcement(registry_url, signer) -> AsyncIterator[httpx.AsyncClient]:
         await api.state.services.aclose()
 
 
+@pytest.fixture(scope="session")
+async def enforcement_url(enforcement) -> AsyncIterator[str]:
+    """The in-process enforcement app on a real socket, for the statistics service to call."""
+    from tests.servers import serve
+
+    async with serve(enforcement.app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def statistics(registry_url, enforcement_url, signer) -> AsyncIterator[httpx.AsyncClient]:
+    """The statistics app, calling the in-process registry and enforcement over real sockets as
+    the statistics service (routed by path prefix, as the gateway routes)."""
+    from services.common.client import ServiceClient, SignedTokens
+    from services.statistics.app import create_app
+    from tests.servers import RoutedTransport
+
+    transport = RoutedTransport({"registry": registry_url, "enforcement": enforcement_url})
+    async for client in _app_client(create_app(), "http://statistics"):
+        api = client.app  # type: ignore[attr-defined]
+        await api.state.services.aclose()
+        http = httpx.AsyncClient(base_url="http://services", transport=transport, trust_env=False)
+        api.state.services = ServiceClient(
+            http=http, tokens=SignedTokens(signer, service_principal("statistics"))
+        )
+        yield client
+        await http.aclose()
+
+
 def service_principal(name: str) -> Principal:
     return Principal(
         account_id=f"svc-{name}",

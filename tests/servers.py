@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
 
 from tools.platform import free_port
@@ -173,3 +174,22 @@ class TcpProxy:
             sink.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class RoutedTransport(httpx.AsyncBaseTransport):
+    """Sends ``/api/v1/<service>/…`` to that service's server, as the gateway would route it
+    (the token a service client presents is signed by the test run instead)."""
+
+    def __init__(self, servers: dict[str, str]) -> None:
+        self.servers = servers
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        service = request.url.path.removeprefix("/api/v1/").split("/", 1)[0]
+        target = httpx.URL(self.servers[service])
+        request.url = request.url.copy_with(scheme=target.scheme, host=target.host, port=target.port)
+        request.headers["host"] = f"{target.host}:{target.port}"
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

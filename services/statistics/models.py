@@ -1,22 +1,36 @@
-"""Statistics tables. The domain tables arrive with their issues; the audit log is here from the start."""
+"""Every statistics table, gathered for Alembic and for the tables the mechanisms add.
+
+Each domain package keeps its own models; this module only imports them, so the
+service's metadata is complete wherever it is used.
+"""
 
 from __future__ import annotations
 
-from sqlmodel import SQLModel
-
 from services.common.audit import AuditLog, audit_table
-from services.common.db import new_model_registry
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
+from services.statistics.aggregates.models import Aggregate
+from services.statistics.base import StatisticsModel
+from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
+from services.statistics.oversight.models import Alert
 
-
-class StatisticsModel(SQLModel, registry=new_model_registry()):
-    pass
+__all__ = [
+    "AUDIT",
+    "INBOX",
+    "OUTBOX",
+    "Aggregate",
+    "Alert",
+    "BureauDimension",
+    "CaseFact",
+    "CertificateStatusFact",
+    "LeadFact",
+    "StatisticsModel",
+]
 
 
 AuditEntry = audit_table(StatisticsModel.metadata)
 IdempotencyKey = idempotency_table(StatisticsModel.metadata)
-# The service\'s audit chain, here (not in app.py) so workers need no route module.
+# The service's audit chain, here (not in app.py) so workers need no route module.
 AUDIT = AuditLog(AuditEntry)
 OutboxEvent = outbox_table(StatisticsModel.metadata)
 InboxEvent = inbox_table(StatisticsModel.metadata)

@@ -9,6 +9,7 @@ from arq import cron
 
 from services.common.jobs import check_audit_chain, worker_settings
 from services.statistics.config import get_settings
+from services.statistics.consumers import HANDLERS
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 
 WorkerSettings = type(
@@ -20,8 +21,7 @@ WorkerSettings = type(
         AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
-        # Handlers of the events this service consumes arrive with its domain code.
-        handlers={},
+        handlers=HANDLERS,
         functions=[check_audit_chain],
         cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
     ),
