@@ -85,6 +85,9 @@ class CaseFact(StatisticsModel, table=True):
     next_due: date | None = None
     next_due_rule: str | None = Field(default=None, max_length=48)
     officer_count: int = 0
+    # Kept by the legal-affairs domain: the filing's deadline once one is expected, and the day it was filed.
+    filing_due: date | None = None
+    filed_on: date | None = None
     updated_at: datetime = instant_column()
 
 

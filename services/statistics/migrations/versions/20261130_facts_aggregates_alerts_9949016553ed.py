@@ -2,7 +2,7 @@
 
 Revision ID: 9949016553ed
 Revises: 8a77dddc7e74
-Create Date: 2026-11-30 00:58:33.490421+00:00
+Create Date: 2026-11-30 01:00:06.536495+00:00
 """
 
 from collections.abc import Sequence
@@ -98,6 +98,8 @@ def upgrade() -> None:
     sa.Column('next_due', sa.Date(), nullable=True),
     sa.Column('next_due_rule', sqlmodel.sql.sqltypes.AutoString(length=48), nullable=True),
     sa.Column('officer_count', sa.Integer(), nullable=False),
+    sa.Column('filing_due', sa.Date(), nullable=True),
+    sa.Column('filed_on', sa.Date(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('case_id', name=op.f('pk_case_fact'))
     )
