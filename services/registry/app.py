@@ -16,6 +16,7 @@ from services.registry.dossiers.routes import router as dossiers_router
 from services.registry.imports.routes import IMPORTS_PATH
 from services.registry.imports.routes import router as imports_router
 from services.registry.inspections.routes import router as inspections_router
+from services.registry.inspections.routes_coverage import router as supervision_coverage_router
 from services.registry.models import AUDIT, INBOX, OUTBOX
 from services.registry.network.routes import router as network_router
 from services.registry.pilots.routes import router as pilots_router
@@ -88,6 +89,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             certificates_router,
             pilots_router,
             inspections_router,
+            supervision_coverage_router,
             plans_router,
             plan_coverage_router,
             dossiers_router,

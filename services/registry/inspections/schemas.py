@@ -104,3 +104,23 @@ class InspectionRead(BaseModel):
             ]
         }
     }
+
+
+class CoverageKind(BaseModel):
+    kind: Literal["body", "auditor", "enterprise", "certificate"] = Field(
+        description="Certification bodies (认证机构), auditors (认证人员), certified enterprises "
+        "(获证企业) or certificates (认证证书)"
+    )
+    total: int = Field(description="Records of this kind the subtree's bureaus keep")
+    inspected: int = Field(description="Of those, the ones inspected at least once in the period")
+    share: float | None = Field(description="inspected / total, six decimals; null when total is 0")
+
+
+class SupervisionCoverage(BaseModel):
+    """Supervision coverage (监管覆盖面) of a bureau subtree over a period."""
+
+    bureau_id: int
+    bureau_path: str
+    date_from: date = Field(description="First day of the period")
+    date_to: date = Field(description="Last day of the period (inclusive)")
+    kinds: list[CoverageKind]
