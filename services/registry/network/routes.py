@@ -85,7 +85,7 @@ async def get_division(
     response_model=Page[BureauRead],
     tags=["bureaus"],
     summary="List the bureaus of the principal's subtree",
-    responses=problem_responses(),
+    responses=problem_responses(404),
 )
 async def list_bureaus(
     db: DatabaseDep,
@@ -95,9 +95,15 @@ async def list_bureaus(
     level: BureauLevel | None = None,
     system: BureauSystem | None = None,
     pilot: PilotRole | None = None,
+    under: Annotated[
+        IdQuery,
+        Query(description="Only this bureau's subtree (itself included); it must lie in the principal's"),
+    ] = None,
 ) -> Response:
     filters = {"parent_id": parent_id, "level": level, "system": system, "pilot": pilot}
-    rows, next_cursor = await service.list_bureau_records(db, principal, filters, page.cursor, page.limit)
+    rows, next_cursor = await service.list_bureau_records(
+        db, principal, filters, page.cursor, page.limit, under=under
+    )
     return fast_page(BureauRead, rows, next_cursor)
 
 

@@ -164,13 +164,26 @@ async def read_bureau_record(db: Database, principal: Principal, bureau_id: int)
 
 
 async def list_bureau_records(
-    db: Database, principal: Principal, filters: dict[str, Any], cursor: str | None, limit: int
+    db: Database,
+    principal: Principal,
+    filters: dict[str, Any],
+    cursor: str | None,
+    limit: int,
+    *,
+    under: int | None = None,
 ) -> tuple[list, str | None]:
-    """One keyset page (by id) of the bureaus of the principal's subtree, as rows."""
+    """One keyset page (by id) of the bureaus of the principal's subtree (or of the subtree of
+    ``under``, a bureau in it: 404 otherwise, as if missing), as rows."""
     after = decode_cursor(cursor, int)
+    within_path = principal.bureau_path
+    if under is not None:
+        root = await repo.bureau_record(db, under)
+        if root is None or not principal.in_scope(root["path"]):
+            raise NotFound(f"Bureau {under} not found.")
+        within_path = root["path"]
     rows = await repo.list_bureau_records(
         db,
-        within_path=principal.bureau_path,
+        within_path=within_path,
         filters=filters,
         after_id=after[0] if after else None,
         limit=limit + 1,
