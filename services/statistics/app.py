@@ -7,6 +7,19 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.statistics.config import StatisticsSettings, get_settings
 from services.statistics.models import AUDIT, INBOX, OUTBOX
+from services.statistics.pilots.routes import router as pilots_router
+
+# Unique keys two concurrent writers can still hit after the service's own checks.
+CONSTRAINT_PROBLEMS = {
+    "uq_pilot_submission_revision": (
+        "submission-conflict",
+        "Another submission of this milestone was recorded at the same time; read it and resubmit.",
+    ),
+    "pilot_rollout_pkey": (
+        "rollout-conflict",
+        "This bureau's roll-out was recorded at the same time; read it and correct it with If-Match.",
+    ),
+}
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
@@ -18,6 +31,8 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
             "aggregates, periodic reports, major-case reviews and filings, oversight alerts."
         ),
         settings=settings or get_settings(),
+        routers=[pilots_router],
+        constraint_problems=CONSTRAINT_PROBLEMS,
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

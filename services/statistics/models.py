@@ -13,6 +13,13 @@ from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
 from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
 from services.statistics.oversight.models import Alert
+from services.statistics.pilots.models import (
+    PilotAcceptanceResult,
+    PilotAcceptanceSample,
+    PilotProblem,
+    PilotRollout,
+    PilotSubmission,
+)
 
 __all__ = [
     "AUDIT",
@@ -24,6 +31,11 @@ __all__ = [
     "CaseFact",
     "CertificateStatusFact",
     "LeadFact",
+    "PilotAcceptanceResult",
+    "PilotAcceptanceSample",
+    "PilotProblem",
+    "PilotRollout",
+    "PilotSubmission",
     "StatisticsModel",
 ]
 
