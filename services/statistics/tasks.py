@@ -10,6 +10,7 @@ from arq import cron
 from services.common.jobs import check_audit_chain, worker_settings
 from services.statistics.config import get_settings
 from services.statistics.consumers import HANDLERS
+from services.statistics.coverage import snapshot_coverage
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 
 WorkerSettings = type(
@@ -22,7 +23,11 @@ WorkerSettings = type(
         outbox=OUTBOX,
         inbox=INBOX,
         handlers=HANDLERS,
-        functions=[check_audit_chain],
-        cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
+        functions=[check_audit_chain, snapshot_coverage],
+        cron_jobs=[
+            cron(check_audit_chain, hour={2}, minute={15}, unique=True),
+            # Supervision coverage: nightly, the current and previous periods (idempotent upserts).
+            cron(snapshot_coverage, hour={1}, minute={40}, unique=True),
+        ],
     ),
 )
