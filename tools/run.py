@@ -84,6 +84,12 @@ def main() -> None:
             run_module("services.enforcement.seed", platform.process_env())
         except subprocess.CalledProcessError:
             print("    the demo cases were not all made (see above); the platform runs on", flush=True)
+        step("demo pilot work")
+        try:
+            # The pilot board's demo submissions and problems, as two pilot units' administrators.
+            run_module("services.statistics.seed", platform.process_env())
+        except subprocess.CalledProcessError:
+            print("    the demo pilot work was not all made (see above); the platform runs on", flush=True)
         print_welcome(platform, env)
         while not stopping:
             # A crashed process is started again (an arq worker exits when Redis restarts).

@@ -448,3 +448,23 @@ async def test_acceptance_spot_checks_draw_reproducibly_among_the_self_checked_u
         {"size": 1},
     ):
         assert_problem(await statistics.post(url, json=bad, headers=legal), 422, "/problems/validation-error")
+
+
+async def test_the_demo_seed_fills_two_boards_once(statistics, registry, token_for):
+    from services.statistics.seed import DEMO_UNITS, seed_pilot_work
+    from tests.factories import pilot_unit
+
+    units = {
+        "admin-330000-qs": await pilot_unit(registry, token_for(), "quality_supervision", "330000"),
+        "admin-320000-ee": await pilot_unit(registry, token_for(), "entry_exit", "320000"),
+    }
+    assert {login for login, _, _ in DEMO_UNITS} == set(units)
+    headers_of = {login: auth(token_for(unit, roles=(Role.ADMIN,))) for login, unit in units.items()}
+    assert await seed_pilot_work(statistics, headers_of) == list(units)
+    assert await seed_pilot_work(statistics, headers_of) == []  # idempotent
+    board = (
+        await statistics.get(f"{API}/{units['admin-330000-qs']['id']}", headers=headers_of["admin-330000-qs"])
+    ).json()
+    assert milestone(board, "implementation_plan")["status"] == "on_time"
+    assert milestone(board, "summary_2008")["status"] == "on_time"
+    assert board["open_problems"] == 1
