@@ -15,7 +15,7 @@ CONSTRAINT_PROBLEMS = {
         "submission-conflict",
         "Another submission of this milestone was recorded at the same time; read it and resubmit.",
     ),
-    "pilot_rollout_pkey": (
+    "pk_pilot_rollout": (
         "rollout-conflict",
         "This bureau's roll-out was recorded at the same time; read it and correct it with If-Match.",
     ),

@@ -107,7 +107,6 @@ async def _load_sample(session, sample_id: int, *, for_update: bool = False) -> 
     "/pilots",
     response_model=Page[PilotBoard],
     summary="List the pilot units with their progress",
-    operation_id="list_pilots",
     description=(
         "The pilot progress board (试点进展): every provincial pilot unit (省级试点单位) of the "
         "principal's subtree, by id, with its grassroots pilot unit (基层试点单位), each milestone "
@@ -138,7 +137,6 @@ async def list_pilots(
     "/pilots/problems",
     response_model=Page[ProblemRead],
     summary="List the problems pilot units reported",
-    operation_id="list_pilot_problems",
     description=(
         "Problems the pilot units (试点单位) reported to the national regulator's policy and legal "
         "affairs department (政策法规司), oldest first, within the principal's subtree; filter by "
@@ -163,7 +161,6 @@ async def list_pilot_problems(
     "/pilots/problems/{problem_id}",
     response_model=ProblemRead,
     summary="Read one pilot problem",
-    operation_id="get_pilot_problem",
     description="A problem a pilot unit reported (试点问题反映) and its answer, with its ETag.",
     responses=problem_responses(404),
 )
@@ -176,7 +173,6 @@ async def get_pilot_problem(problem: ProblemDep, response: Response) -> ProblemR
     "/pilots/problems/{problem_id}/answer",
     response_model=ProblemRead,
     summary="Answer a pilot unit's problem (If-Match required)",
-    operation_id="answer_pilot_problem",
     description=(
         "The national regulator's policy and legal affairs department (政策法规司) answers a "
         "problem a pilot unit reported (答复): an administrator or legal-affairs officer of the "
@@ -207,7 +203,6 @@ async def answer_pilot_problem(
     "/pilots/acceptance-samples",
     response_model=Page[SampleRead],
     summary="List the acceptance spot-check samples",
-    operation_id="list_acceptance_samples",
     description=(
         "The draws of the formal acceptance by sampled spot checks (抽查验收), oldest first, with "
         "their seeds and results. The national regulator's (an empty list below it)."
@@ -228,7 +223,6 @@ async def list_acceptance_samples(
     response_model=SampleRead,
     status_code=status.HTTP_201_CREATED,
     summary="Draw a sample of pilot units for the acceptance spot checks",
-    operation_id="draw_acceptance_sample",
     description=(
         "The national regulator's formal acceptance (正式验收) by sampled spot checks (抽查): draws "
         "`size` units among those whose self-check (自查验收) was submitted, with "
@@ -252,7 +246,6 @@ async def draw_acceptance_sample(
     "/pilots/acceptance-samples/{sample_id}",
     response_model=SampleRead,
     summary="Read one acceptance sample with its results",
-    operation_id="get_acceptance_sample",
     description="A draw of the acceptance spot checks (抽查验收): seed, population, units drawn, results.",
     responses=problem_responses(404),
 )
@@ -265,7 +258,6 @@ async def get_acceptance_sample(session: ReadSessionDep, sample_id: SampleIdDep)
     response_model=ResultRead,
     status_code=status.HTTP_201_CREATED,
     summary="Record the spot check of a sampled unit",
-    operation_id="record_acceptance_result",
     description=(
         "The result of the acceptance spot check (抽查验收结果) of one unit of the sample: passed, or "
         "failed with its findings. Once per unit. An administrator or legal-affairs officer of the "
@@ -296,7 +288,6 @@ async def record_acceptance_result(
     "/pilots/{unit_id}",
     response_model=PilotBoard,
     summary="Read a pilot unit's progress board",
-    operation_id="get_pilot",
     description=(
         "One provincial pilot unit's (省级试点单位) progress board: its grassroots pilot unit, each "
         "milestone with its due date, when it was met and whether on time, the open and answered "
@@ -313,7 +304,6 @@ async def get_pilot(request: Request, session: ReadSessionDep, unit: UnitDep) ->
     "/pilots/{unit_id}/submissions",
     response_model=Page[SubmissionRead],
     summary="List a pilot unit's submissions, every revision",
-    operation_id="list_pilot_submissions",
     description=(
         "The unit's submissions (试点材料报送) oldest first, every revision kept; filter by `milestone`."
     ),
@@ -334,7 +324,6 @@ async def list_pilot_submissions(
     response_model=SubmissionRead,
     status_code=status.HTTP_201_CREATED,
     summary="Submit a milestone's material",
-    operation_id="create_pilot_submission",
     description=(
         "A pilot unit submits (报送) a milestone's material: the implementation plan (实施方案), the "
         "2008 summary (总结) with its achievements, problems and typical experience, the grassroots "
@@ -370,7 +359,6 @@ async def create_pilot_submission(
     "/pilots/{unit_id}/submissions/{submission_id}",
     response_model=SubmissionRead,
     summary="Read one submission revision",
-    operation_id="get_pilot_submission",
     description="One revision of a milestone's material (试点材料); its ETag is its revision.",
     responses=problem_responses(404),
 )
@@ -387,7 +375,6 @@ async def get_pilot_submission(
     response_model=ProblemRead,
     status_code=status.HTTP_201_CREATED,
     summary="Report a problem to the policy and legal affairs department",
-    operation_id="report_pilot_problem",
     description=(
         "A pilot unit reports a problem met in the pilot (试点中遇到的问题) to the national "
         "regulator's policy and legal affairs department (政策法规司). An administrator or "
@@ -414,7 +401,6 @@ async def report_pilot_problem(
     "/pilots/{unit_id}/rollout",
     response_model=RolloutProgress,
     summary="Read the roll-out of the pilot's model, per bureau",
-    operation_id="get_pilot_rollout",
     description=(
         "The roll-out of the pilot's model (试点经验全面推广) to every bureau under the provincial "
         "unit in the second half of 2009: each bureau of the registry's subtree with its state "
@@ -430,7 +416,6 @@ async def get_pilot_rollout(request: Request, session: ReadSessionDep, unit: Uni
     "/pilots/{unit_id}/rollout/{bureau_id}",
     response_model=RolloutBureau,
     summary="Record one bureau's roll-out (If-Match to correct it)",
-    operation_id="record_pilot_rollout",
     description=(
         "Records the roll-out of the pilot's model (试点经验推广) to one bureau under the unit: in "
         "progress since a date (not before 2009-07-01), or done on a date (late after 2009-12-31). "
@@ -438,7 +423,10 @@ async def get_pilot_rollout(request: Request, session: ReadSessionDep, unit: Uni
         "administrator or legal-affairs officer of the unit itself; a bureau outside its subtree "
         "answers 404, as if missing."
     ),
-    responses=problem_responses(403, 404, 409, 412, 428),
+    responses={
+        201: {"model": RolloutBureau, "description": "The bureau's roll-out, recorded for the first time"},
+        **problem_responses(403, 404, 409, 412, 428),
+    },
 )
 async def record_pilot_rollout(
     request: Request,
