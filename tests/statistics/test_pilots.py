@@ -468,3 +468,35 @@ async def test_the_demo_seed_fills_two_boards_once(statistics, registry, token_f
     assert milestone(board, "implementation_plan")["status"] == "on_time"
     assert milestone(board, "summary_2008")["status"] == "on_time"
     assert board["open_problems"] == 1
+
+
+async def test_concurrent_first_writes_keep_one_and_a_replay_changes_nothing(statistics, unit):
+    import asyncio
+    import uuid
+
+    url = f"{API}/{unit.id}/submissions"
+    answers = await asyncio.gather(
+        *(statistics.post(url, json=SELF_CHECK, headers=unit.admin) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code == 409:
+            assert_problem(answer, 409, "/problems/submission-conflict")
+    listed = (await statistics.get(url, params={"milestone": "self_check"}, headers=unit.admin)).json()
+    assert [s["revision"] for s in listed["items"]] == [1]
+
+    rollout = f"{API}/{unit.id}/rollout/{unit.county['id']}"
+    body = {"state": "in_progress", "started_on": "2009-07-15"}
+    answers = await asyncio.gather(
+        *(statistics.put(rollout, json=body, headers=unit.admin) for _ in range(3))
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409], [a.text for a in answers]
+    assert all(a.json()["type"] == "/problems/rollout-conflict" for a in answers if a.status_code == 409)
+
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    problem = {"subject": "重复报送", "description": "同一请求重复发送", "reported_on": "2008-11-01"}
+    first = await statistics.post(f"{API}/{unit.id}/problems", json=problem, headers={**unit.admin, **key})
+    again = await statistics.post(f"{API}/{unit.id}/problems", json=problem, headers={**unit.admin, **key})
+    assert (first.status_code, again.status_code, again.json()["id"]) == (201, 201, first.json()["id"])
+    listed = (await statistics.get(f"{API}/problems", params={"unit_id": unit.id}, headers=unit.admin)).json()
+    assert [p["id"] for p in listed["items"]] == [first.json()["id"]]
