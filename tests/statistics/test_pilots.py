@@ -500,3 +500,42 @@ async def test_concurrent_first_writes_keep_one_and_a_replay_changes_nothing(sta
     assert (first.status_code, again.status_code, again.json()["id"]) == (201, 201, first.json()["id"])
     listed = (await statistics.get(f"{API}/problems", params={"unit_id": unit.id}, headers=unit.admin)).json()
     assert [p["id"] for p in listed["items"]] == [first.json()["id"]]
+
+
+async def test_another_province_and_a_missing_id_answer_the_same_problem(
+    statistics, registry, token_for, unit
+):
+    other = await make_unit(registry, token_for)
+    reported = await statistics.post(
+        f"{API}/{unit.id}/problems",
+        json={"subject": "范围", "description": "范围测试", "reported_on": "2008-10-06"},
+        headers=unit.admin,
+    )
+    plan = await submit(statistics, unit, PLAN)
+    missing = 987_654_321
+    rollout = {"state": "in_progress", "started_on": "2009-07-15"}
+
+    def masked(response, asked) -> dict:
+        problem = {k: v for k, v in response.json().items() if k != "request_id"}
+        problem["detail"] = problem["detail"].replace(str(asked), "<asked>")
+        return problem
+
+    cases = [
+        ("GET", f"{API}/{{id}}", None, unit.id),
+        ("GET", f"{API}/{{id}}/rollout", None, unit.id),
+        ("GET", f"{API}/{{id}}/submissions", None, unit.id),
+        (
+            "POST",
+            f"{API}/{{id}}/problems",
+            {"subject": "x" * 3, "description": "yy", "reported_on": "2008-10-06"},
+            unit.id,
+        ),
+        ("GET", f"{API}/problems/{{id}}", None, reported.json()["id"]),
+        ("GET", f"{API}/{other.id}/submissions/{{id}}", None, plan["id"]),
+        ("PUT", f"{API}/{other.id}/rollout/{{id}}", rollout, unit.county["id"]),
+    ]
+    for method, template, body, asked in cases:
+        seen = await statistics.request(method, template.format(id=asked), json=body, headers=other.admin)
+        absent = await statistics.request(method, template.format(id=missing), json=body, headers=other.admin)
+        assert seen.status_code == absent.status_code == 404, (template, seen.text, absent.text)
+        assert masked(seen, asked) == masked(absent, missing), template
