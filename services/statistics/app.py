@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.statistics.config import StatisticsSettings, get_settings
 from services.statistics.models import AUDIT, INBOX, OUTBOX
+from services.statistics.oversight.routes import router as oversight_router
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
@@ -21,4 +22,5 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
+        routers=[oversight_router],
     )

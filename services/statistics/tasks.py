@@ -11,6 +11,7 @@ from services.common.jobs import check_audit_chain, worker_settings
 from services.statistics.config import get_settings
 from services.statistics.consumers import HANDLERS
 from services.statistics.models import AUDIT, INBOX, OUTBOX
+from services.statistics.oversight.cron import OVERSIGHT
 
 WorkerSettings = type(
     "WorkerSettings",
@@ -22,7 +23,7 @@ WorkerSettings = type(
         outbox=OUTBOX,
         inbox=INBOX,
         handlers=HANDLERS,
-        functions=[check_audit_chain],
-        cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True)],
+        functions=[check_audit_chain, OVERSIGHT.function()],
+        cron_jobs=[cron(check_audit_chain, hour={2}, minute={15}, unique=True), OVERSIGHT.cron()],
     ),
 )
