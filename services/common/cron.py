@@ -130,7 +130,7 @@ class ScheduledJob:
         t = self.table
         latest = self.schedule.latest(now)
         anchor = (
-            await session.execute(
+            await session.exec(
                 select(func.max(t.c.tick)).where(
                     t.c.job == self.name, t.c.finished_at.is_not(None), t.c.tick <= latest
                 )
@@ -150,7 +150,7 @@ class ScheduledJob:
             )
         # Started and never finished (the worker died), or failed: run again once the lease ran out.
         abandoned = (
-            await session.execute(
+            await session.exec(
                 select(t.c.tick)
                 .where(
                     t.c.job == self.name,
@@ -193,7 +193,7 @@ class ScheduledJob:
             },
             where=(t.c.finished_at.is_(None)) & (t.c.lease_until < insert.excluded.started_at),
         ).returning(t.c.attempts)
-        return (await session.execute(statement)).scalar()
+        return (await session.exec(statement)).scalar()
 
     async def run_tick(self, sessionmaker: Callable[[], Any], tick: datetime, worker: str) -> str:
         """Claim and run one tick: ``done``, ``failed`` or ``skipped`` (held or finished elsewhere)."""
@@ -208,14 +208,14 @@ class ScheduledJob:
             async with sessionmaker() as session:
                 counts = dict(await self.body(session, tick))
                 # In the body's transaction: the work and "done" commit together or not at all.
-                await session.execute(
+                await session.exec(
                     update(t).where(mine).values(finished_at=utcnow(), outcome=DONE, counts=counts)
                 )
                 await session.commit()
         except Exception as exc:
             log.exception("scheduled job tick failed", extra={"job": self.name, "tick": tick.isoformat()})
             async with sessionmaker() as session:
-                await session.execute(
+                await session.exec(
                     update(t).where(mine).values(outcome=FAILED, error=repr(exc)[:2000], lease_until=utcnow())
                 )
                 await session.commit()

@@ -54,7 +54,7 @@ def _near(as_of: date) -> date:
 
 
 async def _raise(session: AsyncSession, select_sql: str, **params) -> int:
-    result = await session.execute(text(_INSERT + select_sql + _ON_CONFLICT), params)
+    result = await session.exec(text(_INSERT + select_sql + _ON_CONFLICT), params=params)
     return result.rowcount or 0
 
 
