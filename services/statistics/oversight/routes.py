@@ -97,7 +97,7 @@ async def list_alerts(
     session: ReadSessionDep,
     principal: Reader,
     page: PageDep,
-    kind: Annotated[str | None, Query(min_length=1, max_length=48, pattern=r"^[a-z_]+$")] = None,
+    kind: Annotated[str | None, Query(min_length=1, max_length=48, pattern=r"^[a-z][a-z0-9_]*$")] = None,
     severity: Severity | None = None,
     acknowledged: bool | None = None,
     bureau_id: IdQuery = None,
