@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -195,14 +196,29 @@ async def test_detectors_run_twice_at_once_still_raise_each_alert_once(workers):
     assert await keys(first, rows) == expected_keys(rows, day)
 
 
-async def test_two_arq_workers_on_redis_raise_each_alert_once(workers, database_urls_for_run):
-    """Two real arq workers with the oversight cron, started together: each fires the job at
-    startup for the same tick; one claims it, the other skips it."""
+async def test_two_arq_workers_on_redis_catch_up_at_startup_and_raise_each_alert_once(workers):
+    """Two real arq workers with the oversight cron, started together after the workers were
+    down for a day: each fires the job at startup, the missed tick and today's are run once
+    each (one worker claims a tick, the other skips it), and each alert is raised once."""
     first, second = workers
     now = utcnow()
-    day = OVERSIGHT_SCHEDULE.latest(now).astimezone(CHINA).date()
+    latest = OVERSIGHT_SCHEDULE.latest(now)
+    day = latest.astimezone(CHINA).date()
     rows = await seed(first, day)
     job = oversight_job(job_name())
+    async with first() as session:  # the last tick run before the workers went down
+        await session.exec(
+            CronRun.insert().values(
+                job=job.name,
+                tick=OVERSIGHT_SCHEDULE.previous(OVERSIGHT_SCHEDULE.previous(latest)),
+                started_at=now - timedelta(days=2),
+                lease_until=now - timedelta(days=2),
+                finished_at=now - timedelta(days=2),
+                outcome="done",
+                attempts=1,
+            )
+        )
+        await session.commit()
     queue = f"{os.environ['ARQ_QUEUE_PREFIX']}oversight-test:{uuid.uuid4().hex[:8]}"
 
     def worker(sessionmaker) -> Worker:
@@ -222,18 +238,17 @@ async def test_two_arq_workers_on_redis_raise_each_alert_once(workers, database_
     arq_workers = [worker(first), worker(second)]
     tasks = [asyncio.create_task(arq_workers[0].main())]
     # A few milliseconds apart, as two processes start: arq's job ids (the startup instant)
-    # differ, so Redis lets both jobs through and only the claim keeps the effect single.
+    # differ, so Redis lets both jobs through and only the claims keep the effect single.
     await asyncio.sleep(0.05)
     tasks.append(asyncio.create_task(arq_workers[1].main()))
     try:
         for _ in range(300):
-            done = sum(w.jobs_complete for w in arq_workers) + sum(w.jobs_failed for w in arq_workers)
-            if done >= 2:
+            if sum(w.jobs_complete + w.jobs_failed for w in arq_workers) >= 2:
                 break
             await asyncio.sleep(0.05)
-        assert sum(w.jobs_complete for w in arq_workers) == 2, [
-            (w.jobs_complete, w.jobs_failed, w.jobs_retried, list(w.tasks)) for w in arq_workers
-        ]
+        # Both jobs ran (either worker may take either job from the shared queue).
+        assert sum(w.jobs_complete for w in arq_workers) == 2
+        assert sum(w.jobs_failed for w in arq_workers) == 0
     finally:
         for task in tasks:
             task.cancel()
@@ -243,10 +258,15 @@ async def test_two_arq_workers_on_redis_raise_each_alert_once(workers, database_
             with contextlib.suppress(Exception):
                 await w.close()
 
-    assert await keys(first, rows) == expected_keys(rows, day)
     async with first() as session:
-        (row,) = await cron_runs(session, job.name)
-    assert (row["outcome"], row["attempts"]) == ("done", 1)
+        runs = await cron_runs(session, job.name)
+    assert [(r["tick"], r["outcome"], r["attempts"]) for r in runs[1:]] == [
+        (OVERSIGHT_SCHEDULE.previous(latest), "done", 1),
+        (latest, "done", 1),
+    ]
+    # Yesterday's tick found the lead due yesterday near (due that day); today's, past.
+    caught_up = f"lead_deadline:lead:{rows['lead'][1]}:near:{day - timedelta(days=1)}"
+    assert await keys(first, rows) == sorted([*expected_keys(rows, day), caught_up])
 
 
 # --- catching up --------------------------------------------------------------------
@@ -358,6 +378,72 @@ async def test_a_worker_killed_half_way_is_run_again_without_doubling(workers):
     assert [a["key"] for a in case_alerts] == [f"case_officers:case:{case}"]
     # Once done, the tick is never run again.
     assert await healthy.run(second, now=at(day, 8)) == {}
+
+
+# A worker process that runs the oversight job and hangs half-way, after the lead detector.
+DYING_WORKER = """
+import asyncio, sys
+from datetime import datetime
+from services.common.db import make_engine, make_sessionmaker
+from services.statistics.config import get_settings
+from services.statistics.oversight.cron import oversight_job
+from services.statistics.oversight.detectors import leads_near_or_past_due
+
+async def hangs(session, as_of):
+    print("halfway", flush=True)
+    await asyncio.sleep(3600)
+    return 0
+
+async def main():
+    engine = make_engine(get_settings().database_url)
+    job = oversight_job(sys.argv[1], [leads_near_or_past_due, hangs])
+    await job.run(make_sessionmaker(engine), now=datetime.fromisoformat(sys.argv[2]))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_process_killed_half_way_leaves_nothing_and_its_tick_runs_again(workers):
+    first, _ = workers
+    day = date(2026, 6, 19)
+    async with first() as session:
+        lead = await insert_lead_fact(session, next_due=day - timedelta(days=1))
+        await session.commit()
+    name = job_name()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DYING_WORKER,
+        name,
+        at(day, 6, 30).isoformat(),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=os.getcwd(),
+    )
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line.strip() == b"halfway"
+    finally:
+        process.kill()  # SIGKILL: no clean-up of any kind
+        await process.wait()
+
+    async with first() as session:
+        (row,) = await cron_runs(session, name)
+        assert await alerts_of(session, "lead", [lead]) == []  # its transaction died with it
+        await session.exec(
+            text("UPDATE cron_run SET lease_until = now() - interval '1 second' WHERE job = :j"),
+            params={"j": name},
+        )
+        await session.commit()
+    assert (row["outcome"], row["attempts"]) == ("running", 1)
+
+    job = oversight_job(name, [leads_near_or_past_due])
+    assert await job.run(first, now=at(day, 6, 45)) == {"done": [at(day).isoformat()]}
+    assert await job.run(first, now=at(day, 7)) == {}
+    async with first() as session:
+        (row,) = await cron_runs(session, name)
+        alerts = await alerts_of(session, "lead", [lead])
+    assert (row["outcome"], row["attempts"]) == ("done", 2)
+    assert [a["key"] for a in alerts] == [f"lead_deadline:lead:{lead}:past:{day - timedelta(days=1)}"]
 
 
 async def test_alerts_a_dead_worker_had_raised_are_not_raised_again(workers):
