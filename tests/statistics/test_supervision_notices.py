@@ -92,6 +92,17 @@ async def test_dates_received_later_move_the_windows_with_working_days(statistic
     assert notice["answer_due"] > "2026-10-14"  # more than 10 calendar days: the holiday is not counted
 
 
+async def test_a_notice_received_in_a_year_the_holiday_calendar_does_not_cover_is_refused(
+    statistics, world, people
+):
+    response = await statistics.post(
+        API,
+        json=notice_body(world, sent_on="2003-06-02", received_on="2003-06-03"),
+        headers=people["city_legal"],
+    )
+    assert assert_problem(response, 409, "/problems/calendar-not-covered")["year"] == 2003
+
+
 async def test_a_notice_goes_only_below_the_sender_within_its_subtree(statistics, world, people):
     assert_problem(
         await statistics.post(
@@ -132,6 +143,7 @@ async def test_only_the_legal_affairs_body_sends_notices(statistics, world, peop
         {"sent_on": "2099-01-01"},
         {"sent_on": "2026-06-02", "received_on": "2026-06-01"},
         {"received_on": "01/06/2026"},
+        {"received_on": "2099-01-01"},
         {"state": "answered"},
         {"from_bureau_id": 1},
         {"matter": "x" * 257},

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.common.dates import LegalDate, PastDate
+from services.common.dates import PastDate
 from services.common.types import EntityId, InputModel
 from services.statistics.oversight.models import NoticeState
 
@@ -65,7 +65,7 @@ class NoticeCreate(InputModel):
     requirements: Text = Field(description="What the receiving bureau is asked to do or explain")
     number: DocumentNumber | None = Field(default=None, description="The notice's document number, if any")
     sent_on: PastDate | None = Field(default=None, description="Default: today (Asia/Shanghai)")
-    received_on: LegalDate | None = Field(
+    received_on: PastDate | None = Field(
         default=None,
         description=(
             "When the receiving bureau received it (default: the day it was sent); the windows run from it"
