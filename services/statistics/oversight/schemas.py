@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.common.dates import PastDate
 from services.common.types import EntityId, InputModel
@@ -43,10 +43,39 @@ class AlertRead(BaseModel):
     acknowledgement: str | None
     version: int
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": 7012,
+                    "key": "case_deadline:case:4711:investigation:past:2026-06-12",
+                    "kind": "case_deadline",
+                    "severity": "past",
+                    "subject_type": "case",
+                    "subject_id": 4711,
+                    "bureau_id": 23,
+                    "due": "2026-06-12",
+                    "message": "Case 冀石裕市监罚〔2026〕12号: investigation due 2026-06-12 is overdue",
+                    "details": {
+                        "number": "冀石裕市监罚〔2026〕12号",
+                        "state": "investigating",
+                        "rule": "investigation",
+                    },
+                    "raised_at": "2026-06-13T22:00:03Z",
+                    "acknowledged_at": None,
+                    "acknowledged_by": None,
+                    "acknowledgement": None,
+                    "version": 1,
+                }
+            ]
+        }
+    }
+
 
 class AlertAcknowledgement(InputModel):
     note: Note = Field(
-        description="What was done about it, or why nothing needs doing (at most 2000 characters)"
+        description="What was done about it, or why nothing needs doing (at most 2000 characters)",
+        examples=["已督促办案机构于6月15日前完成调查终结"],
     )
 
 
@@ -72,13 +101,36 @@ class NoticeCreate(InputModel):
         ),
     )
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "to_bureau_id": 23,
+                    "subject_type": "case",
+                    "case_id": 4711,
+                    "matter": "案件超期未作出处理决定",
+                    "requirements": "请于收到通知之日起十个工作日内书面报告案件办理情况及超期原因。",
+                    "number": "冀石市监法督〔2026〕3号",
+                    "sent_on": "2026-06-01",
+                    "received_on": "2026-06-02",
+                }
+            ]
+        }
+    )
+
 
 class NoticeAnswer(InputModel):
-    answer: Text = Field(description="The receiving bureau's answer (整改/说明情况)")
+    answer: Text = Field(
+        description="The receiving bureau's answer (整改/说明情况)",
+        examples=["已于6月10日作出处罚决定，超期原因系检验周期较长，已整改。"],
+    )
 
 
 class NoticeObjection(InputModel):
-    objection: Text = Field(description="Why the receiving bureau objects to the notice")
+    objection: Text = Field(
+        description="Why the receiving bureau objects to the notice",
+        examples=["该案已依法中止调查，期限不应计算在内。"],
+    )
 
 
 class ObjectionReply(InputModel):
@@ -87,7 +139,7 @@ class ObjectionReply(InputModel):
             "upheld withdraws the notice; dismissed keeps it, and the answer is still owed by its deadline"
         )
     )
-    reply: Text
+    reply: Text = Field(examples=["中止期间已扣除，仍已超期，请按期答复。"])
 
 
 class NoticeRead(BaseModel):
