@@ -10,9 +10,9 @@ from datetime import date
 import pytest
 
 from services.common.auth import Role
-from services.common.dates import today
+from services.common.dates import add_working_days, today
 from services.statistics import deadlines
-from services.statistics.oversight.detectors import supervision_notices_unanswered
+from services.statistics.oversight.detectors import objections_unreplied, supervision_notices_unanswered
 from tests.conftest import assert_problem, auth
 from tests.enforcement.flow import new_lead, open_case, subjects
 from tests.statistics.oversight_helpers import alerts_of
@@ -250,6 +250,7 @@ async def test_an_objection_within_five_working_days_and_the_senders_reply(stati
     assert objected.status_code == 200, objected.text
     notice = objected.json()
     assert (notice["state"], notice["objected_on"]) == ("objected", str(today()))
+    assert notice["reply_due"] == add_working_days(today(), 10).isoformat()
 
     reply_url = f"{API}/{notice['id']}/objection-reply"
     reply = {"outcome": "dismissed", "reply": "移送不影响对执法过程的监督，请按期答复。"}
@@ -369,3 +370,65 @@ async def test_bad_notice_ids_and_list_filters_are_refused(statistics, people):
     assert_problem(
         await statistics.get(f"{API}/999999999", headers=people["city_legal"]), 404, "/problems/not-found"
     )
+
+
+async def test_an_answer_while_the_objection_awaits_its_reply_ends_the_notice(statistics, world, people):
+    notice = await send(statistics, people, world)
+    notice = (
+        await statistics.post(
+            f"{API}/{notice['id']}/objection",
+            json={"objection": "异议。"},
+            headers=if_match(people["county_legal"], notice),
+        )
+    ).json()
+    assert_problem(
+        await statistics.post(
+            f"{API}/{notice['id']}/objection",
+            json={"objection": "再次异议。"},
+            headers=if_match(people["county_legal"], notice),
+        ),
+        409,
+        "/problems/invalid-transition",
+    )
+    answered = await statistics.post(
+        f"{API}/{notice['id']}/answer",
+        json={"answer": "已整改。"},
+        headers=if_match(people["county_legal"], notice),
+    )
+    assert answered.json()["state"] == "answered"
+    reply = await statistics.post(
+        f"{API}/{notice['id']}/objection-reply",
+        json={"outcome": "dismissed", "reply": "不再需要。"},
+        headers=if_match(people["city_legal"], answered.json()),
+    )
+    assert_problem(reply, 409, "/problems/invalid-transition")
+
+
+async def test_an_objection_not_replied_to_in_time_alerts_the_sender(statistics, world, people):
+    notice = await send(statistics, people, world)
+    notice = (
+        await statistics.post(
+            f"{API}/{notice['id']}/objection",
+            json={"objection": "异议。"},
+            headers=if_match(people["county_legal"], notice),
+        )
+    ).json()
+    reply_due = date.fromisoformat(notice["reply_due"])
+    async with statistics.app.state.sessionmaker() as session:
+        await objections_unreplied(session, reply_due)
+        assert await alerts_of(session, "supervision_notice", [notice["id"]]) == []
+        await objections_unreplied(session, add_working_days(reply_due, 1))
+        await objections_unreplied(session, add_working_days(reply_due, 2))
+        (alert,) = await alerts_of(session, "supervision_notice", [notice["id"]])
+        await session.commit()
+    assert alert["key"] == f"notice_reply:supervision_notice:{notice['id']}:past:{reply_due}"
+    # The sender's alert: the city sees it, the county that objected does not.
+    for who, seen in (("city_legal", True), ("county_legal", False)):
+        items = (
+            await statistics.get(
+                "/api/v1/statistics/alerts",
+                params={"kind": "supervision_notice_reply", "limit": 500},
+                headers=people[who],
+            )
+        ).json()["items"]
+        assert (alert["key"] in [i["key"] for i in items]) is seen, who

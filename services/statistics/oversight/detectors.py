@@ -146,6 +146,27 @@ async def supervision_notices_unanswered(session: AsyncSession, as_of: date) -> 
     )
 
 
+async def objections_unreplied(session: AsyncSession, as_of: date) -> int:
+    """Objections to a supervision notice the sending bureau has not replied to by ``reply_due``,
+    as alerts of the sending bureau."""
+    return await _raise(
+        session,
+        """
+        SELECT 'notice_reply:supervision_notice:' || id || ':past:' || reply_due,
+               'supervision_notice_reply', 'past', 'supervision_notice', id, from_bureau_id,
+               from_bureau_path, reply_due,
+               'The objection to supervision notice ' || coalesce(number, CAST(id AS text))
+                 || ' was due to be replied to by ' || reply_due,
+               jsonb_build_object('state', state, 'to_bureau_id', bureau_id, 'objected_on', objected_on,
+                                  'as_of', CAST(:as_of AS date)),
+               now(), 1
+        FROM supervision_notice
+        WHERE state = 'objected' AND reply_due < :as_of
+        """,
+        as_of=as_of,
+    )
+
+
 # The oversight cron runs every one of these at each tick (the other domains' detectors —
 # late filings, late reports, reviews — are added here).
 DETECTORS: list[Detector] = [
@@ -153,6 +174,7 @@ DETECTORS: list[Detector] = [
     cases_near_or_past_due,
     cases_without_two_officers,
     supervision_notices_unanswered,
+    objections_unreplied,
 ]
 
 

@@ -76,6 +76,7 @@ class SupervisionNotice(StatisticsModel, table=True):
     objection: str | None = Field(default=None, max_length=4000)
     objected_on: date | None = None
     objected_by: str | None = Field(default=None, max_length=64)
+    reply_due: date | None = Field(default=None, description="The sender replies to an objection by this day")
     objection_reply: str | None = Field(default=None, max_length=4000)
     reply_outcome: str | None = Field(default=None, max_length=16, description="upheld / dismissed")
     replied_on: date | None = None

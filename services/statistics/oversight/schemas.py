@@ -164,6 +164,9 @@ class NoticeRead(BaseModel):
     objection: str | None
     objected_on: date | None
     objected_by: str | None
+    reply_due: date | None = Field(
+        description="10 working days after the objection: the sender's reply is due"
+    )
     objection_reply: str | None
     reply_outcome: str | None
     replied_on: date | None

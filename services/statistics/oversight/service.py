@@ -10,7 +10,7 @@ from services.common.audit import AuditLog
 from services.common.auth import Principal, Role
 from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
-from services.common.dates import today
+from services.common.dates import add_working_days, today
 from services.common.db import utcnow
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
@@ -87,6 +87,10 @@ async def acknowledge_alert(
 
 
 # --- supervision notices -----------------------------------------------------------
+
+# The sender replies to an objection within 10 working days of it (data/deadline-rules.csv,
+# the note of supervision_notice_objection).
+REPLY_WORKING_DAYS = 10
 
 # The receiving bureau's legal-affairs body or head answers or objects; the sender's
 # legal-affairs body replies to an objection.
@@ -309,6 +313,7 @@ async def object_to_notice(
     notice.objection = data.objection
     notice.objected_on = on
     notice.objected_by = principal.account_id
+    notice.reply_due = add_working_days(on, REPLY_WORKING_DAYS)
     await session.flush()
     return notice
 

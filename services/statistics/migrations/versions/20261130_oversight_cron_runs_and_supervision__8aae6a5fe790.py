@@ -57,6 +57,7 @@ def upgrade() -> None:
     sa.Column('objection', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
     sa.Column('objected_on', sa.Date(), nullable=True),
     sa.Column('objected_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('reply_due', sa.Date(), nullable=True),
     sa.Column('objection_reply', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
     sa.Column('reply_outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('replied_on', sa.Date(), nullable=True),
