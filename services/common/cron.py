@@ -169,7 +169,7 @@ class ScheduledJob:
 
     async def claim(self, session: AsyncSession, tick: datetime, worker: str) -> int | None:
         """Take the tick (a new row, or an unfinished one whose lease ran out): the attempt
-        number, or None when another worker holds it or it is done."""
+        number, or None when another worker holds it, it is done, or it failed too often."""
         t = self.table
         started = utcnow()
         insert = pg_insert(t).values(
@@ -191,7 +191,11 @@ class ScheduledJob:
                 "worker": insert.excluded.worker,
                 "error": None,
             },
-            where=(t.c.finished_at.is_(None)) & (t.c.lease_until < insert.excluded.started_at),
+            # Unfinished, its lease run out, and not yet given up on (a tick failing every time
+            # is left failed after ``max_attempts``, for people to look at).
+            where=(t.c.finished_at.is_(None))
+            & (t.c.lease_until < insert.excluded.started_at)
+            & (t.c.attempts < self.max_attempts),
         ).returning(t.c.attempts)
         return (await session.exec(statement)).scalar()
 

@@ -512,3 +512,21 @@ async def test_a_later_deadline_raises_a_new_alert_and_a_repeated_run_none(worke
         ("near", day + timedelta(days=3)),
     ]
     assert "investigation" in alerts[0]["details"]["rule"]
+
+
+async def test_a_tick_failing_every_time_is_given_up_after_its_attempts(workers):
+    first, _ = workers
+    day = date(2026, 6, 22)
+
+    async def broken(session, as_of) -> int:
+        raise RuntimeError("a bug")
+
+    job = ScheduledJob(job_name(), Daily(time(6, 0)), detectors_body([broken]), CronRun, max_attempts=2)
+    assert await job.run(first, now=at(day, 6, 1)) == {"failed": [at(day).isoformat()]}
+    assert await job.run(first, now=at(day, 6, 16)) == {"failed": [at(day).isoformat()]}
+    # Given up on: left failed (with its error) for people to look at, not retried forever.
+    assert await job.run(first, now=at(day, 6, 31)) == {"skipped": [at(day).isoformat()]}
+    async with first() as session:
+        (row,) = await cron_runs(session, job.name)
+    assert (row["outcome"], row["attempts"], row["finished_at"]) == ("failed", 2, None)
+    assert "a bug" in row["error"]
