@@ -7,12 +7,13 @@ service's metadata is complete wherever it is used.
 from __future__ import annotations
 
 from services.common.audit import AuditLog, audit_table
+from services.common.cron import cron_run_table
 from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
 from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
-from services.statistics.oversight.models import Alert
+from services.statistics.oversight.models import Alert, SupervisionNotice
 from services.statistics.pilots.models import (
     PilotAcceptanceResult,
     PilotAcceptanceSample,
@@ -37,6 +38,7 @@ __all__ = [
     "PilotRollout",
     "PilotSubmission",
     "StatisticsModel",
+    "SupervisionNotice",
 ]
 
 
@@ -48,3 +50,5 @@ OutboxEvent = outbox_table(StatisticsModel.metadata)
 InboxEvent = inbox_table(StatisticsModel.metadata)
 OUTBOX = Outbox(OutboxEvent, "statistics")
 INBOX = Inbox(InboxEvent)
+# Which cron ticks ran (services.common.cron): one claim per job and tick.
+CronRun = cron_run_table(StatisticsModel.metadata)

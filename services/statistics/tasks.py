@@ -12,6 +12,7 @@ from services.statistics.config import get_settings
 from services.statistics.consumers import HANDLERS
 from services.statistics.coverage import snapshot_coverage
 from services.statistics.models import AUDIT, INBOX, OUTBOX
+from services.statistics.oversight.cron import OVERSIGHT
 
 WorkerSettings = type(
     "WorkerSettings",
@@ -23,11 +24,12 @@ WorkerSettings = type(
         outbox=OUTBOX,
         inbox=INBOX,
         handlers=HANDLERS,
-        functions=[check_audit_chain, snapshot_coverage],
+        functions=[check_audit_chain, snapshot_coverage, OVERSIGHT.function()],
         cron_jobs=[
             cron(check_audit_chain, hour={2}, minute={15}, unique=True),
             # Supervision coverage: nightly, the current and previous periods (idempotent upserts).
             cron(snapshot_coverage, hour={1}, minute={40}, unique=True),
+            OVERSIGHT.cron(),
         ],
     ),
 )

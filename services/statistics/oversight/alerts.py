@@ -44,4 +44,4 @@ async def raise_alert(
         .on_conflict_do_nothing(index_elements=[table.c.key])
         .returning(table.c.id)
     )
-    return (await session.execute(statement)).first() is not None
+    return (await session.exec(statement)).first() is not None
