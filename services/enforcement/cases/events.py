@@ -114,6 +114,7 @@ async def review_requested(session: AsyncSession, case: Case, on: date) -> Event
             requested_on=on,
             officer_ids=sorted({o.officer_id for o in officers}),
             categories=case.legal_review_categories,
+            review_kind=case.review_kind,  # type: ignore[arg-type]
         ),
     )
 
