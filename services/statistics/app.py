@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.statistics.config import StatisticsSettings, get_settings
+from services.statistics.legal.routes import router as legal_router
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 
 
@@ -18,6 +19,7 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
             "aggregates, periodic reports, major-case reviews and filings, oversight alerts."
         ),
         settings=settings or get_settings(),
+        routers=[legal_router],
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,

@@ -4,5 +4,8 @@ inbox's transaction and never commits; the domains (facts, legal affairs) do the
 from __future__ import annotations
 
 from services.common.outbox import EventHandler
+from services.statistics.legal.consumers import review_requested
 
-HANDLERS: dict[str, EventHandler] = {}
+HANDLERS: dict[str, EventHandler] = {
+    "enforcement.review.requested": review_requested,
+}

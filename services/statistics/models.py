@@ -12,6 +12,7 @@ from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
 from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
+from services.statistics.legal.models import Filing, Review
 from services.statistics.oversight.models import Alert
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "BureauDimension",
     "CaseFact",
     "CertificateStatusFact",
+    "Filing",
     "LeadFact",
+    "Review",
     "StatisticsModel",
 ]
 
