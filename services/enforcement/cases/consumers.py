@@ -75,7 +75,9 @@ async def review_answered(session: AsyncSession, event: Event) -> Outcome:
     try:
         async with session.begin_nested():
             # No registry client here: a corrected sanction names the case's own certificates.
-            await service.apply_review_answer(session, AUDIT, None, _acting("statistics", event), case, answer)
+            await service.apply_review_answer(
+                session, AUDIT, None, _acting("statistics", event), case, answer
+            )
     except ProblemError as exc:
         return Outcome.rejected(exc.detail or "The answer could not be applied.")
     return Outcome.applied()

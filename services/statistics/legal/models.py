@@ -13,7 +13,7 @@ from sqlalchemy import ARRAY, BigInteger, Column, Index, String, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
-from services.statistics.base import StatisticsModel, instant_column, id_column, path_prefix_index
+from services.statistics.base import StatisticsModel, id_column, instant_column, path_prefix_index
 
 
 class ReviewState(StrEnum):
@@ -62,9 +62,7 @@ class Review(StatisticsModel, table=True):
     bureau_path: str = Field(max_length=255)
     requested_on: date
     due: date = Field(index=True)
-    officer_ids: list[int] = Field(
-        default_factory=list, sa_column=Column(ARRAY(BigInteger), nullable=False)
-    )
+    officer_ids: list[int] = Field(default_factory=list, sa_column=Column(ARRAY(BigInteger), nullable=False))
     categories: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String(48)), nullable=False))
     state: str = Field(default=ReviewState.PENDING, max_length=16)
     opinion: str | None = Field(default=None, max_length=24)
@@ -84,7 +82,10 @@ class Filing(StatisticsModel, table=True):
     ``on_time`` are those of the submission that stands (the last one)."""
 
     __tablename__ = "major_case_filing"
-    __table_args__ = (path_prefix_index("major_case_filing"), Index("ix_major_case_filing_state_id", "state", "id"))
+    __table_args__ = (
+        path_prefix_index("major_case_filing"),
+        Index("ix_major_case_filing_state_id", "state", "id"),
+    )
 
     id: int | None = id_column()
     version: int = 1

@@ -36,12 +36,7 @@ async def open_review(session: AsyncSession, values: dict[str, Any]) -> Review |
         .where(Review.case_id == values["case_id"])
         .scalar_subquery()
     )
-    statement = (
-        pg_insert(table)
-        .values(**values, round=rounds)
-        .on_conflict_do_nothing()
-        .returning(table.c.id)
-    )
+    statement = pg_insert(table).values(**values, round=rounds).on_conflict_do_nothing().returning(table.c.id)
     new_id = (await session.execute(statement)).scalar_one_or_none()
     return None if new_id is None else await get_review(session, new_id)
 
@@ -106,7 +101,10 @@ async def expect_filing(session: AsyncSession, values: dict[str, Any]) -> int | 
     """Insert the case's filing unless it has one: the new id, or None."""
     table = Filing.__table__
     statement = (
-        pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=[table.c.case_id]).returning(table.c.id)
+        pg_insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[table.c.case_id])
+        .returning(table.c.id)
     )
     return (await session.execute(statement)).scalar_one_or_none()
 
@@ -143,7 +141,8 @@ async def filings_to_watch(session: AsyncSession, near_until: date) -> list[Fili
     """Filings not (or no longer) standing filed and due by ``near_until``, and those filed late."""
     query = select(Filing).where(
         or_(
-            col(Filing.state).in_([FilingState.EXPECTED, FilingState.RETURNED]) & (col(Filing.due) <= near_until),
+            col(Filing.state).in_([FilingState.EXPECTED, FilingState.RETURNED])
+            & (col(Filing.due) <= near_until),
             Filing.on_time.is_(False),  # type: ignore[union-attr]
         )
     )

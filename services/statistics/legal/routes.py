@@ -11,7 +11,15 @@ from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.types import IdQuery
-from services.statistics.deps import AuditDep, Authorize, IfMatchDep, PrincipalDep, ReadSessionDep, SessionDep, scoped_loader
+from services.statistics.deps import (
+    AuditDep,
+    Authorize,
+    IfMatchDep,
+    PrincipalDep,
+    ReadSessionDep,
+    SessionDep,
+    scoped_loader,
+)
 from services.statistics.legal import repository as repo
 from services.statistics.legal import service
 from services.statistics.legal.models import Filing, FilingState, Review, ReviewState
@@ -36,9 +44,7 @@ ReviewForUpdate = Annotated[
 FilingToRead = Annotated[Filing, Depends(scoped_loader(repo.get_filing, noun="filing", read_only=True))]
 FilingToSubmit = Annotated[
     Filing,
-    Depends(
-        scoped_loader(repo.lock_filing, noun="filing", roles=(Role.ENFORCEMENT, Role.HEAD, Role.LEGAL))
-    ),
+    Depends(scoped_loader(repo.lock_filing, noun="filing", roles=(Role.ENFORCEMENT, Role.HEAD, Role.LEGAL))),
 ]
 FilingToAnswer = Annotated[
     Filing, Depends(scoped_loader(repo.lock_filing, noun="filing", roles=(Role.LEGAL,)))
@@ -177,7 +183,9 @@ async def list_filings(
     tags=["filings"],
     operation_id="get_filing",
     summary="Read one filing",
-    description="One major-case filing (重大案件备案): its due day, submission and answer. `ETag` for If-Match.",
+    description=(
+        "One major-case filing (重大案件备案): its due day, submission and answer. `ETag` for If-Match."
+    ),
     responses=problem_responses(404),
 )
 async def get_filing(filing: FilingToRead, response: Response) -> FilingRead:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.common.dates import PastDate
 from services.common.types import EntityId, InputModel, Money
@@ -70,11 +70,14 @@ class ReviewOpinionIn(InputModel):
     violation_code: Code | None = Field(default=None, description="For `correct`: a corrected violation")
     violation_regulation: Code | None = Field(default=None, description="For `correct`: its regulation")
 
-    model_config = {
-        **InputModel.model_config,
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
-                {"opinion": "agree", "reason": "事实清楚，证据确凿，适用依据正确", "answered_on": "2026-06-24"},
+                {
+                    "opinion": "agree",
+                    "reason": "事实清楚，证据确凿，适用依据正确",
+                    "answered_on": "2026-06-24",
+                },
                 {
                     "opinion": "correct",
                     "reason": "罚款数额偏高，予以纠正",
@@ -82,7 +85,7 @@ class ReviewOpinionIn(InputModel):
                 },
             ]
         },
-    }
+    )
 
 
 class ReviewRead(BaseModel):
@@ -126,9 +129,8 @@ class FilingSubmission(InputModel):
         default=None, description="Legal date of the filing (default: today), not before the case closed"
     )
 
-    model_config = {
-        **InputModel.model_config,
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {
                     "summary": "销售未经认证产品，罚款15万元并撤销认证证书",
@@ -137,7 +139,7 @@ class FilingSubmission(InputModel):
                 }
             ]
         },
-    }
+    )
 
 
 class FilingAnswerIn(InputModel):

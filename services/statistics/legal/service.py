@@ -45,7 +45,9 @@ def _bump(row: Review | Filing) -> None:
 # --- reviews ---------------------------------------------------------------------
 
 
-async def open_review(session: AsyncSession, audit: AuditLog, event: Event, request: ReviewRequested) -> Review | None:
+async def open_review(
+    session: AsyncSession, audit: AuditLog, event: Event, request: ReviewRequested
+) -> Review | None:
     """A review round for the request, unless the case's review is still pending (the same request
     again, or a duplicate under another event id): the new round, or None."""
     if not event.bureau_path or event.bureau_id is None:
@@ -144,7 +146,9 @@ async def answer_review(
     transaction: its event takes the case's review step (agree, correct, or return)."""
     check_if_match(if_match, review.version)
     if principal.officer_id is None:
-        raise Forbidden("A review is answered by an officer of the legal-affairs body.", slug="officer-required")
+        raise Forbidden(
+            "A review is answered by an officer of the legal-affairs body.", slug="officer-required"
+        )
     if principal.officer_id in review.officer_ids:
         raise Forbidden(
             "An officer of the case never reviews it (separation of duties).", slug="reviewer-is-case-officer"
@@ -168,7 +172,9 @@ async def answer_review(
     if extra:
         raise UnprocessableEntity(
             f"Only a correction names {', '.join(extra)}.",
-            errors=[{"loc": f"body.{name}", "message": "only for correct", "type": "extra"} for name in extra],
+            errors=[
+                {"loc": f"body.{name}", "message": "only for correct", "type": "extra"} for name in extra
+            ],
         )
     on = data.answered_on or today()
     if on < review.requested_on:
@@ -365,7 +371,11 @@ async def submit_filing(
         raise UnprocessableEntity(
             f"The filing cannot be dated {on}: the case closed on {filing.closed_on}.",
             errors=[
-                {"loc": "body.filed_on", "message": f"must not be before {filing.closed_on}", "type": "date_order"}
+                {
+                    "loc": "body.filed_on",
+                    "message": f"must not be before {filing.closed_on}",
+                    "type": "date_order",
+                }
             ],
         )
     filing.state = FilingState.SUBMITTED
@@ -380,13 +390,17 @@ async def submit_filing(
     session.add(filing)
     await session.flush()
     await repo.set_case_fact_filing(session, filing.case_id, filed_on=on)
-    await audit.record(session, principal, "filing.submitted", "filing", filing.id, data.model_dump(mode="json"))
+    await audit.record(
+        session, principal, "filing.submitted", "filing", filing.id, data.model_dump(mode="json")
+    )
     return filing
 
 
 def receives(principal: Principal, filing: Filing) -> bool:
     """The receiving legal-affairs body (the next level up) or one above it — never the filer."""
-    return principal.bureau_id != filing.bureau_id and filing.receiving_bureau_path.startswith(principal.bureau_path)
+    return principal.bureau_id != filing.bureau_id and filing.receiving_bureau_path.startswith(
+        principal.bureau_path
+    )
 
 
 async def answer_filing(
@@ -402,8 +416,8 @@ async def answer_filing(
     check_if_match(if_match, filing.version)
     if not receives(principal, filing):
         raise Forbidden(
-            f"Filing {filing.id} is answered by the legal-affairs body of bureau {filing.receiving_bureau_id} "
-            "or one above it.",
+            f"Filing {filing.id} is answered by the legal-affairs body of bureau "
+            f"{filing.receiving_bureau_id} or one above it.",
             slug="not-receiving-bureau",
         )
     _check_state(filing, {FilingState.SUBMITTED}, "answered")
@@ -416,7 +430,13 @@ async def answer_filing(
     if filing.filed_on is not None and on < filing.filed_on:
         raise UnprocessableEntity(
             f"The answer cannot be dated {on}: the filing was made on {filing.filed_on}.",
-            errors=[{"loc": "body.answered_on", "message": f"must not be before {filing.filed_on}", "type": "date_order"}],
+            errors=[
+                {
+                    "loc": "body.answered_on",
+                    "message": f"must not be before {filing.filed_on}",
+                    "type": "date_order",
+                }
+            ],
         )
     filing.state = FilingState.ACCEPTED if data.outcome == "accepted" else FilingState.RETURNED
     filing.answer = data.outcome
@@ -442,7 +462,9 @@ async def answer_filing(
             reason=data.reason,
         ),
     )
-    await audit.record(session, principal, "filing.answered", "filing", filing.id, data.model_dump(mode="json"))
+    await audit.record(
+        session, principal, "filing.answered", "filing", filing.id, data.model_dump(mode="json")
+    )
     return filing
 
 
@@ -470,7 +492,11 @@ async def review_alerts(session: AsyncSession, as_of: date) -> int:
                 f"The {review.review_kind} review of case {review.number} "
                 f"{'was due' if past else 'is due'} on {review.due} and is not answered."
             ),
-            details={"case_id": review.case_id, "round": review.round, "requested_on": str(review.requested_on)},
+            details={
+                "case_id": review.case_id,
+                "round": review.round,
+                "requested_on": str(review.requested_on),
+            },
         )
     return raised
 
