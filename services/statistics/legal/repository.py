@@ -37,7 +37,7 @@ async def open_review(session: AsyncSession, values: dict[str, Any]) -> Review |
         .scalar_subquery()
     )
     statement = pg_insert(table).values(**values, round=rounds).on_conflict_do_nothing().returning(table.c.id)
-    new_id = (await session.execute(statement)).scalar_one_or_none()
+    new_id = (await (await session.connection()).execute(statement)).scalar_one_or_none()
     return None if new_id is None else await get_review(session, new_id)
 
 
@@ -106,7 +106,7 @@ async def expect_filing(session: AsyncSession, values: dict[str, Any]) -> int | 
         .on_conflict_do_nothing(index_elements=[table.c.case_id])
         .returning(table.c.id)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return (await (await session.connection()).execute(statement)).scalar_one_or_none()
 
 
 async def list_filings(
@@ -159,4 +159,5 @@ async def set_case_fact_filing(
     if filed_on is not None:
         values["filed_on"] = filed_on
     if values:
-        await session.execute(update(CaseFact).where(col(CaseFact.case_id) == case_id).values(**values))
+        statement = update(CaseFact).where(col(CaseFact.case_id) == case_id).values(**values)
+        await (await session.connection()).execute(statement)
