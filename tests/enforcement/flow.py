@@ -108,7 +108,7 @@ async def review_answer(
     async with enforcement.app.state.sessionmaker() as session:
         requested = (
             (
-                await session.execute(
+                await (await session.connection()).execute(
                     select(table)
                     .where(
                         table.c.type == "enforcement.review.requested",

@@ -117,6 +117,7 @@ async def list_filings(
     late: bool | None,
     as_of: date,
     bureau_id: int | None,
+    case_id: int | None,
     after_id: int | None,
     limit: int,
 ) -> list[Filing]:
@@ -132,6 +133,8 @@ async def list_filings(
         query = query.where(is_late if late else ~is_late)
     if bureau_id is not None:
         query = query.where(Filing.bureau_id == bureau_id)
+    if case_id is not None:
+        query = query.where(Filing.case_id == case_id)
     if after_id is not None:
         query = query.where(col(Filing.id) > after_id)
     return list((await session.exec(query.order_by(col(Filing.id)).limit(limit))).all())

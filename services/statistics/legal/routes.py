@@ -153,7 +153,7 @@ async def answer_review(
         "Filings (重大案件备案) owed by closed major cases of the principal's bureau and the bureaus "
         "under it: the case's bureau files with the legal-affairs body of the next level up within "
         "the `major_case_filing` deadline after closing. Filters: `state`, `late` (filed after the "
-        "due day, or not filed and past it), the case's `bureau_id`."
+        "due day, or not filed and past it), the case's `bureau_id`, `case_id`."
     ),
     responses=problem_responses(),
 )
@@ -164,6 +164,7 @@ async def list_filings(
     state: FilingState | None = None,
     late: bool | None = None,
     bureau_id: IdQuery = None,
+    case_id: IdQuery = None,
 ) -> Page[FilingRead]:
     items, next_cursor = await service.list_filings(
         session,
@@ -171,6 +172,7 @@ async def list_filings(
         state=state,
         late=late,
         bureau_id=bureau_id,
+        case_id=case_id,
         cursor=page.cursor,
         limit=page.limit,
     )

@@ -322,6 +322,7 @@ async def list_filings(
     state: str | None,
     late: bool | None,
     bureau_id: int | None,
+    case_id: int | None,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[FilingRead], str | None]:
@@ -334,6 +335,7 @@ async def list_filings(
         late=late,
         as_of=on,
         bureau_id=bureau_id,
+        case_id=case_id,
         after_id=after[0] if after else None,
         limit=limit + 1,
     )
