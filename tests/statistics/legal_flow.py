@@ -161,3 +161,31 @@ def case_changed_event(bureau: dict, case_id: int, *, version: int = 20, **paylo
 def new_case_id() -> int:
     """A case id no enforcement case of this run has (the hook reads only the event)."""
     return 10**11 + uuid.uuid4().int % 10**10
+
+
+def in_process_answerer(statistics, enforcement, legal: dict, reader: dict):
+    """The demo's ``answer_review`` without workers: the request delivered to the statistics
+    inbox, the opinion given in its queue as ``legal``, the answer delivered to enforcement."""
+
+    async def answer(case: dict, opinion_: str, on: str, reason: str) -> dict:
+        requested = (await review_requests(enforcement, case))[-1]
+        assert await to_statistics(statistics, requested) == "applied"
+        review = await queued_review(statistics, case, legal)
+        response = await opinion(statistics, legal, review, opinion=opinion_, reason=reason, answered_on=on)
+        assert response.status_code == 200, response.text
+        (answered,) = await review_answers(statistics, review)
+        assert await to_enforcement(enforcement, answered) == "applied"
+        read = await enforcement.get(f"/api/v1/enforcement/cases/{case['id']}", headers=reader)
+        assert read.status_code == 200, read.text
+        return read.json()
+
+    return answer
+
+
+async def queued_review(statistics, case: dict, headers: dict) -> dict:
+    page = await statistics.get(
+        f"{STATS}/reviews", params={"case_id": case["id"], "state": "pending"}, headers=headers
+    )
+    assert page.status_code == 200, page.text
+    (review,) = page.json()["items"]
+    return review
