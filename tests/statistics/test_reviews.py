@@ -8,6 +8,7 @@ import uuid
 from datetime import date
 
 from services.common.auth import Role
+from services.enforcement.models import OutboxEvent as EnforcementOutbox
 from services.statistics.legal.service import review_alerts
 from services.statistics.oversight.models import Alert
 from tests.conftest import assert_problem, auth
@@ -15,6 +16,7 @@ from tests.enforcement.flow import fine, ok, read_case, step
 from tests.statistics.legal_flow import (
     STATS,
     opinion,
+    outbox_events,
     queued,
     review_answers,
     review_requests,
@@ -173,6 +175,41 @@ class TestQueue:
         )
         assert [r["id"] for r in overdue.json()["items"]] == [review["id"]]  # due 3 July, today later
         assert review["overdue"] is True
+
+
+class TestOrder:
+    async def test_a_later_case_change_arriving_first_leaves_the_request_whole(
+        self, statistics, enforcement, registry, world
+    ):
+        case, _ = await under_review(enforcement, registry, world)
+        case = await ok(
+            enforcement, world.head, case, "extend_decision_deadline", reason="案情复杂", extension_days=30
+        )
+        changes = await outbox_events(
+            enforcement, EnforcementOutbox, type="enforcement.case.changed", aggregate_id=str(case["id"])
+        )
+        assert await to_statistics(statistics, changes[-1]) == "applied"  # version after the request's
+        review = await queued(statistics, enforcement, case, world.headers(world.legal))
+        assert review["state"] == "pending"
+
+    async def test_a_case_terminated_under_review_withdraws_it(
+        self, statistics, enforcement, registry, world
+    ):
+        case, _ = await under_review(enforcement, registry, world)
+        legal = world.headers(world.legal)
+        review = await queued(statistics, enforcement, case, legal)
+        case = await ok(enforcement, world.head, case, "terminate", reason="当事人注销", legal_basis="b")
+        changes = await outbox_events(
+            enforcement, EnforcementOutbox, type="enforcement.case.changed", aggregate_id=str(case["id"])
+        )
+        for event in changes:  # the older ones first: none of them withdraws the review
+            assert await to_statistics(statistics, event) == "applied"
+        after = (await statistics.get(f"{STATS}/reviews/{review['id']}", headers=legal)).json()
+        assert (after["state"], after["version"]) == ("withdrawn", review["version"] + 1)
+        assert "terminated" in after["reason"]
+        refused = await opinion(statistics, legal, after, opinion="agree", reason="同意")
+        assert_problem(refused, 409, "/problems/review-withdrawn")
+        assert await review_answers(statistics, review) == []
 
 
 class TestRefusals:

@@ -19,6 +19,7 @@ from services.statistics.base import StatisticsModel, id_column, instant_column,
 class ReviewState(StrEnum):
     PENDING = "pending"
     ANSWERED = "answered"
+    WITHDRAWN = "withdrawn"  # the case left review unanswered (terminated, transferred)
 
 
 class ReviewOpinion(StrEnum):
@@ -55,6 +56,7 @@ class Review(StatisticsModel, table=True):
     version: int = 1
     event_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, unique=True))
     case_id: int = Field(sa_type=BigInteger)
+    case_version: int = Field(sa_type=BigInteger, description="The case's version when handed to review")
     number: str = Field(max_length=64)
     round: int = Field(default=1, description="1 for the first request of the case, 2 after a return…")
     review_kind: str = Field(max_length=8, description="legal (法制审核) / case (案件审核)")

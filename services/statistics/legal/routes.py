@@ -120,7 +120,8 @@ async def get_review(review: ReviewToRead, response: Response) -> ReviewRead:
         "goes back to investigation); `reason` always. Sent to enforcement as "
         "`statistics.review.answered`, whose handler takes the case's review step. Refused: an "
         "officer of the case (`/problems/reviewer-is-case-officer`, separation of duties), a review "
-        "already answered (`/problems/review-already-answered`), a principal without the legal role "
+        "already answered (`/problems/review-already-answered`) or withdrawn because the case left "
+        "review (`/problems/review-withdrawn`), a principal without the legal role "
         "(`/problems/role-required`)."
     ),
     responses=problem_responses(403, 404, 409, 412, 428),

@@ -102,7 +102,9 @@ class ReviewRead(BaseModel):
     overdue: bool = Field(description="Pending past its due day (Asia/Shanghai today)")
     officer_ids: list[int] = Field(description="Officers of the case: never its reviewers")
     categories: list[str]
-    state: Literal["pending", "answered"]
+    state: Literal["pending", "answered", "withdrawn"] = Field(
+        description="withdrawn: the case left review unanswered (terminated or transferred)"
+    )
     opinion: str | None
     reason: str | None
     correction: dict[str, Any] | None = Field(description="For `correct`: the corrected sanctions")

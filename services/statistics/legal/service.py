@@ -55,6 +55,7 @@ async def open_review(
     values: dict[str, Any] = {
         "event_id": event.id,
         "case_id": request.case_id,
+        "case_version": event.aggregate_version,
         "number": request.number,
         "review_kind": request.review_kind,
         "bureau_id": event.bureau_id,
@@ -153,6 +154,8 @@ async def answer_review(
         raise Forbidden(
             "An officer of the case never reviews it (separation of duties).", slug="reviewer-is-case-officer"
         )
+    if review.state == ReviewState.WITHDRAWN:
+        raise Conflict(f"Review {review.id} was withdrawn: {review.reason}", slug="review-withdrawn")
     if review.state != ReviewState.PENDING:
         raise Conflict(
             f"Review {review.id} was answered on {review.answered_on} ({review.opinion}).",
@@ -249,6 +252,8 @@ async def on_case_changed(session: AsyncSession, event: Event, payload: CaseChan
     filed (重大案件备案) gets its expected filing once, due ``major_case_filing`` days after it
     closed, with the legal-affairs body of its bureau's parent; the case fact, if there, keeps the
     filing's due day (and filing day) in step."""
+    if payload.state != "under_review":
+        await _withdraw_review(session, event, payload)
     if not (payload.needs_filing and payload.closed_on is not None and payload.state in CLOSED_STATES):
         return
     if not event.bureau_path or event.bureau_id is None:
@@ -283,6 +288,19 @@ async def on_case_changed(session: AsyncSession, event: Event, payload: CaseChan
         filing_due=due if filing is None else filing.due,
         filed_on=None if filing is None else filing.filed_on,
     )
+
+
+async def _withdraw_review(session: AsyncSession, event: Event, payload: CaseChanged) -> None:
+    """A case that left review, unanswered, after it was handed over (terminated, transferred):
+    its pending round is withdrawn, so it is neither answered nor alerted any more."""
+    review = await repo.pending_review_of_case(session, payload.case_id)
+    if review is None or event.aggregate_version <= review.case_version:
+        return
+    review.state = ReviewState.WITHDRAWN
+    review.reason = f"The case became {payload.state} (version {event.aggregate_version}) before the answer."
+    _bump(review)
+    session.add(review)
+    await session.flush()
 
 
 def is_late(filing: Filing, on: date) -> bool:

@@ -1,8 +1,8 @@
 """legal reviews and filings
 
-Revision ID: 755ad7f09f08
+Revision ID: 36e45e3d6f9b
 Revises: 9949016553ed
-Create Date: 2026-11-30 01:04:13.239241+00:00
+Create Date: 2026-11-30 01:11:46.309335+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '755ad7f09f08'
+revision: str = '36e45e3d6f9b'
 down_revision: str | None = '9949016553ed'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.Uuid(), nullable=False),
     sa.Column('case_id', sa.BigInteger(), nullable=False),
+    sa.Column('case_version', sa.BigInteger(), nullable=False),
     sa.Column('number', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('review_kind', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
