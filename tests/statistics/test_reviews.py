@@ -62,6 +62,10 @@ class TestQueue:
         body = answered.json()
         assert (body["state"], body["opinion"], body["answered_on"]) == ("answered", "agree", "2026-06-24")
         assert body["reviewer_officer_id"] == world.legal.id
+        assert (body["reviewer_name"], body["reviewer_post_id"]) == (
+            world.legal.officer["name"],
+            world.legal.officer["post_id"],
+        )
         assert answered.headers["etag"] == f'"{body["version"]}"'
 
         (answer,) = await review_answers(statistics, review)
@@ -271,6 +275,24 @@ class TestRefusals:
         )
         assert_problem(again, 409, "/problems/review-already-answered")
         assert len(await review_answers(statistics, review)) == 1
+
+    async def test_a_reviewer_whose_post_lists_no_review_step(
+        self, statistics, enforcement, registry, world, token_for
+    ):
+        case, _ = await under_review(enforcement, registry, world)
+        review = await queued(statistics, enforcement, case, world.headers(world.legal))
+        # The county head's officer, given the legal role: its post's duties name no review step.
+        headers = auth(token_for(world.county, roles=(Role.LEGAL,), officer_id=world.head.id))
+        response = await opinion(statistics, headers, review, opinion="agree", reason="同意")
+        problem = assert_problem(response, 403, "/problems/post-not-authorized")
+        assert problem["step"] == "review_agree"
+        no_officer = auth(token_for(world.county, roles=(Role.LEGAL,)))
+        assert_problem(
+            await opinion(statistics, no_officer, review, opinion="agree", reason="同意"),
+            403,
+            "/problems/officer-required",
+        )
+        assert await review_answers(statistics, review) == []
 
     async def test_bad_opinions(self, statistics, enforcement, registry, world):
         case, chain = await under_review(enforcement, registry, world)

@@ -74,6 +74,8 @@ class Review(StatisticsModel, table=True):
     answered_at: datetime | None = None
     reviewer_account_id: str | None = Field(default=None, max_length=64)
     reviewer_officer_id: int | None = Field(default=None, sa_type=BigInteger)
+    reviewer_name: str | None = Field(default=None, max_length=100)
+    reviewer_post_id: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = instant_column()
 
 

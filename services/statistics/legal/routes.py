@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from services.common.auth import Role
 from services.common.concurrency import etag
@@ -122,11 +122,14 @@ async def get_review(review: ReviewToRead, response: Response) -> ReviewRead:
         "officer of the case (`/problems/reviewer-is-case-officer`, separation of duties), a review "
         "already answered (`/problems/review-already-answered`) or withdrawn because the case left "
         "review (`/problems/review-withdrawn`), a principal without the legal role "
-        "(`/problems/role-required`)."
+        "(`/problems/role-required`), a reviewer whose post's duties do not list the step the opinion "
+        "takes (`/problems/post-not-authorized`, 执法责任制) or who is not active "
+        "(`/problems/officer-inactive`)."
     ),
-    responses=problem_responses(403, 404, 409, 412, 428),
+    responses=problem_responses(403, 404, 409, 412, 428, 503),
 )
 async def answer_review(
+    request: Request,
     session: SessionDep,
     audit: AuditDep,
     principal: LegalOfficer,
@@ -135,7 +138,8 @@ async def answer_review(
     response: Response,
     if_match: IfMatchDep = None,
 ) -> ReviewRead:
-    review = await service.answer_review(session, audit, principal, review, data, if_match)
+    services = request.app.state.services
+    review = await service.answer_review(session, audit, services, principal, review, data, if_match)
     await session.commit()  # at once: the audit chain's lock is held until then
     response.headers["ETag"] = etag(review.version)
     return service.review_read(review)

@@ -111,6 +111,8 @@ class ReviewRead(BaseModel):
     answered_on: date | None
     answered_at: datetime | None
     reviewer_officer_id: int | None
+    reviewer_name: str | None
+    reviewer_post_id: int | None = Field(description="The post (岗位) whose duties list the review step")
 
 
 # --- filings ---------------------------------------------------------------------

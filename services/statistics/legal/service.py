@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
+from services.common.client import ServiceClient
 from services.common.concurrency import check_if_match
 from services.common.dates import today
 from services.common.db import utcnow
@@ -20,6 +21,7 @@ from services.common.problems import Conflict, Forbidden, UnprocessableEntity
 from services.statistics import deadlines
 from services.statistics.legal import repository as repo
 from services.statistics.legal.models import Filing, FilingState, Review, ReviewOpinion, ReviewState
+from services.statistics.legal.registry import reviewer_standing
 from services.statistics.legal.schemas import (
     FilingAnswerIn,
     FilingRead,
@@ -104,6 +106,8 @@ def review_read(review: Review, on: date | None = None) -> ReviewRead:
         answered_on=review.answered_on,
         answered_at=review.answered_at,
         reviewer_officer_id=review.reviewer_officer_id,
+        reviewer_name=review.reviewer_name,
+        reviewer_post_id=review.reviewer_post_id,
     )
 
 
@@ -138,13 +142,15 @@ async def list_reviews(
 async def answer_review(
     session: AsyncSession,
     audit: AuditLog,
+    services: ServiceClient,
     principal: Principal,
     review: Review,
     data: ReviewOpinionIn,
     if_match: str | None,
 ) -> Review:
     """The reviewer's opinion, sent to enforcement as ``statistics.review.answered`` in the same
-    transaction: its event takes the case's review step (agree, correct, or return)."""
+    transaction: its event takes the case's review step (agree, correct, or return). The reviewer
+    is never an officer of the case, and holds a post whose duties list that step (执法责任制)."""
     check_if_match(if_match, review.version)
     if principal.officer_id is None:
         raise Forbidden(
@@ -179,6 +185,7 @@ async def answer_review(
                 {"loc": f"body.{name}", "message": "only for correct", "type": "extra"} for name in extra
             ],
         )
+    standing = await reviewer_standing(services, principal.officer_id, data.opinion)
     on = data.answered_on or today()
     if on < review.requested_on:
         raise UnprocessableEntity(
@@ -206,6 +213,8 @@ async def answer_review(
     review.answered_at = utcnow()
     review.reviewer_account_id = principal.account_id
     review.reviewer_officer_id = principal.officer_id
+    review.reviewer_name = standing.name
+    review.reviewer_post_id = standing.post.id if standing.post else None
     _bump(review)
     session.add(review)
     await session.flush()

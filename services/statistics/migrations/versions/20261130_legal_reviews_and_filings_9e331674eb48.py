@@ -1,8 +1,8 @@
 """legal reviews and filings
 
-Revision ID: 36e45e3d6f9b
+Revision ID: 9e331674eb48
 Revises: 9949016553ed
-Create Date: 2026-11-30 01:11:46.309335+00:00
+Create Date: 2026-11-30 01:14:07.100224+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '36e45e3d6f9b'
+revision: str = '9e331674eb48'
 down_revision: str | None = '9949016553ed'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -43,6 +43,8 @@ def upgrade() -> None:
     sa.Column('answered_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('reviewer_account_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('reviewer_officer_id', sa.BigInteger(), nullable=True),
+    sa.Column('reviewer_name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('reviewer_post_id', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_legal_review')),
     sa.UniqueConstraint('event_id', name=op.f('uq_legal_review_event_id'))
