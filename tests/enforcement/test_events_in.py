@@ -221,18 +221,26 @@ class TestLegalReviewAnswer:
             aggregate_id=str(case["id"]),
         )
         assert set(requested["payload"]["officer_ids"]) == {p.id for p in world.officers[:2]}
+        # A version-1 answer, naming only its outcome, still takes the step (agree). Its own
+        # review id: the inbox keeps the newest version applied per review.
+        review_id = uuid.uuid4().int % 10**12
         answer = {
             "id": str(uuid.uuid4()),
             "type": "statistics.review.answered",
             "version": 1,
             "aggregate_type": "review",
-            "aggregate_id": "1",
+            "aggregate_id": str(review_id),
             "aggregate_version": 1,
             "bureau_id": world.county["id"],
             "bureau_path": world.county["path"],
             "occurred_at": datetime.now(UTC).isoformat(),
             "request_id": None,
-            "payload": {"review_id": 1, "case_id": case["id"], "outcome": "approved", "reason": "同意"},
+            "payload": {
+                "review_id": review_id,
+                "case_id": case["id"],
+                "outcome": "approved",
+                "reason": "同意",
+            },
         }
         context = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
         assert (await handle_event(context, answer))["outcome"] == "applied"
