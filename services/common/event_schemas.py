@@ -190,6 +190,9 @@ class ReviewAnswered(Payload):
     violation_code: str | None = Field(default=None, max_length=64, description="For `correct` (v2)")
     violation_regulation: str | None = Field(default=None, max_length=48, description="For `correct` (v2)")
     reviewer_officer_id: int | None = Field(default=None, description="The reviewing officer (v2)")
+    reviewer_name: str | None = Field(default=None, max_length=100, description="(v2)")
+    reviewer_post_id: int | None = Field(default=None, description="The reviewer's post (岗位) (v2)")
+    reviewer_post_name: str | None = Field(default=None, max_length=200, description="(v2)")
 
 
 class FilingAnswered(Payload):

@@ -80,7 +80,10 @@ class TestQueue:
                 f"/api/v1/enforcement/cases/{case['id']}/timeline", headers=auth(world.head.token)
             )
         ).json()
-        assert (timeline[-1]["step"], timeline[-1]["occurred_on"]) == ("review_agree", "2026-06-24")
+        last = timeline[-1]
+        assert (last["step"], last["occurred_on"]) == ("review_agree", "2026-06-24")
+        # Taken by the legal-affairs service, recorded as the reviewer under the reviewer's post.
+        assert (last["officer_id"], last["post_id"]) == (world.legal.id, world.legal.officer["post_id"])
         # The gate is open: the case goes on.
         await ok(enforcement, world.officers[0], after, "serve_prior_notice", occurred_on="2026-06-26")
 

@@ -984,7 +984,11 @@ async def take_case_step(
     case: Case,
     data: CaseTransition,
     if_match: str | None,
+    *,
+    answered_by: Actor | None = None,
 ) -> Case:
+    """``answered_by``: for a review step the legal-affairs service takes, the reviewer (officer
+    and post) whose answer it carries, recorded as who took the step."""
     if data.step in REVIEW_STEPS and principal.kind != PrincipalKind.SERVICE:
         # The review's answer is given in the legal-affairs body's queue; its event takes the step.
         raise Conflict(
@@ -996,7 +1000,10 @@ async def take_case_step(
     check_if_match(if_match, case.version)
     transition = CASE_STEPS.resolve(case.state, data.step, principal)
     CASE_STEPS.check_records(transition, data.model_dump())
-    actor = await actor_for(registry, principal, data.step)
+    if answered_by is not None and principal.kind == PrincipalKind.SERVICE:
+        actor = answered_by
+    else:
+        actor = await actor_for(registry, principal, data.step)
     officers = await repo.all_officers(session, case.id)  # type: ignore[arg-type]
     current_ids = {o.officer_id for o in officers if o.released_on is None}
     if (
@@ -1680,7 +1687,23 @@ async def apply_review_answer(
         raise UnprocessableEntity(
             f"The review's answer does not make a step of the case: {exc.errors()[0]['msg']}."
         ) from None
-    return await take_case_step(session, audit, registry, principal, case, data, f'"{case.version}"')  # type: ignore[arg-type]
+    reviewer = Actor(
+        principal,
+        answer.reviewer_officer_id,
+        answer.reviewer_name,
+        answer.reviewer_post_id,
+        answer.reviewer_post_name,
+    )
+    return await take_case_step(
+        session,
+        audit,
+        registry,
+        principal,
+        case,
+        data,
+        f'"{case.version}"',
+        answered_by=reviewer,  # type: ignore[arg-type]
+    )
 
 
 REVIEW_OPINION_STEPS = {

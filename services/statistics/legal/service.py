@@ -237,6 +237,9 @@ async def answer_review(
             violation_code=data.violation_code if correcting else None,
             violation_regulation=data.violation_regulation if correcting else None,
             reviewer_officer_id=principal.officer_id,
+            reviewer_name=standing.name,
+            reviewer_post_id=standing.post.id if standing.post else None,
+            reviewer_post_name=standing.post.name if standing.post else None,
         ),
     )
     await audit.record(
