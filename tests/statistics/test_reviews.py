@@ -184,6 +184,40 @@ class TestQueue:
         assert review["overdue"] is True
 
 
+class TestList:
+    async def test_keyset_pages_filters_and_bad_cursor(self, statistics, enforcement, registry, world):
+        legal = world.headers(world.legal)
+        mine = []
+        for _ in range(2):
+            case, _ = await under_review(enforcement, registry, world)
+            mine.append((await queued(statistics, enforcement, case, legal))["id"])
+        seen, cursor = [], None
+        while True:
+            params = {"bureau_id": world.county["id"], "state": "pending", "limit": 1}
+            page = await statistics.get(
+                f"{STATS}/reviews", params={**params, **({"cursor": cursor} if cursor else {})}, headers=legal
+            )
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert len(body["items"]) <= 1
+            seen += [r["id"] for r in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) and set(mine) <= set(seen)
+        assert seen == sorted(seen)
+        other = await statistics.get(
+            f"{STATS}/reviews", params={"bureau_id": world.other_county["id"]}, headers=legal
+        )
+        assert not set(mine) & {r["id"] for r in other.json()["items"]}
+        bad = await statistics.get(f"{STATS}/reviews", params={"cursor": "AAAA"}, headers=legal)
+        assert_problem(bad, 422, "/problems/validation-error")
+        too_many = await statistics.get(f"{STATS}/reviews", params={"limit": 501}, headers=legal)
+        assert_problem(too_many, 422, "/problems/validation-error")
+        wrong_state = await statistics.get(f"{STATS}/reviews", params={"state": "open"}, headers=legal)
+        assert_problem(wrong_state, 422, "/problems/validation-error")
+
+
 class TestOrder:
     async def test_a_later_case_change_arriving_first_leaves_the_request_whole(
         self, statistics, enforcement, registry, world
