@@ -331,6 +331,23 @@ class TestRefusals:
         )
         assert await review_answers(statistics, review) == []
 
+    async def test_a_replayed_answer_answers_once(self, statistics, enforcement, registry, world):
+        case, _ = await under_review(enforcement, registry, world)
+        legal = world.headers(world.legal)
+        review = await queued(statistics, enforcement, case, legal)
+        headers = {
+            **legal,
+            "If-Match": f'"{review["version"]}"',
+            "Idempotency-Key": f"opinion-{review['id']}",
+        }
+        body = {"opinion": "agree", "reason": "同意"}
+        url = f"{STATS}/reviews/{review['id']}/opinion"
+        first = await statistics.post(url, json=body, headers=headers)
+        again = await statistics.post(url, json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (200, 200), again.text
+        assert first.json() == again.json()
+        assert len(await review_answers(statistics, review)) == 1
+
     async def test_bad_opinions(self, statistics, enforcement, registry, world):
         case, chain = await under_review(enforcement, registry, world)
         legal = world.headers(world.legal)
