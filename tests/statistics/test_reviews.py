@@ -12,7 +12,7 @@ from services.enforcement.models import OutboxEvent as EnforcementOutbox
 from services.statistics.legal.service import review_alerts
 from services.statistics.oversight.models import Alert
 from tests.conftest import assert_problem, auth
-from tests.enforcement.flow import fine, ok, read_case, step
+from tests.enforcement.flow import fine, ok, read_case, review_answer, step, subjects
 from tests.statistics.legal_flow import (
     STATS,
     opinion,
@@ -154,19 +154,55 @@ class TestQueue:
         assert proposed == [("fine", "150000.00"), ("revoke_certificate", None)]
         assert after["needs_legal_review"] is True  # the corrected sanctions make it major
 
-    async def test_a_correction_enforcement_refuses_leaves_the_case_under_review(
+    async def test_a_correction_the_case_cannot_take_is_refused_before_it_is_sent(
         self, statistics, enforcement, registry, world
     ):
         case, _ = await under_review(enforcement, registry, world)
+        other_certificate = (await subjects(registry, world))["certificate"]  # not the case's
         legal = world.headers(world.legal)
         review = await queued(statistics, enforcement, case, legal)
-        response = await opinion(
+        low = await opinion(
             statistics, legal, review, opinion="correct", reason="r", penalties=[fine("500.00")]
         )
-        assert response.status_code == 200, response.text  # the range is the catalogue's, in enforcement
-        (answer,) = await review_answers(statistics, review)
-        assert await to_enforcement(enforcement, answer) == "rejected"
-        after = await read_case(enforcement, world.head, case)
+        problem = assert_problem(low, 409, "/problems/fine-outside-range")
+        assert (problem["fine_min"], problem["fine_max"]) == ("50000.00", "200000.00")
+        stranger = await opinion(
+            statistics,
+            legal,
+            review,
+            opinion="correct",
+            reason="r",
+            penalties=[{"kind": "suspend_certificate", "certificate_id": other_certificate["id"]}],
+        )
+        problem = assert_problem(stranger, 422, "/problems/validation-error")
+        assert problem["errors"][0]["loc"] == "body.penalties.0.certificate_id"
+        unknown = await opinion(
+            statistics,
+            legal,
+            review,
+            opinion="correct",
+            reason="r",
+            penalties=[fine("60000.00")],
+            violation_code="no-such-violation",
+        )
+        problem = assert_problem(unknown, 422, "/problems/unknown-violation")
+        assert problem["errors"][0]["loc"] == "body.violation_code"
+        still = (await statistics.get(f"{STATS}/reviews/{review['id']}", headers=legal)).json()
+        assert (still["state"], still["version"]) == ("pending", review["version"])
+        assert await review_answers(statistics, review) == []
+
+    async def test_enforcement_still_refuses_a_correction_it_cannot_take(self, enforcement, registry, world):
+        """Its own guard: an answer it cannot take is rejected, the case left under review."""
+        case, _ = await under_review(enforcement, registry, world)
+        after = await review_answer(
+            enforcement,
+            world.head,
+            case,
+            "correct",
+            expect="rejected",
+            reason="r",
+            penalties=[fine("500.00")],
+        )
         assert (after["state"], after["version"]) == ("under_review", case["version"])
 
     async def test_legal_review_of_a_major_case(self, statistics, enforcement, registry, world):

@@ -117,7 +117,9 @@ async def get_review(review: ReviewToRead, response: Response) -> ReviewRead:
     description=(
         "The legal-affairs reviewer's opinion (审核意见): `agree` (同意), `correct` (纠正: `penalties` "
         "as corrected, and a corrected violation if any), or `investigate_further` (补充调查: the case "
-        "goes back to investigation); `reason` always. Sent to enforcement as "
+        "goes back to investigation); `reason` always. A correction is checked with enforcement "
+        "before it is sent: certificates the case concerns (422), a fine inside the range of the "
+        "violation's article (409 `/problems/fine-outside-range`). Sent to enforcement as "
         "`statistics.review.answered`, whose handler takes the case's review step. Refused: an "
         "officer of the case (`/problems/reviewer-is-case-officer`, separation of duties), a review "
         "already answered (`/problems/review-already-answered`) or withdrawn because the case left "

@@ -20,6 +20,7 @@ from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, UnprocessableEntity
 from services.statistics import deadlines
 from services.statistics.legal import repository as repo
+from services.statistics.legal.enforcement import check_correction
 from services.statistics.legal.models import Filing, FilingState, Review, ReviewOpinion, ReviewState
 from services.statistics.legal.registry import reviewer_standing
 from services.statistics.legal.schemas import (
@@ -186,6 +187,8 @@ async def answer_review(
             ],
         )
     standing = await reviewer_standing(services, principal.officer_id, data.opinion)
+    if correcting:
+        await check_correction(services, review.case_id, data)
     on = data.answered_on or today()
     if on < review.requested_on:
         raise UnprocessableEntity(
