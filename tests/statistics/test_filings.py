@@ -318,22 +318,18 @@ class TestAlerts:
         assert await alerts() == {}
         assert await run(date(2026, 8, 3)) >= 1
         assert await run(date(2026, 8, 3)) == 0
-        assert await alerts() == {f"filing:{filing['id']}:near": "near"}
+        near = f"filing_deadline:filing:{filing['id']}:near:2026-08-05"
+        missing = f"filing_deadline:filing:{filing['id']}:missing:2026-08-05"
+        late = f"filing_late:filing:{filing['id']}:late:2026-08-05"
+        assert await alerts() == {near: "near"}
         await run(date(2026, 8, 6))
         await run(date(2026, 8, 6))
-        assert await alerts() == {
-            f"filing:{filing['id']}:near": "near",
-            f"filing:{filing['id']}:missing": "missing",
-        }
+        assert await alerts() == {near: "near", missing: "missing"}
         filed = await submit(statistics, world.headers(world.head), filing, filed_on="2026-08-09")
         assert filed.json()["on_time"] is False
         assert await run(date(2026, 8, 10)) >= 1
         assert await run(date(2026, 8, 10)) == 0
-        assert await alerts() == {
-            f"filing:{filing['id']}:near": "near",
-            f"filing:{filing['id']}:missing": "missing",
-            f"filing:{filing['id']}:late": "past",
-        }
+        assert await alerts() == {near: "near", missing: "missing", late: "past"}
 
     async def test_a_filing_on_time_raises_nothing_past(self, statistics, world):
         filing = await expected(statistics, world)

@@ -448,14 +448,16 @@ class TestAlerts:
         assert await keys() == []  # due 3 July: not near yet
         assert await run(date(2026, 7, 1)) >= 1
         assert await run(date(2026, 7, 1)) == 0  # the same tick again raises nothing
-        assert await keys() == [f"review:{review['id']}:near"]
+        near = f"review_deadline:review:{review['id']}:near:2026-07-03"
+        past = f"review_deadline:review:{review['id']}:past:2026-07-03"
+        assert await keys() == [near]
         await run(date(2026, 7, 6))
         await run(date(2026, 7, 6))
-        assert await keys() == [f"review:{review['id']}:near", f"review:{review['id']}:past"]
+        assert await keys() == [near, past]
         async with sessionmaker() as session:
             (past,) = (
                 await (await session.connection()).execute(
-                    Alert.__table__.select().where(Alert.__table__.c.key == f"review:{review['id']}:past")
+                    Alert.__table__.select().where(Alert.__table__.c.key == past)
                 )
             ).all()
         assert (past.severity, past.bureau_id, str(past.due)) == ("past", world.county["id"], "2026-07-03")

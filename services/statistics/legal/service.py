@@ -508,14 +508,15 @@ async def answer_filing(
 
 async def review_alerts(session: AsyncSession, as_of: date) -> int:
     """Alerts for pending reviews near (within NEAR_DAYS) or past their 10-working-day deadline;
-    each once per review and condition, however often it runs. Returns how many it raised."""
+    each once per review and condition (key ``review_deadline:review:<id>:<near|past>:<due>``),
+    however often it runs. Never commits. Returns how many it raised."""
     raised = 0
     for review in await repo.pending_reviews_due_by(session, as_of + timedelta(days=NEAR_DAYS)):
         past = review.due < as_of
         severity = "past" if past else "near"
         raised += await raise_alert(
             session,
-            key=f"review:{review.id}:{severity}",
+            key=f"review_deadline:review:{review.id}:{severity}:{review.due}",
             kind="review_deadline",
             severity=severity,
             subject_type="review",
@@ -538,7 +539,9 @@ async def review_alerts(session: AsyncSession, as_of: date) -> int:
 
 async def filing_alerts(session: AsyncSession, as_of: date) -> int:
     """Alerts for filings due soon without a standing submission (near), past due without one
-    (missing), and submitted after the due day (late); once per filing and condition. The bureau
+    (missing), and submitted after the due day (late); once per filing and condition (key
+    ``filing_deadline:filing:<id>:<near|missing>:<due>``, ``filing_late:filing:<id>:late:<due>``).
+    Never commits. The bureau
     of an alert is the case's (filing) bureau, so both it and the receiving level above see it."""
     raised = 0
     for filing in await repo.filings_to_watch(session, as_of + timedelta(days=NEAR_DAYS)):
@@ -553,10 +556,11 @@ async def filing_alerts(session: AsyncSession, as_of: date) -> int:
             message = f"Case {filing.number} is due to be filed by {filing.due}."
         else:
             continue
+        kind = "filing_late" if condition == "late" else "filing_deadline"
         raised += await raise_alert(
             session,
-            key=f"filing:{filing.id}:{condition}",
-            kind=f"filing_{condition}",
+            key=f"{kind}:filing:{filing.id}:{condition}:{filing.due}",
+            kind=kind,
             severity=severity,
             subject_type="filing",
             subject_id=filing.id,  # type: ignore[arg-type]
