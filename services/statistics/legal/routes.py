@@ -210,7 +210,8 @@ async def get_filing(filing: FilingToRead, response: Response) -> FilingRead:
     summary="File the case with the level above (If-Match required)",
     description=(
         "The case's bureau files (报备) the closed major case: a summary of the decision and the list "
-        "of documents. Records `filed_on` and `on_time` (filed by the due day). Allowed while "
+        "of documents. Records `filed_on` and `on_time` (filed by the due day; after a return, the "
+        "new submission's day is the one that counts). Allowed while "
         "expected or after a return (`/problems/filing-state` otherwise); only the case's own bureau "
         "files (`/problems/not-filing-bureau`)."
     ),
