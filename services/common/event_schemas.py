@@ -151,18 +151,48 @@ class ReviewRequested(Payload):
     requested_on: date
     officer_ids: list[int] = Field(description="Officers of the case, who may never review it")
     categories: list[str] = Field(default_factory=list, description="Why it is major")
+    review_kind: Literal["legal", "case"] = Field(
+        default="legal",
+        description="Legal review of a major case (法制审核), or case review (案件审核) of any other (v2)",
+    )
 
 
 # --- statistics -------------------------------------------------------------
 
 
+ReviewOpinion = Literal["agree", "correct", "investigate_further"]
+
+
+class CorrectedPenalty(Payload):
+    """A sanction as the reviewer corrects it, in the shape enforcement's proposal takes."""
+
+    kind: str = Field(max_length=32)
+    amount: Decimal | None = Field(default=None, description="Yuan, for a fine or a confiscation")
+    certificate_id: int | None = None
+
+
 class ReviewAnswered(Payload):
-    """The legal review's conclusion: the decision gate opens, or the case is returned."""
+    """The legal review's conclusion: the decision gate opens, or the case is returned.
+
+    ``outcome`` is what a version-1 consumer reads (``approved`` for agree and correct);
+    ``opinion`` (version 2) says which: agree → REVIEW_AGREE, correct → REVIEW_CORRECT with
+    ``penalties`` (and a corrected violation, if any), investigate_further → REVIEW_RETURN."""
 
     review_id: int
     case_id: int
     outcome: Literal["approved", "returned"]
     reason: str | None = Field(default=None, max_length=2000)
+    opinion: ReviewOpinion | None = Field(default=None, description="The reviewer's opinion (v2)")
+    answered_on: date | None = Field(default=None, description="The legal date of the answer (v2)")
+    penalties: list[CorrectedPenalty] | None = Field(
+        default=None, max_length=20, description="For `correct`: the corrected sanctions (v2)"
+    )
+    violation_code: str | None = Field(default=None, max_length=64, description="For `correct` (v2)")
+    violation_regulation: str | None = Field(default=None, max_length=48, description="For `correct` (v2)")
+    reviewer_officer_id: int | None = Field(default=None, description="The reviewing officer (v2)")
+    reviewer_name: str | None = Field(default=None, max_length=100, description="(v2)")
+    reviewer_post_id: int | None = Field(default=None, description="The reviewer's post (岗位) (v2)")
+    reviewer_post_name: str | None = Field(default=None, max_length=200, description="(v2)")
 
 
 class FilingAnswered(Payload):

@@ -110,14 +110,14 @@ EVENT_TYPES: dict[str, EventType] = {
         "enforcement",
         ("statistics",),
         schemas.ReviewRequested,
-        1,
+        2,
         "The case enters the legal-review queue.",
     ),
     "statistics.review.answered": EventType(
         "statistics",
         ("enforcement",),
         schemas.ReviewAnswered,
-        1,
+        2,
         "Opens (or keeps closed) the case's decision gate.",
     ),
     "statistics.filing.answered": EventType(

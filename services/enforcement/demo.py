@@ -12,6 +12,11 @@ Stages, in the order they are made (case numbers follow it):
 * ``under_review``  a case handed to review (案件审核), awaiting the legal-affairs reviewer;
 * ``verifying``     a lead still verified (线索核查), not yet opened.
 
+A review is answered where the platform answers it: by the demo legal-affairs reviewer in the
+statistics service's queue (``/api/v1/statistics/reviews``), whose answer event takes the case's
+review step; ``answer_review`` does that (services/enforcement/seed.py through the gateway and
+the workers; the tests in process).
+
 All dates lie in 2026 with every running deadline ending in 2026, the last year the
 holiday calendar covers until an administrator loads the next. Idempotent: each stage's
 lead carries its own ``source_ref``; a stage whose lead exists is left as it is.
@@ -19,7 +24,8 @@ lead carries its own ``source_ref``; a stage whose lead exists is left as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +33,7 @@ import httpx
 
 API = "/api/v1/enforcement"
 REGISTRY = "/api/v1/registry"
+STATISTICS = "/api/v1/statistics"
 # The registry's demo officers of each pilot unit (services/registry/demo.py DEMO_OFFICERS),
 # by the key the gateway's logins are named with (``officer1-330000-qs``…).
 DEMO_OFFICER_NAMES = {
@@ -53,10 +60,66 @@ class DemoPerson:
     headers: Mapping[str, str]
 
 
+# Answers the case's pending review in the legal-affairs queue as the demo reviewer and returns
+# the case once enforcement took the answer: (case, opinion, answered_on, reason) → case.
+ReviewAnswerer = Callable[[dict[str, Any], str, str, str], Awaitable[dict[str, Any]]]
+
+
 async def _ok(response: httpx.Response, what: str, expected: int = 200) -> dict[str, Any]:
     if response.status_code != expected:
         raise DemoSeedError(f"{what}: {response.status_code} {response.text[:500]}")
     return response.json()
+
+
+def queue_answerer(
+    client: httpx.AsyncClient,
+    legal: Mapping[str, str],
+    reader: Mapping[str, str],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.25,
+) -> ReviewAnswerer:
+    """Answers through the running platform: waits for the case's request to reach the
+    legal-affairs queue (the relay and the statistics worker carry it), gives the opinion there
+    as the reviewer ``legal``, and waits for enforcement to take the answer (its worker)."""
+
+    async def wait_for(what: str, read: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = await read()
+            if found is not None:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise DemoSeedError(f"{what}: nothing after {timeout:.0f} s (are the workers running?)")
+            await asyncio.sleep(interval)
+
+    async def answer(case: dict[str, Any], opinion: str, on: str, reason: str) -> dict[str, Any]:
+        async def pending() -> dict[str, Any] | None:
+            page = await _ok(
+                await client.get(
+                    f"{STATISTICS}/reviews", params={"case_id": case["id"], "state": "pending"}, headers=legal
+                ),
+                "read the review queue",
+            )
+            return page["items"][0] if page["items"] else None
+
+        review = await wait_for(f"the review of case {case['number']} in the queue", pending)
+        await _ok(
+            await client.post(
+                f"{STATISTICS}/reviews/{review['id']}/opinion",
+                json={"opinion": opinion, "reason": reason, "answered_on": on},
+                headers={**legal, "If-Match": f'"{review["version"]}"'},
+            ),
+            f"answer the review of case {case['number']}",
+        )
+
+        async def taken() -> dict[str, Any] | None:
+            read = await _ok(await client.get(f"{API}/cases/{case['id']}", headers=reader), "read the case")
+            return read if read["state"] != "under_review" else None
+
+        return await wait_for(f"the answer to the review of case {case['number']}", taken)
+
+    return answer
 
 
 async def find_demo_officers(registry: httpx.AsyncClient, headers: Mapping[str, str]) -> dict[str, dict]:
@@ -78,9 +141,12 @@ async def find_demo_officers(registry: httpx.AsyncClient, headers: Mapping[str, 
 class _Procedure:
     """The steps the demo takes, each through the HTTP API as the officer named."""
 
-    def __init__(self, client: httpx.AsyncClient, people: Mapping[str, DemoPerson]) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, people: Mapping[str, DemoPerson], answer_review: ReviewAnswerer
+    ) -> None:
         self.client = client
         self.people = people
+        self.answer_review = answer_review
 
     def _headers(self, who: str, version: int | None = None) -> dict[str, str]:
         headers = dict(self.people[who].headers)
@@ -167,9 +233,7 @@ async def _closed(p: _Procedure, ref: str, enterprise: dict) -> str:
     case = await p.open_case(lead, "2026-06-03", "销售未经认证的强制性认证产品案")
     case = await p.investigate(case, "2026-06-05", "2026-06-19", [_fine("60000.00")])
     case = await p.step("officer1", case, "request_review", "2026-06-22")
-    case = await p.step(
-        "legal", case, "review_agree", "2026-06-24", reason="事实清楚，证据确凿，适用依据正确"
-    )
+    case = await p.answer_review(case, "agree", "2026-06-24", "事实清楚，证据确凿，适用依据正确")
     case = await p.step("officer1", case, "serve_prior_notice", "2026-06-26")
     case = await p.step(
         "head", case, "decide", "2026-07-10", legal_basis=LEGAL_BASIS, penalties=[_fine("60000.00")]
@@ -188,7 +252,7 @@ async def _decided(p: _Procedure, ref: str, enterprise: dict, certificate: dict)
     )
     case = await p.investigate(case, "2026-09-03", "2026-10-20", penalties)
     case = await p.step("officer1", case, "request_review", "2026-10-21")  # a legal review: major
-    case = await p.step("legal", case, "review_agree", "2026-10-26", reason="同意，提请集体讨论决定")
+    case = await p.answer_review(case, "agree", "2026-10-26", "同意，提请集体讨论决定")
     case = await p.step("officer1", case, "serve_prior_notice", "2026-10-28")
     case = await p.step(
         "head",
@@ -228,6 +292,7 @@ async def seed_demo_cases(
     registry: httpx.AsyncClient,
     people: Mapping[str, DemoPerson],
     bureau_id: int,
+    answer_review: ReviewAnswerer,
 ) -> dict[str, Any]:
     """Make the stages missing for the pilot unit ``bureau_id`` (whose demo officers are
     ``people``), on the enterprises and CCC certificates of the registry's demo chain kept
@@ -277,7 +342,7 @@ async def seed_demo_cases(
         )
         existing |= {lead["source_ref"] for lead in leads["items"] if lead["source_ref"]}
 
-    p = _Procedure(enforcement, people)
+    p = _Procedure(enforcement, people, answer_review)
     stages = (
         ("closed", lambda ref: _closed(p, ref, a)),
         ("decided", lambda ref: _decided(p, ref, b, cables)),

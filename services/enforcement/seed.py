@@ -25,6 +25,7 @@ from services.enforcement.demo import (
     DemoPerson,
     DemoSeedError,
     find_demo_officers,
+    queue_answerer,
     seed_demo_cases,
 )
 
@@ -48,7 +49,9 @@ async def seed(settings: EnforcementSettings, password: str) -> dict[str, Any]:
         headers = {key: await _login(client, f"{key}-{DEMO_UNIT}", password) for key in DEMO_OFFICER_NAMES}
         officers = await find_demo_officers(client, headers["head"])
         people = {key: DemoPerson(officers[key]["id"], headers[key]) for key in DEMO_OFFICER_NAMES}
-        return await seed_demo_cases(client, client, people, officers["head"]["bureau_id"])
+        # Reviews are answered in the legal-affairs queue by the demo reviewer.
+        answerer = queue_answerer(client, headers["legal"], headers["head"])
+        return await seed_demo_cases(client, client, people, officers["head"]["bureau_id"], answerer)
 
 
 def main() -> None:

@@ -273,6 +273,9 @@ HEAD_STEPS = (
     "extend_seizure",
     "decide_preservation",
 )
+# The legal-affairs reviewer's duties: the statistics service checks them when the reviewer
+# answers in its review queue (/api/v1/statistics/reviews); enforcement then takes the step from
+# the answer's event, never from a person.
 LEGAL_STEPS = ("review_agree", "review_correct", "review_return")
 # (post name, body, duties, steps)
 DEMO_POSTS = (

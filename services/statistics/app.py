@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.statistics.config import StatisticsSettings, get_settings
+from services.statistics.legal.routes import router as legal_router
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 from services.statistics.oversight.routes import router as oversight_router
 from services.statistics.pilots.routes import router as pilots_router
@@ -32,7 +33,7 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
             "aggregates, periodic reports, major-case reviews and filings, oversight alerts."
         ),
         settings=settings or get_settings(),
-        routers=[oversight_router, pilots_router],
+        routers=[legal_router, oversight_router, pilots_router],
         constraint_problems=CONSTRAINT_PROBLEMS,
         audit=AUDIT,
         outbox=OUTBOX,

@@ -13,6 +13,7 @@ from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
 from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
+from services.statistics.legal.models import Filing, Review
 from services.statistics.oversight.models import Alert, SupervisionNotice
 from services.statistics.pilots.models import (
     PilotAcceptanceResult,
@@ -31,12 +32,14 @@ __all__ = [
     "BureauDimension",
     "CaseFact",
     "CertificateStatusFact",
+    "Filing",
     "LeadFact",
     "PilotAcceptanceResult",
     "PilotAcceptanceSample",
     "PilotProblem",
     "PilotRollout",
     "PilotSubmission",
+    "Review",
     "StatisticsModel",
     "SupervisionNotice",
 ]

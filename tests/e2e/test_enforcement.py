@@ -241,6 +241,37 @@ async def ok(client: httpx.AsyncClient, who: Person, case: dict, name: str, **fi
     return response.json()
 
 
+async def reviewed(
+    client: httpx.AsyncClient, pilot: Pilot, case: dict, opinion: str = "agree", **fields
+) -> dict:
+    """The review answered where it is answered: the request reaches the legal-affairs queue
+    (relay, statistics worker), the city's reviewer gives the opinion there through the gateway,
+    and its event takes the case's review step (enforcement worker). The case afterwards."""
+
+    async def pending() -> dict | None:
+        response = await client.get(
+            "/api/v1/statistics/reviews",
+            params={"case_id": case["id"], "state": "pending"},
+            headers=pilot.legal.headers,
+        )
+        assert response.status_code == 200, response.text
+        return (response.json()["items"] or [None])[0]
+
+    review = await eventually(pending)
+    answered = await client.post(
+        f"/api/v1/statistics/reviews/{review['id']}/opinion",
+        json={"opinion": opinion, **fields},
+        headers={**pilot.legal.headers, "If-Match": f'"{review["version"]}"'},
+    )
+    assert answered.status_code == 200, answered.text
+
+    async def taken() -> dict | None:
+        read = await read_case(client, pilot.officers[0], case)
+        return read if read["state"] != "under_review" else None
+
+    return await eventually(taken)
+
+
 async def read_case(client: httpx.AsyncClient, who: Person, case: dict) -> dict:
     response = await client.get(f"{API}/cases/{case['id']}", headers=who.headers)
     assert response.status_code == 200, response.text
@@ -308,9 +339,10 @@ class TestOrdinaryCase:
         )
         assert (case["needs_legal_review"], case["needs_filing"]) == (False, True)
         case = await ok(client, o1, case, "request_review", occurred_on="2026-06-21")
-        case = await ok(
-            client, pilot.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚"
-        )
+        stand_in = await step(client, pilot.legal, case, "review_agree", reason="事实清楚")
+        assert_problem(stand_in, 409, "/problems/review-in-legal-affairs")
+        case = await reviewed(client, pilot, case, answered_on="2026-06-24", reason="事实清楚")
+        assert (case["state"], case["review_state"]) == ("reviewed", "agreed")
         case = await ok(client, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
         early = await step(
             client,
@@ -362,7 +394,7 @@ class TestOrdinaryCase:
             "start_investigation": o1,
             "close_investigation": o1,
             "request_review": o1,
-            "review_agree": pilot.legal,
+            "review_agree": pilot.legal,  # answered in the legal-affairs queue; its event takes the step
             "serve_prior_notice": o1,
             "decide": pilot.head,
             "serve_decision": o1,
@@ -407,7 +439,7 @@ class TestMajorCase:
         assert case["flag_reasons"]["hearing_allowed"] is True
         case = await ok(client, o1, case, "request_review", occurred_on="2026-06-21")
         assert case["review_state"] == "requested"
-        case = await ok(client, pilot.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意")
+        case = await reviewed(client, pilot, case, answered_on="2026-06-24", reason="同意")
         case = await ok(client, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(client, o1, case, "request_hearing", occurred_on="2026-06-29")
         heard = await client.put(

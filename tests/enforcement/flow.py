@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
+from services.common.events import Event
+from services.common.jobs import handle_event
+from services.enforcement import models as enforcement_models
+from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from tests.conftest import auth
 from tests.factories import chain_of
 
@@ -87,6 +95,64 @@ async def ok(enforcement, person, case: dict, name: str, **fields) -> dict:
     response = await step(enforcement, person, case, name, **fields)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def review_answer(
+    enforcement, reader, case: dict, opinion: str = "agree", *, expect: str = "applied", **fields
+) -> dict:
+    """The legal-affairs body's opinion on the case's pending review, delivered to enforcement's
+    inbox as the statistics service sends it (``statistics.review.answered``): the only way a
+    review step is taken. ``fields``: reason, answered_on, penalties, violation_code… Returns the
+    case as ``reader`` reads it afterwards."""
+    table = enforcement_models.OutboxEvent
+    async with enforcement.app.state.sessionmaker() as session:
+        requested = (
+            (
+                await (await session.connection()).execute(
+                    select(table)
+                    .where(
+                        table.c.type == "enforcement.review.requested",
+                        table.c.aggregate_id == str(case["id"]),
+                    )
+                    .order_by(table.c.occurred_at.desc())
+                    .limit(1)
+                )
+            )
+            .mappings()
+            .one()
+        )
+    review_id = uuid.uuid4().int % 10**12
+    payload = {
+        "review_id": review_id,
+        "case_id": case["id"],
+        "outcome": "returned" if opinion == "investigate_further" else "approved",
+        "opinion": opinion,
+        "reason": fields.pop("reason", "同意"),
+        **fields,
+    }
+    event = {
+        "id": str(uuid.uuid4()),
+        "type": "statistics.review.answered",
+        "version": 2,
+        "aggregate_type": "review",
+        "aggregate_id": str(review_id),
+        "aggregate_version": 2,
+        "bureau_id": requested["bureau_id"],
+        "bureau_path": requested["bureau_path"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "request_id": None,
+        "payload": payload,
+    }
+    context = {
+        "service": "enforcement",
+        "sessionmaker": enforcement.app.state.sessionmaker,
+        "inbox": enforcement_models.INBOX,
+        "event_handlers": ENFORCEMENT_HANDLERS,
+        "job_try": 1,
+    }
+    Event.model_validate(event)
+    assert (await handle_event(context, event))["outcome"] == expect
+    return await read_case(enforcement, reader, case)
 
 
 async def read_case(enforcement, person, case: dict) -> dict:

@@ -8,7 +8,17 @@ import uuid
 from services.common.auth import PrincipalKind, Role
 from services.enforcement.cases.models import Lead
 from tests.conftest import assert_problem, auth
-from tests.enforcement.flow import API, fine, new_lead, ok, open_case, read_case, step, subjects
+from tests.enforcement.flow import (
+    API,
+    fine,
+    new_lead,
+    ok,
+    open_case,
+    read_case,
+    review_answer,
+    step,
+    subjects,
+)
 from tests.enforcement.test_procedure import investigated
 from tests.factories import rows_where
 
@@ -16,7 +26,7 @@ from tests.factories import rows_where
 async def decided_and_served(enforcement, registry, world, served_on="2026-07-11"):
     case, _, _ = await investigated(enforcement, registry, world)
     case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-    case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
+    case = await review_answer(enforcement, world.head, case, "agree", answered_on="2026-06-22", reason="ok")
     case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
     case = await ok(
         enforcement,

@@ -15,6 +15,7 @@ from services.registry.network.models import Bureau
 from tests.conftest import auth
 from tests.enforcement.flow import API
 from tests.factories import pilot_unit
+from tests.statistics.legal_flow import in_process_answerer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -37,7 +38,7 @@ async def _seed_registry(registry, unit: dict) -> dict[str, int]:
     return summary
 
 
-async def test_demo_cases_at_each_stage_seeded_once(registry, enforcement, token_for):
+async def test_demo_cases_at_each_stage_seeded_once(registry, enforcement, statistics, token_for):
     unit = await pilot_unit(registry, token_for(), "quality_supervision", "330000")
     await _seed_registry(registry, unit)
     assert await _seed_registry(registry, unit) == {"demo_posts_created": 0, "demo_officers_created": 0}
@@ -52,9 +53,11 @@ async def test_demo_cases_at_each_stage_seeded_once(registry, enforcement, token
         for key, officer in officers.items()
     }
 
-    first = await seed_demo_cases(enforcement, registry, people, unit["id"])
+    # The reviews are answered in the legal-affairs queue; here the events are delivered in process.
+    answerer = in_process_answerer(statistics, enforcement, people["legal"].headers, people["head"].headers)
+    first = await seed_demo_cases(enforcement, registry, people, unit["id"], answerer)
     assert first == {"demo_cases_made": {s: s for s in STAGES}, "demo_cases_kept": []}
-    again = await seed_demo_cases(enforcement, registry, people, unit["id"])
+    again = await seed_demo_cases(enforcement, registry, people, unit["id"], answerer)
     assert again == {"demo_cases_made": {}, "demo_cases_kept": STAGES}
 
     head = people["head"].headers

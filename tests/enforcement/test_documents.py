@@ -14,7 +14,7 @@ from services.common.auth import Role
 from services.enforcement.documents.rendering import DOCX_MEDIA_TYPE, fill, template_errors, yuan_in_capitals
 from services.enforcement.models import AuditEntry
 from tests.conftest import assert_problem, auth
-from tests.enforcement.flow import API, fine, new_lead, ok, open_case, subjects
+from tests.enforcement.flow import API, fine, new_lead, ok, open_case, review_answer, subjects
 from tests.factories import create_bureau, create_officer, rows_where
 from tests.world import HEAD_STEPS, OFFICER_STEPS, Person, World, _post
 
@@ -55,8 +55,8 @@ async def notified(enforcement, registry, world: World, amount: str = "60000.00"
         penalties=[fine(amount)],
     )
     case = await ok(enforcement, o1, case, "request_review", occurred_on="2026-06-21")
-    case = await ok(
-        enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚"
+    case = await review_answer(
+        enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="事实清楚"
     )
     return await ok(enforcement, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
 

@@ -16,7 +16,7 @@ from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLER
 from services.registry import models as registry_models
 from services.registry.tasks import HANDLERS as REGISTRY_HANDLERS
 from tests.conftest import assert_problem, auth
-from tests.enforcement.flow import API, fine, ok, read_case, step, subjects
+from tests.enforcement.flow import API, fine, ok, read_case, review_answer, step, subjects
 from tests.enforcement.test_procedure import investigated
 
 
@@ -104,8 +104,8 @@ class TestClosedLoop:
         penalties = [fine("150000.00"), {"kind": "revoke_certificate", "certificate_id": certificate["id"]}]
         case, _, _ = await investigated(enforcement, registry, world, penalties=penalties)
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        case = await ok(
-            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意"
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="同意"
         )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(
@@ -164,8 +164,8 @@ class TestClosedLoop:
         penalties = [fine("150000.00"), {"kind": "revoke_certificate", "certificate_id": revoked.id}]
         case, _, _ = await investigated(enforcement, registry, world, penalties=penalties)
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        case = await ok(
-            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意"
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="同意"
         )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(
@@ -221,18 +221,26 @@ class TestLegalReviewAnswer:
             aggregate_id=str(case["id"]),
         )
         assert set(requested["payload"]["officer_ids"]) == {p.id for p in world.officers[:2]}
+        # A version-1 answer, naming only its outcome, still takes the step (agree). Its own
+        # review id: the inbox keeps the newest version applied per review.
+        review_id = uuid.uuid4().int % 10**12
         answer = {
             "id": str(uuid.uuid4()),
             "type": "statistics.review.answered",
             "version": 1,
             "aggregate_type": "review",
-            "aggregate_id": "1",
+            "aggregate_id": str(review_id),
             "aggregate_version": 1,
             "bureau_id": world.county["id"],
             "bureau_path": world.county["path"],
             "occurred_at": datetime.now(UTC).isoformat(),
             "request_id": None,
-            "payload": {"review_id": 1, "case_id": case["id"], "outcome": "approved", "reason": "同意"},
+            "payload": {
+                "review_id": review_id,
+                "case_id": case["id"],
+                "outcome": "approved",
+                "reason": "同意",
+            },
         }
         context = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
         assert (await handle_event(context, answer))["outcome"] == "applied"
@@ -262,8 +270,8 @@ class TestRevisedDecision:
         penalties = [fine("60000.00"), {"kind": "suspend_certificate", "certificate_id": certificate["id"]}]
         case, _, _ = await investigated(enforcement, registry, world, penalties=penalties)
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        case = await ok(
-            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意"
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="同意"
         )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(
@@ -335,7 +343,9 @@ class TestRevisedDecision:
 async def test_a_revision_names_only_decided_sanctions(enforcement, registry, world):
     case, _, _ = await investigated(enforcement, registry, world)
     case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-    case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意")
+    case = await review_answer(
+        enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="同意"
+    )
     case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
     case = await ok(
         enforcement,

@@ -4,7 +4,7 @@ served in time, and the hearing held and reported before it is concluded."""
 from __future__ import annotations
 
 from tests.conftest import assert_problem, auth
-from tests.enforcement.flow import API, HEARING, fine, ok, put_hearing, read_case, step
+from tests.enforcement.flow import API, HEARING, fine, ok, put_hearing, read_case, review_answer, step
 from tests.enforcement.test_procedure import investigated
 
 # A fine of 150,000 yuan to an organisation reaches the hearing threshold.
@@ -14,7 +14,9 @@ PENALTIES = [fine("150000.00")]
 async def notified(enforcement, registry, world) -> dict:
     case, _, _ = await investigated(enforcement, registry, world, penalties=PENALTIES)
     case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-    case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意")
+    case = await review_answer(
+        enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="同意"
+    )
     return await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
 
 

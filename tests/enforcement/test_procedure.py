@@ -15,6 +15,7 @@ from tests.enforcement.flow import (
     open_case,
     put_hearing,
     read_case,
+    review_answer,
     step,
     subjects,
 )
@@ -55,8 +56,8 @@ class TestOrdinaryCase:
         assert case["needs_filing"] is True  # a county bureau's organisation fine of 50,000 or more
         case = await ok(enforcement, o1, case, "request_review", occurred_on="2026-06-21")
         assert case["review_state"] == "requested"
-        case = await ok(
-            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="事实清楚"
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="事实清楚"
         )
         case = await ok(enforcement, o1, case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(
@@ -235,7 +236,10 @@ class TestRefusals:
         assert (problem["fine_min"], problem["fine_max"]) == ("50000.00", "200000.00")
         assert (await read_case(enforcement, world.head, case))["state"] == "investigating"
 
-    async def test_case_officer_never_reviews(self, enforcement, registry, world):
+    async def test_no_person_takes_a_review_step(self, enforcement, registry, world):
+        """The review's answer is given in the legal-affairs queue (tests/statistics/test_reviews.py
+        refuses a case officer there); here nobody, the case's own officer or the legal-affairs
+        reviewer, takes the step by hand."""
         chain = await subjects(registry, world)
         lead = await new_lead(enforcement, world.officers[0], "enterprise", chain["enterprise"]["id"])
         case = await open_case(enforcement, world, lead, officers=[world.officers[0], world.dual])
@@ -252,10 +256,17 @@ class TestRefusals:
             penalties=[fine("60000.00")],
         )
         case = await ok(enforcement, world.dual, case, "request_review", occurred_on="2026-06-21")
-        response = await step(
-            enforcement, world.dual, case, "review_agree", reason="ok", occurred_on="2026-06-22"
-        )
-        assert_problem(response, 403, "/problems/reviewer-is-case-officer")
+        for person, name, extra in (
+            (world.dual, "review_agree", {}),
+            (world.legal, "review_agree", {}),
+            (world.legal, "review_return", {}),
+            (world.legal, "review_correct", {"penalties": [fine("50000.00")]}),
+        ):
+            response = await step(
+                enforcement, person, case, name, reason="ok", occurred_on="2026-06-22", **extra
+            )
+            problem = assert_problem(response, 409, "/problems/review-in-legal-affairs")
+            assert problem["reviews"] == "/api/v1/statistics/reviews"
         after = await read_case(enforcement, world.head, case)
         assert (after["state"], after["review_state"], after["version"]) == (
             "under_review",
@@ -266,7 +277,9 @@ class TestRefusals:
     async def test_decision_waits_for_the_answer_window(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-22", reason="ok"
+        )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         early = await step(
             enforcement,
@@ -319,8 +332,8 @@ class TestMajorCase:
             )
             == 1
         )
-        case = await ok(
-            enforcement, world.legal, case, "review_agree", occurred_on="2026-06-24", reason="同意"
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-24", reason="同意"
         )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         case = await ok(enforcement, world.officers[0], case, "request_hearing", occurred_on="2026-06-29")
@@ -385,7 +398,9 @@ class TestMajorCase:
         chain = await subjects(registry, world)
         case, _, _ = await investigated(enforcement, registry, world)  # 60,000: a case review only
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-22", reason="ok"
+        )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         heavier = [
             fine("150000.00"),
@@ -409,7 +424,9 @@ class TestMajorCase:
     async def test_hearing_not_allowed_below_the_thresholds(self, enforcement, registry, world):
         case, _, _ = await investigated(enforcement, registry, world)
         case = await ok(enforcement, world.officers[0], case, "request_review", occurred_on="2026-06-21")
-        case = await ok(enforcement, world.legal, case, "review_agree", occurred_on="2026-06-22", reason="ok")
+        case = await review_answer(
+            enforcement, world.head, case, "agree", answered_on="2026-06-22", reason="ok"
+        )
         case = await ok(enforcement, world.officers[0], case, "serve_prior_notice", occurred_on="2026-06-26")
         response = await step(
             enforcement, world.officers[0], case, "request_hearing", occurred_on="2026-06-29"

@@ -60,7 +60,13 @@ async def certificate_action_answered(session: AsyncSession, event: Event) -> Ou
 
 
 async def review_answered(session: AsyncSession, event: Event) -> Outcome:
-    answer = ReviewAnswered.model_validate(event.payload)
+    """The legal-affairs body's opinion takes the review step (agree, correct, or investigate
+    further); an answer the case cannot take (no longer under review, a correction outside the
+    catalogue's range) is rejected with its reason and the case is left as it was."""
+    try:
+        answer = ReviewAnswered.model_validate(event.payload)
+    except ValidationError as exc:
+        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
     case = await repo.lock_case(session, answer.case_id)
     if case is None:
         return Outcome.rejected(f"No case {answer.case_id}.")
@@ -68,14 +74,9 @@ async def review_answered(session: AsyncSession, event: Event) -> Outcome:
         return Outcome.rejected(f"Case {case.id} is {case.state}, not under review.")
     try:
         async with session.begin_nested():
+            # No registry client here: a corrected sanction names the case's own certificates.
             await service.apply_review_answer(
-                session,
-                AUDIT,
-                None,
-                _acting("statistics", event),
-                case,
-                answer.outcome,
-                answer.reason,  # type: ignore[arg-type]
+                session, AUDIT, None, _acting("statistics", event), case, answer
             )
     except ProblemError as exc:
         return Outcome.rejected(exc.detail or "The answer could not be applied.")

@@ -103,17 +103,26 @@ async def case_changed(
 
 
 async def review_requested(session: AsyncSession, case: Case, on: date) -> Event:
+    """The case's review requests are their own aggregate (``case_review``, the case's id and
+    version): a consumer's inbox drops an event older than the newest it applied of its aggregate,
+    and a later change of the case (a deadline extended while under review) reaching it first must
+    not make the request look stale."""
     officers = await repo.all_officers(session, case.id)  # type: ignore[arg-type]
-    return await _about_case(
+    return await OUTBOX.emit(
         session,
         REVIEW_REQUESTED,
-        case,
-        ReviewRequested(
+        aggregate_type="case_review",
+        aggregate_id=case.id,  # type: ignore[arg-type]
+        aggregate_version=case.version,
+        bureau_id=case.bureau_id,
+        bureau_path=case.bureau_path,
+        payload=ReviewRequested(
             case_id=case.id,  # type: ignore[arg-type]
             number=case.number,
             requested_on=on,
             officer_ids=sorted({o.officer_id for o in officers}),
             categories=case.legal_review_categories,
+            review_kind=case.review_kind,  # type: ignore[arg-type]
         ),
     )
 

@@ -267,6 +267,9 @@ class CaseRead(BaseModel):
     legal_basis: str | None
     violation_regulation: str | None
     violation_code: str | None
+    goods_value: Decimal | None = Field(
+        default=None, description="Value of the goods in yuan, when the violation's fine depends on it"
+    )
     needs_legal_review: bool
     legal_review_categories: list[str]
     needs_filing: bool

@@ -19,6 +19,7 @@ from decimal import Decimal
 from importlib import import_module
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
@@ -26,6 +27,7 @@ from services.common.auth import Principal, PrincipalKind, Role
 from services.common.concurrency import check_if_match
 from services.common.dates import today
 from services.common.db import Database, utcnow
+from services.common.event_schemas import ReviewAnswered
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.enforcement.calendar.service import (
@@ -871,6 +873,12 @@ async def _check_penalties(
                     errors=[{"loc": f"{loc}.certificate_id", "message": "required", "type": "missing"}],
                 )
             number = known.get(item.certificate_id)
+            if number is None and registry is None:
+                # An event's answer cannot ask the registry: it names the case's own certificates.
+                raise Conflict(
+                    f"Certificate {item.certificate_id} is not one the case concerns.",
+                    slug="certificate-not-concerned",
+                )
             if number is None:
                 found = await registry.subject(
                     SubjectType.CERTIFICATE, item.certificate_id, loc=f"{loc}.certificate_id"
@@ -976,11 +984,26 @@ async def take_case_step(
     case: Case,
     data: CaseTransition,
     if_match: str | None,
+    *,
+    answered_by: Actor | None = None,
 ) -> Case:
+    """``answered_by``: for a review step the legal-affairs service takes, the reviewer (officer
+    and post) whose answer it carries, recorded as who took the step."""
+    if data.step in REVIEW_STEPS and principal.kind != PrincipalKind.SERVICE:
+        # The review's answer is given in the legal-affairs body's queue; its event takes the step.
+        raise Conflict(
+            f"The step {data.step} is the legal-affairs body's answer to the review: give it at "
+            f"/api/v1/statistics/reviews (POST /reviews/{{id}}/opinion), which takes the step.",
+            slug="review-in-legal-affairs",
+            reviews="/api/v1/statistics/reviews",
+        )
     check_if_match(if_match, case.version)
     transition = CASE_STEPS.resolve(case.state, data.step, principal)
     CASE_STEPS.check_records(transition, data.model_dump())
-    actor = await actor_for(registry, principal, data.step)
+    if answered_by is not None and principal.kind == PrincipalKind.SERVICE:
+        actor = answered_by
+    else:
+        actor = await actor_for(registry, principal, data.step)
     officers = await repo.all_officers(session, case.id)  # type: ignore[arg-type]
     current_ids = {o.officer_id for o in officers if o.released_on is None}
     if (
@@ -1014,7 +1037,7 @@ async def take_case_step(
         details=details,
     )
     await events.case_changed(session, case, officers=[o for o in officers if o.released_on is None])
-    if data.step == CaseStep.REQUEST_REVIEW and case.review_kind == "legal":
+    if data.step == CaseStep.REQUEST_REVIEW:  # legal review and case review: both in the queue
         await events.review_requested(session, case, on)
     if data.step == CaseStep.DECIDE:
         await _send_certificate_actions(session, case, on)
@@ -1640,16 +1663,54 @@ async def apply_registry_answer(
 async def apply_review_answer(
     session: AsyncSession,
     audit: AuditLog,
-    registry: RegistryClient,
+    registry: RegistryClient | None,
     principal: Principal,
     case: Case,
-    outcome: str,
-    reason: str | None,
+    answer: ReviewAnswered,
 ) -> Case:
-    """The legal-affairs body's answer to a legal review request (an event of the statistics service)."""
-    step = CaseStep.REVIEW_AGREE if outcome == "approved" else CaseStep.REVIEW_RETURN
-    data = CaseTransition(step=step, reason=reason or outcome)
-    return await take_case_step(session, audit, registry, principal, case, data, f'"{case.version}"')
+    """The legal-affairs body's answer to a review request (an event of the statistics service):
+    agree → ``review_agree``, correct → ``review_correct`` with the corrected sanctions,
+    investigate further → ``review_return``. A version-1 answer names only its outcome."""
+    opinion = answer.opinion or ("agree" if answer.outcome == "approved" else "investigate_further")
+    fields: dict[str, Any] = {"step": REVIEW_OPINION_STEPS[opinion], "reason": answer.reason or opinion}
+    if answer.answered_on is not None:
+        fields["occurred_on"] = answer.answered_on
+    if opinion == "correct":
+        fields["penalties"] = [p.model_dump(exclude_none=True) for p in answer.penalties or []]
+        if answer.violation_code:
+            fields["violation_code"] = answer.violation_code
+        if answer.violation_regulation:
+            fields["violation_regulation"] = answer.violation_regulation
+    try:
+        data = CaseTransition.model_validate(fields)
+    except ValidationError as exc:
+        raise UnprocessableEntity(
+            f"The review's answer does not make a step of the case: {exc.errors()[0]['msg']}."
+        ) from None
+    reviewer = Actor(
+        principal,
+        answer.reviewer_officer_id,
+        answer.reviewer_name,
+        answer.reviewer_post_id,
+        answer.reviewer_post_name,
+    )
+    return await take_case_step(
+        session,
+        audit,
+        registry,
+        principal,
+        case,
+        data,
+        f'"{case.version}"',
+        answered_by=reviewer,  # type: ignore[arg-type]
+    )
+
+
+REVIEW_OPINION_STEPS = {
+    "agree": CaseStep.REVIEW_AGREE,
+    "correct": CaseStep.REVIEW_CORRECT,
+    "investigate_further": CaseStep.REVIEW_RETURN,
+}
 
 
 # --- traceability --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.dates import CHINA
 from services.statistics.config import get_settings
+from services.statistics.legal import service as legal_service
 
 Detector = Callable[[AsyncSession, date], Awaitable[int]]
 
@@ -175,6 +176,9 @@ DETECTORS: list[Detector] = [
     cases_without_two_officers,
     supervision_notices_unanswered,
     objections_unreplied,
+    # The legal-affairs body's own deadlines: review answers and major-case filings.
+    legal_service.review_alerts,
+    legal_service.filing_alerts,
 ]
 
 
