@@ -11,19 +11,24 @@ from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
+from services.statistics.changes.models import AggregateRemoval
 from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
 from services.statistics.oversight.models import Alert
+from services.statistics.reports.models import ReportFigure, StatisticalReport
 
 __all__ = [
     "AUDIT",
     "INBOX",
     "OUTBOX",
     "Aggregate",
+    "AggregateRemoval",
     "Alert",
     "BureauDimension",
     "CaseFact",
     "CertificateStatusFact",
     "LeadFact",
+    "ReportFigure",
+    "StatisticalReport",
     "StatisticsModel",
 ]
 
