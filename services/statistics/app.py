@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.statistics.changes.routes import router as changes_router
 from services.statistics.config import StatisticsSettings, get_settings
 from services.statistics.models import AUDIT, INBOX, OUTBOX
+from services.statistics.reports.routes import router as reports_router
 
 
 def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
@@ -21,4 +23,8 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
+        routers=[reports_router, changes_router],
+        constraint_problems={
+            "ck_statistical_report_frozen": ("report-submitted", "A submitted report is frozen."),
+        },
     )

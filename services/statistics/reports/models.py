@@ -68,7 +68,9 @@ class ReportFigure(StatisticsModel, table=True):
     __tablename__ = "report_figure"
 
     report_id: int = Field(
-        sa_column=Column(BigInteger, ForeignKey("statistical_report.id"), primary_key=True, autoincrement=False)
+        sa_column=Column(
+            BigInteger, ForeignKey("statistical_report.id"), primary_key=True, autoincrement=False
+        )
     )
     measure: str = Field(primary_key=True, max_length=48)
     dimension: str = Field(primary_key=True, max_length=16)
