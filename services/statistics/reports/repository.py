@@ -7,13 +7,13 @@ write), so a pull is a few round trips of plain SQL; writes go through the sessi
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.statistics.reports.models import StatisticalReport
 
 REPORT_COLUMNS = (
     "id, bureau_id, bureau_path, bureau_name, period, period_kind, revision, state, supersedes_id, "
@@ -163,13 +163,14 @@ async def list_reports(
 # --- writes (session) ------------------------------------------------------------------
 
 
-async def lock_report(session: AsyncSession, report_id: int) -> StatisticalReport | None:
+async def lock_report(session: AsyncSession, report_id: int) -> SimpleNamespace | None:
+    """The revision, locked for the transaction (its columns as attributes)."""
     result = await session.exec(
         text(f"SELECT {REPORT_COLUMNS} FROM statistical_report WHERE id = :id FOR UPDATE"),  # noqa: S608
         params={"id": report_id},
     )
     row = result.mappings().first()
-    return StatisticalReport.model_construct(**row) if row else None
+    return SimpleNamespace(**row) if row else None
 
 
 async def lock_bureau_period(session: AsyncSession, bureau_id: int, period: str) -> None:

@@ -11,6 +11,7 @@ private, no-cache`` lets a client keep the copy and revalidate it on every pull.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -24,7 +25,7 @@ from services.common.types import IdPath, IdQuery
 from services.statistics.deps import AuditDep, DatabaseDep, IfMatchDep, PrincipalDep, SessionDep
 from services.statistics.reports import repository as repo
 from services.statistics.reports import service
-from services.statistics.reports.models import ReportState, StatisticalReport
+from services.statistics.reports.models import ReportState
 from services.statistics.reports.periods import PERIOD_PATTERN, parse_period
 from services.statistics.reports.render import csv_body, etag_of, json_body, trend_measures, xlsx_body
 from services.statistics.reports.schemas import (
@@ -40,7 +41,7 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 WRITER_ROLES = (Role.LEGAL, Role.ADMIN)
 ReportWriter = Authorize(*WRITER_ROLES)
 ReportForUpdate = Annotated[
-    StatisticalReport, Depends(scoped_loader(repo.lock_report, noun="report", roles=WRITER_ROLES))
+    SimpleNamespace, Depends(scoped_loader(repo.lock_report, noun="report", roles=WRITER_ROLES))
 ]
 CACHE_CONTROL = "private, no-cache"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
