@@ -102,7 +102,9 @@ class TestGenerate:
         )
         assert_problem(response, 403, "/problems/report-of-another-bureau")
 
-    @pytest.mark.parametrize("roles", [(Role.ENFORCEMENT,), (Role.HEAD,), (Role.SUPERVISION,), (Role.SYSTEM,)])
+    @pytest.mark.parametrize(
+        "roles", [(Role.ENFORCEMENT,), (Role.HEAD,), (Role.SUPERVISION,), (Role.SYSTEM,)]
+    )
     async def test_only_legal_affairs_or_the_administrator_writes(self, statistics, tree, roles):
         county = tree.counties[0]
         response = await statistics.post(
@@ -154,7 +156,9 @@ class TestSubmission:
         assert submitted["late"] is True  # submitted after 2026-04-10
         before = await statistics.get(f"{BASE}/{draft['id']}", headers=tree.headers(county))
 
-        await set_figures(statistics, county, "2026-03", {("cases_opened", "all", ""): 8, ("new_measure", "all", ""): 1})
+        await set_figures(
+            statistics, county, "2026-03", {("cases_opened", "all", ""): 8, ("new_measure", "all", ""): 1}
+        )
         after = await statistics.get(f"{BASE}/{draft['id']}", headers=tree.headers(county))
         assert after.json()["figures"] == as_list(FIGURES)
         assert after.content == before.content
@@ -235,7 +239,9 @@ class TestSubmission:
         # The city above sees it, but does not submit the county's report.
         above = await statistics.post(url, headers={**tree.headers(tree.city), **headers})
         assert_problem(above, 403, "/problems/report-of-another-bureau")
-        assert (await statistics.get(f"{BASE}/{draft.json()['id']}", headers=tree.headers(tree.city))).status_code == 200
+        assert (
+            await statistics.get(f"{BASE}/{draft.json()['id']}", headers=tree.headers(tree.city))
+        ).status_code == 200
         # An enforcement officer of the county itself.
         enforcer = await statistics.post(url, headers={**tree.headers(county, Role.ENFORCEMENT), **headers})
         assert_problem(enforcer, 403, "/problems/role-required")
@@ -260,7 +266,9 @@ class TestCorrections:
         assert response.headers["Location"] == f"{BASE}/{second['id']}"
         assert (second["revision"], second["state"], second["supersedes_id"]) == (2, "draft", first["id"])
         assert second["correction_reason"] == "两起案件漏报"
-        assert {"measure": "cases_opened", "dimension": "all", "value": "", "amount": "9"} in second["figures"]
+        assert {"measure": "cases_opened", "dimension": "all", "value": "", "amount": "9"} in second[
+            "figures"
+        ]
         await submit(statistics, tree, county, second["id"])
 
         kept = await statistics.get(f"{BASE}/{first['id']}", headers=tree.headers(county))
@@ -268,7 +276,10 @@ class TestCorrections:
         listed = await statistics.get(
             BASE, params={"bureau_id": county["id"], "period": "2026-Q1"}, headers=tree.headers(county)
         )
-        assert [(r["revision"], r["state"]) for r in listed.json()["items"]] == [(1, "submitted"), (2, "submitted")]
+        assert [(r["revision"], r["state"]) for r in listed.json()["items"]] == [
+            (1, "submitted"),
+            (2, "submitted"),
+        ]
 
     async def test_what_cannot_be_corrected(self, statistics, tree):
         county = tree.counties[1]
@@ -285,7 +296,13 @@ class TestCorrections:
         await submit(statistics, tree, county, second.json()["id"])
         superseded = await statistics.post(url, json=body, headers=tree.headers(county))
         assert_problem(superseded, 409, "/problems/report-superseded")
-        for bad in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 2001}, {"reason": "x", "figures": []}):
+        for bad in (
+            {},
+            {"reason": ""},
+            {"reason": "   "},
+            {"reason": "x" * 2001},
+            {"reason": "x", "figures": []},
+        ):
             response = await statistics.post(
                 f"{BASE}/{second.json()['id']}/corrections", json=bad, headers=tree.headers(county)
             )
@@ -296,9 +313,13 @@ class TestRollup:
     async def test_a_higher_bureau_sees_its_subordinates_submissions_beside_its_own(self, statistics, tree):
         city, (a, b) = tree.city, tree.counties
         period = "2026-02"
-        await set_figures(statistics, a, period, {("cases_opened", "all", ""): 3, ("fines_decided", "all", ""): "100.5"})
+        await set_figures(
+            statistics, a, period, {("cases_opened", "all", ""): 3, ("fines_decided", "all", ""): "100.5"}
+        )
         await set_figures(statistics, b, period, {("cases_opened", "all", ""): 4})
-        await set_figures(statistics, city, period, {("cases_opened", "all", ""): 8, ("fines_decided", "all", ""): 200})
+        await set_figures(
+            statistics, city, period, {("cases_opened", "all", ""): 8, ("fines_decided", "all", ""): 200}
+        )
         report_a = (await generate(statistics, tree, a, period)).json()
         await submit(statistics, tree, a, report_a["id"])
         draft = (await generate(statistics, tree, city, period)).json()
@@ -322,14 +343,22 @@ class TestRollup:
             f"{BASE}/{draft['id']}/corrections", json={"reason": "下级补报"}, headers=tree.headers(city)
         )
         figures = correction.json()["rollup"]["figures"]
-        assert figures[0] == {"measure": "cases_opened", "dimension": "all", "value": "", "own": "8", "children": "7"}
+        assert figures[0] == {
+            "measure": "cases_opened",
+            "dimension": "all",
+            "value": "",
+            "own": "8",
+            "children": "7",
+        }
         assert correction.json()["rollup"]["children_missing"] == []
 
 
 class TestList:
     async def test_scoped_and_paged(self, statistics, tree):
         a, b = tree.counties
-        ids = [(await generate(statistics, tree, a, p)).json()["id"] for p in ("2026-05", "2026-06", "2026-07")]
+        ids = [
+            (await generate(statistics, tree, a, p)).json()["id"] for p in ("2026-05", "2026-06", "2026-07")
+        ]
         other = (await generate(statistics, tree, b, "2026-05")).json()["id"]
         seen, cursor = [], None
         while True:
@@ -342,7 +371,9 @@ class TestList:
         assert seen == ids
         mine = await statistics.get(BASE, params={"limit": 500}, headers=tree.headers(a))
         assert other not in [r["id"] for r in mine.json()["items"]]
-        drafts = await statistics.get(BASE, params={"state": "draft", "period": "2026-06"}, headers=tree.headers(a))
+        drafts = await statistics.get(
+            BASE, params={"state": "draft", "period": "2026-06"}, headers=tree.headers(a)
+        )
         assert [r["id"] for r in drafts.json()["items"]] == [ids[1]]
         bad = await statistics.get(BASE, params={"cursor": "bm9wZQ"}, headers=tree.headers(a))
         assert_problem(bad, 422, "/problems/validation-error")

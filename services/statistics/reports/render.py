@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ CSV_COLUMNS = ("bureau_id", "period", "state", "revision", "measure", "dimension
 TREND_MEASURES = ("leads_received", "cases_opened", "cases_closed", "cases_pending", "fines_decided")
 TREND_SIZE = 4
 _FIXED_TIME = datetime(2000, 1, 1)
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 
 
 def etag_of(body: bytes) -> str:
@@ -130,5 +132,8 @@ def _fixed_zip(data: bytes) -> bytes:
             fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = info.external_attr
-            target.writestr(fixed, source.read(info.filename))
+            content = source.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps the save time there
+                content = _MODIFIED.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", content)
+            target.writestr(fixed, content)
     return out.getvalue()
