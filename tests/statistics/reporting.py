@@ -33,7 +33,8 @@ async def make_tree(registry: httpx.AsyncClient, statistics: httpx.AsyncClient, 
         for bureau, parent in ((city, world.province), (counties[0], city), (counties[1], city)):
             await session.exec(
                 text(
-                    "INSERT INTO bureau_dimension (bureau_id, bureau_path, parent_id, level, name, refreshed_at) "
+                    "INSERT INTO bureau_dimension "
+                    "(bureau_id, bureau_path, parent_id, level, name, refreshed_at) "
                     "VALUES (:id, :path, :parent, :level, :name, now()) ON CONFLICT (bureau_id) DO NOTHING"
                 ),
                 params={

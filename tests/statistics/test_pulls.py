@@ -226,7 +226,8 @@ class TestXlsx:
             "doc = {'bureau_id': 1, 'bureau_name': 'x', 'period': '2026-02', 'state': 'submitted',\n"
             "       'revision': 1, 'due_on': datetime.date(2026, 3, 10),\n"
             "       'figures': [{'measure': 'm', 'dimension': 'all', 'value': '', 'amount': '3'}]}\n"
-            "print(hashlib.sha256(xlsx_body(doc, [('2026-01', {'m': '1'}), ('2026-02', {'m': '3'})])).hexdigest())\n"
+            "trend = [('2026-01', {'m': '1'}), ('2026-02', {'m': '3'})]\n"
+            "print(hashlib.sha256(xlsx_body(doc, trend)).hexdigest())\n"
         )
         runs = {
             subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

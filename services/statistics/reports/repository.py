@@ -14,7 +14,6 @@ import asyncpg
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-
 REPORT_COLUMNS = (
     "id, bureau_id, bureau_path, bureau_name, period, period_kind, revision, state, supersedes_id, "
     "correction_reason, due_on, created_at, figures_taken_at, submitted_at, submitted_on, submitted_by"
