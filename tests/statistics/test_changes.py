@@ -178,6 +178,26 @@ class TestFeed:
         )
         assert [i["measure"] for i in items] == ["early", "late"]  # in the order they began
 
+    async def test_a_transaction_of_another_database_does_not_hold_the_feed(self, statistics, registry, tree):
+        county = tree.counties[1]
+        headers = tree.headers(county)
+        other = await asyncpg.connect(raw_url(registry))
+        try:
+            transaction = other.transaction()
+            await transaction.start()
+            other_txid = await other.fetchval("SELECT pg_current_xact_id()::text::bigint")
+            await set_figures(statistics, county, "2026-10", {("after_other", "all", ""): 1})
+            items, _ = await eventually(
+                statistics, headers, None, {(county["id"], "2026-10", "all", "", "after_other")}, seconds=10
+            )
+            assert [i["measure"] for i in items] == ["after_other"]
+            assert (
+                await other.fetchval("SELECT pg_current_xact_id()::text::bigint") == other_txid
+            )  # still open
+            await transaction.rollback()
+        finally:
+            await other.close()
+
     @pytest.mark.parametrize("since", ["bm9wZQ", "W10", "WzEsMiwzXQ", "%%%", "WzEsMCwxLCIiLCIiLCIiLDFd"])
     async def test_bad_cursors(self, statistics, tree, since):
         response = await statistics.get(URL, params={"since": since}, headers=tree.headers(tree.city))

@@ -190,8 +190,9 @@ class TestSubmission:
         ]
         for statement, params in writes:
             async with statistics.app.state.sessionmaker() as session:
-                with pytest.raises(IntegrityError, match="ck_statistical_report_frozen"):
+                with pytest.raises(IntegrityError, match="is submitted and frozen") as refused:
                     await session.exec(text(statement), params={"id": draft["id"], **params})
+                assert refused.value.orig.__cause__.constraint_name == "ck_statistical_report_frozen"
                 await session.rollback()
         read = await statistics.get(f"{BASE}/{draft['id']}", headers=tree.headers(county))
         assert read.json()["figures"] == as_list(FIGURES)

@@ -2,8 +2,9 @@
 
 Every aggregate figure written (and every one deleted, from its tombstone) and every report
 revision submitted carries ``changed_txid``, the id of the transaction that wrote it. Rows are
-served in (txid, kind, key) order, and only those whose txid is below the ``xmin`` of the
-query's own snapshot — older than every transaction still running — so a transaction that
+served in (txid, kind, key) order, and only those whose txid is below the horizon of the
+query's own snapshot — older than every transaction of this database still running — so a
+transaction that
 commits after a younger one cannot have its rows slip behind a cursor already handed out: until
 it ends, nothing at or after its txid is served. Rows of one transaction are all visible at once
 (it has committed), and the key orders them within it, so a cursor never splits them wrongly.
@@ -15,8 +16,22 @@ import asyncpg
 
 KINDS = ("aggregate", "aggregate_removal", "report")
 
+# The horizon: the oldest transaction running when the statement's snapshot was taken, leaving
+# out those known to run in another database of the server (transaction ids are server-wide, but
+# a transaction of another database never writes these tables; a backend never changes
+# database, so excluding them is safe even from a slightly older view of pg_stat_activity).
+# Without running transactions of its own database, the snapshot's xmax: every transaction
+# below it has ended. Backends whose ids the role may not see are kept (conservative).
 FEED = """
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+     WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()),
+horizon AS (
+    SELECT coalesce(
+        (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
+          WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)),
+        (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)) AS xmin)
 SELECT * FROM (
     (SELECT a.changed_txid AS txid, 0 AS kind, a.bureau_id AS k0, a.period AS k1,
             a.dimension AS k2, a.value AS k3, a.measure AS k4, a.bureau_id,

@@ -5,8 +5,8 @@ first: every aggregate figure written or removed (its current state: a key appea
 time it changes) and every report revision submitted. A mirror applies the items in order and
 keeps ``next_cursor`` for its next call; the feed never skips a change, even one whose
 transaction commits after a younger one (see ``repository.py``). A change is served once every
-transaction older than it has ended, so a long-running transaction anywhere on the database
-server delays the feed (never loses from it).
+transaction of the statistics database older than it has ended, so a long-running transaction
+there delays the feed (never loses from it).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Numeric, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, Numeric, UniqueConstraint, text
 from sqlmodel import Field
 
 from services.statistics.base import StatisticsModel, id_column, instant_column, path_prefix_index
@@ -59,6 +59,10 @@ class StatisticalReport(StatisticsModel, table=True):
     submitted_at: datetime | None = None
     submitted_on: date | None = Field(default=None, description="Asia/Shanghai date of the submission")
     submitted_by: str | None = Field(default=None, max_length=64)
+    # The submitted document as served (JSON) and its ETag, written with the submission: a
+    # submitted report is answered as it was, byte for byte, without recomputing its rollup.
+    document: bytes | None = Field(default=None, sa_type=LargeBinary)
+    etag: str | None = Field(default=None, max_length=40)
     changed_txid: int | None = Field(default=None, sa_type=BigInteger)
 
 

@@ -82,7 +82,7 @@ def xlsx_body(document: dict[str, Any], trend: list[tuple[str, dict[str, str | N
         ("bureau", f"{document['bureau_name'] or ''} ({document['bureau_id']})"),
         ("period", document["period"]),
         ("state", document["state"] + (f", revision {revision}" if revision else "")),
-        ("due on", document["due_on"].isoformat()),
+        ("due on", str(document["due_on"])),
     ]
     for label, value in heading:
         sheet.append([label, value])

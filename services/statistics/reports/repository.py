@@ -14,6 +14,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common.db import Database, DriverQuery
+
 REPORT_COLUMNS = (
     "id, bureau_id, bureau_path, bureau_name, period, period_kind, revision, state, supersedes_id, "
     "correction_reason, due_on, created_at, figures_taken_at, submitted_at, submitted_on, submitted_by"
@@ -35,17 +37,38 @@ async def driver(session: AsyncSession) -> asyncpg.Connection:
 
 async def report(conn: asyncpg.Connection, report_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {REPORT_COLUMNS} FROM statistical_report WHERE id = $1",  # noqa: S608
+        f"SELECT {REPORT_COLUMNS}, document, etag FROM statistical_report WHERE id = $1",  # noqa: S608
         report_id,
     )
 
 
 async def newest_submitted(conn: asyncpg.Connection, bureau_id: int, period: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {REPORT_COLUMNS} FROM statistical_report "  # noqa: S608
+        f"SELECT {REPORT_COLUMNS}, document, etag FROM statistical_report "  # noqa: S608
         "WHERE bureau_id = $1 AND period = $2 AND state = 'submitted' ORDER BY revision DESC LIMIT 1",
         bureau_id,
         period,
+    )
+
+
+# A scheduled pull of a submitted report, in one statement: the stored document (left out when
+# the client's If-None-Match already names its ETag).
+PULL_SUBMITTED = DriverQuery(
+    sql=(
+        "SELECT bureau_path, etag, CASE WHEN $3 OR etag = ANY($4::text[]) THEN NULL ELSE document END "
+        "AS document FROM statistical_report WHERE bureau_id = $1 AND period = $2 AND state = 'submitted' "
+        "ORDER BY revision DESC LIMIT 1"
+    ),
+    names=("bureau_id", "period", "any_tag", "tags"),
+    defaults={},
+)
+
+
+async def pull_submitted(
+    database: Database, bureau_id: int, period: str, tags: list[str], any_tag: bool
+) -> asyncpg.Record | None:
+    return await database.fetch_one(
+        PULL_SUBMITTED, bureau_id=bureau_id, period=period, any_tag=any_tag, tags=tags
     )
 
 
@@ -219,13 +242,15 @@ async def copy_figures(session: AsyncSession, report_id: int, bureau_id: int, pe
     )
 
 
-async def mark_submitted(session: AsyncSession, report_id: int, at: datetime, on, by: str) -> None:
+async def mark_submitted(
+    session: AsyncSession, report_id: int, at: datetime, on, by: str, document: bytes, etag: str
+) -> None:
     await session.exec(
         text(
             "UPDATE statistical_report SET state = 'submitted', submitted_at = :at, submitted_on = :on, "
-            "submitted_by = :by WHERE id = :id AND state = 'draft'"
+            "submitted_by = :by, document = :document, etag = :etag WHERE id = :id AND state = 'draft'"
         ),
-        params={"id": report_id, "at": at, "on": on, "by": by},
+        params={"id": report_id, "at": at, "on": on, "by": by, "document": document, "etag": etag},
     )
 
 

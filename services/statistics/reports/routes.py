@@ -14,6 +14,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.common.auth import Principal, Role
@@ -51,35 +52,41 @@ PeriodPath = Annotated[
 NOT_MODIFIED = {304: {"description": "Not modified: the If-None-Match ETag is current (no body)"}}
 
 
-def _matches(if_none_match: str | None, tag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-    return "*" in tags or tag in tags
+def if_none_match(request: Request) -> tuple[list[str], bool]:
+    """The ETags of If-None-Match (weak ones compared weakly, RFC 9110 §13.1.2), and whether it is ``*``."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return [], False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return tags, "*" in tags
 
 
-def conditional(request: Request, body: bytes, media_type: str, **headers: str) -> Response:
-    """``body`` with its ETag, or 304 (no body) when the client's If-None-Match names it."""
-    tag = etag_of(body)
+def conditional(
+    request: Request, body: bytes | None, media_type: str, *, tag: str | None = None, **headers: str
+) -> Response:
+    """``body`` with its ETag (``tag``, or computed from the body), or 304 with no body when the
+    client's If-None-Match names it (``body`` may then be None)."""
+    tag = tag or etag_of(body or b"")
     out = {"ETag": tag, "Cache-Control": CACHE_CONTROL, **headers}
-    if _matches(request.headers.get("if-none-match"), tag):
+    tags, any_tag = if_none_match(request)
+    if any_tag or tag in tags:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=out)
     return Response(body, media_type=media_type, headers=out)
 
 
-async def _document(database, principal: Principal, report_id: int) -> dict[str, Any]:
+async def _body(database, principal: Principal, report_id: int) -> tuple[bytes, str]:
     async with database.driver() as conn:
         report = await repo.report(conn, report_id)
         if report is None or not principal.in_scope(report["bureau_path"]):
             raise NotFound(f"Report {report_id} not found.")
-        return await service.report_document(conn, report)
+        return await service.report_body(conn, report)
 
 
 async def _written(database, report_id: int, *, created: bool) -> Response:
     """A write's answer: the revision's document with its ETag (and Location when created)."""
     async with database.driver() as conn:
-        body = json_body(await service.report_document(conn, await repo.report(conn, report_id)))
-    headers = {"ETag": etag_of(body)}
+        body, tag = await service.report_body(conn, await repo.report(conn, report_id))
+    headers = {"ETag": tag}
     if created:
         headers["Location"] = f"{PREFIX}/reports/{report_id}"
     return Response(body, status_code=201 if created else 200, media_type="application/json", headers=headers)
@@ -160,8 +167,8 @@ async def list_reports(
 async def get_report(
     request: Request, database: DatabaseDep, principal: PrincipalDep, report_id: IdPath
 ) -> Response:
-    document = await _document(database, principal, report_id)
-    return conditional(request, json_body(document), "application/json")
+    body, tag = await _body(database, principal, report_id)
+    return conditional(request, body, "application/json", tag=tag)
 
 
 @router.post(
@@ -222,18 +229,17 @@ async def correct_report(
 
 
 async def _pulled(database, principal: Principal, bureau_id: int, period_key: str, *, trend: bool = False):
+    """The pulled report as a dict (the submitted revision's stored document, else the live
+    figures), with the trend of its main measures when asked."""
     period = parse_period(period_key)
     async with database.driver() as conn:
         report = await repo.newest_submitted(conn, bureau_id, period.key)
         if report is not None:
             if not principal.in_scope(report["bureau_path"]):
                 raise NotFound(f"Bureau {bureau_id} not found.")
-            document = await service.report_document(conn, report)
+            document = orjson.loads(report["document"])
         else:
-            known = await repo.bureau(conn, bureau_id)
-            if known is None or not principal.in_scope(known[0]):
-                raise NotFound(f"Bureau {bureau_id} not found.")
-            document = await service.provisional_document(conn, bureau_id, known[0], known[1], period)
+            document = await _provisional(conn, principal, bureau_id, period)
         if not trend:
             return document, []
         measures = trend_measures(document)
@@ -241,10 +247,16 @@ async def _pulled(database, principal: Principal, bureau_id: int, period_key: st
         rows = await repo.trend_figures(conn, bureau_id, periods, measures) if measures else []
     values: dict[str, dict[str, str | None]] = {p: {m: None for m in measures} for p in periods}
     for row in rows:
-        values[row["period"]][row["measure"]] = (
-            None if row["amount"] is None else service.amount_text(row["amount"])
-        )
+        amount = row["amount"]
+        values[row["period"]][row["measure"]] = None if amount is None else service.amount_text(amount)
     return document, list(values.items())
+
+
+async def _provisional(conn, principal: Principal, bureau_id: int, period) -> dict[str, Any]:
+    known = await repo.bureau(conn, bureau_id)
+    if known is None or not principal.in_scope(known[0]):
+        raise NotFound(f"Bureau {bureau_id} not found.")
+    return await service.provisional_document(conn, bureau_id, known[0], known[1], period)
 
 
 PULL_DESCRIPTION = (
@@ -320,5 +332,14 @@ async def pull_report_xlsx(
 async def pull_report(
     request: Request, database: DatabaseDep, principal: PrincipalDep, bureau_id: IdPath, period: PeriodPath
 ) -> Response:
-    document, _ = await _pulled(database, principal, bureau_id, period)
+    # The hot path: a submitted report is one statement, and no body leaves the database when the
+    # client's copy is current.
+    tags, any_tag = if_none_match(request)
+    submitted = await repo.pull_submitted(database, bureau_id, period, tags, any_tag)
+    if submitted is not None:
+        if not principal.in_scope(submitted["bureau_path"]):
+            raise NotFound(f"Bureau {bureau_id} not found.")
+        return conditional(request, submitted["document"], "application/json", tag=submitted["etag"])
+    async with database.driver() as conn:
+        document = await _provisional(conn, principal, bureau_id, parse_period(period))
     return conditional(request, json_body(document), "application/json")

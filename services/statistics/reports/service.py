@@ -113,6 +113,14 @@ def _late(due_on: date, submitted_on: date | None) -> bool:
     return submitted_on > due_on if submitted_on is not None else today() > due_on
 
 
+async def report_body(conn: asyncpg.Connection, report: Any) -> tuple[bytes, str]:
+    """The JSON of a revision and its ETag: a submitted one as stored at its submission."""
+    if report["document"] is not None:
+        return report["document"], report["etag"]
+    body = json_body(await report_document(conn, report))
+    return body, etag_of(body)
+
+
 async def report_document(conn: asyncpg.Connection, report: Any) -> dict[str, Any]:
     """The whole document of a revision (``ReportRead``), its figures and its rollup."""
     figures = _figures(await repo.report_figures(conn, report["id"]))
@@ -288,7 +296,8 @@ async def submit_report(
     if not period.closed(today()):
         raise Conflict(f"The period {period} has not ended (it ends {period.end}).", slug="period-not-closed")
     conn = await repo.driver(session)
-    current = etag_of(json_body(await report_document(conn, await repo.report(conn, report.id))))
+    draft = dict(await repo.report(conn, report.id))
+    current = etag_of(json_body(await report_document(conn, draft)))
     if not if_match or if_match.strip() == "*":
         raise PreconditionRequired("Send the ETag of the report you read in an If-Match header (not *).")
     if current not in {tag.strip() for tag in if_match.split(",")}:
@@ -296,7 +305,12 @@ async def submit_report(
             "The report changed since it was read; read it again and check its figures.", current_etag=current
         )
     at = utcnow()
-    await repo.mark_submitted(session, report.id, at, at.astimezone(CHINA).date(), principal.account_id)
+    on = at.astimezone(CHINA).date()
+    # The document as it stands at submission, kept byte for byte: its figures and the rollup of
+    # the subordinate bureaus' submissions up to this instant.
+    submitted = {**draft, "state": ReportState.SUBMITTED.value, "submitted_at": at, "submitted_on": on}
+    body = json_body(await report_document(conn, {**submitted, "submitted_by": principal.account_id}))
+    await repo.mark_submitted(session, report.id, at, on, principal.account_id, body, etag_of(body))
     await audit.record(
         session,
         principal,

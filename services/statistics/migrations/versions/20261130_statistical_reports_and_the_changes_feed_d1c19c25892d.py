@@ -147,6 +147,8 @@ def upgrade() -> None:
     sa.Column('submitted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('submitted_on', sa.Date(), nullable=True),
     sa.Column('submitted_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('document', sa.LargeBinary(), nullable=True),
+    sa.Column('etag', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('changed_txid', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['supersedes_id'], ['statistical_report.id'], name=op.f('fk_statistical_report_supersedes_id_statistical_report')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_statistical_report')),
