@@ -118,6 +118,17 @@ class TestJson:
         assert (response.json()["state"], response.json()["figures"]) == ("provisional", [])
         assert response.json()["due_on"] == "2027-01-31"
 
+    async def test_a_bureau_statistics_has_not_heard_of(self, statistics, registry, tree, token_for):
+        from tests.factories import create_bureau
+
+        fresh = await create_bureau(registry, token_for(), tree.city, "county", "130104")
+        response = await statistics.get(f"{BASE}/{fresh['id']}/2026-04", headers=tree.headers(tree.city))
+        assert response.status_code == 200, response.text
+        assert (response.json()["state"], response.json()["bureau_path"]) == ("provisional", fresh["path"])
+        assert response.json()["bureau_name"] == fresh["name"]
+        hidden = await statistics.get(f"{BASE}/{fresh['id']}/2026-04", headers=tree.headers(tree.counties[0]))
+        assert_problem(hidden, 404, "/problems/not-found")
+
     async def test_scope(self, statistics, tree):
         a, b = tree.counties
         await set_figures(statistics, a, "2026-04", FIGURES)

@@ -228,7 +228,9 @@ async def correct_report(
 # --- scheduled pulls ----------------------------------------------------------------------
 
 
-async def _pulled(database, principal: Principal, bureau_id: int, period_key: str, *, trend: bool = False):
+async def _pulled(
+    request: Request, database, principal: Principal, bureau_id: int, period_key: str, *, trend: bool = False
+):
     """The pulled report as a dict (the submitted revision's stored document, else the live
     figures), with the trend of its main measures when asked."""
     period = parse_period(period_key)
@@ -239,7 +241,7 @@ async def _pulled(database, principal: Principal, bureau_id: int, period_key: st
                 raise NotFound(f"Bureau {bureau_id} not found.")
             document = orjson.loads(report["document"])
         else:
-            document = await _provisional(conn, principal, bureau_id, period)
+            document = await _provisional(conn, principal, bureau_id, period, request.app.state.services)
         if not trend:
             return document, []
         measures = trend_measures(document)
@@ -252,8 +254,16 @@ async def _pulled(database, principal: Principal, bureau_id: int, period_key: st
     return document, list(values.items())
 
 
-async def _provisional(conn, principal: Principal, bureau_id: int, period) -> dict[str, Any]:
+async def _provisional(conn, principal: Principal, bureau_id: int, period, services=None) -> dict[str, Any]:
     known = await repo.bureau(conn, bureau_id)
+    if known is None and services is not None:
+        # A bureau statistics has heard nothing of yet (no aggregates, not in its bureau
+        # dimension) still has a report: ask the registry where it stands.
+        try:
+            found = await services.get(f"/api/v1/registry/bureaus/{bureau_id}")
+        except NotFound:
+            found = None
+        known = (found["path"], found.get("name")) if found else None
     if known is None or not principal.in_scope(known[0]):
         raise NotFound(f"Bureau {bureau_id} not found.")
     return await service.provisional_document(conn, bureau_id, known[0], known[1], period)
@@ -283,7 +293,7 @@ PULL_DESCRIPTION = (
 async def pull_report_csv(
     request: Request, database: DatabaseDep, principal: PrincipalDep, bureau_id: IdPath, period: PeriodPath
 ) -> Response:
-    document, _ = await _pulled(database, principal, bureau_id, period)
+    document, _ = await _pulled(request, database, principal, bureau_id, period)
     return conditional(
         request,
         csv_body(document),
@@ -312,7 +322,7 @@ async def pull_report_csv(
 async def pull_report_xlsx(
     request: Request, database: DatabaseDep, principal: PrincipalDep, bureau_id: IdPath, period: PeriodPath
 ) -> Response:
-    document, trend = await _pulled(database, principal, bureau_id, period, trend=True)
+    document, trend = await _pulled(request, database, principal, bureau_id, period, trend=True)
     return conditional(
         request,
         xlsx_body(document, trend),
@@ -341,5 +351,7 @@ async def pull_report(
             raise NotFound(f"Bureau {bureau_id} not found.")
         return conditional(request, submitted["document"], "application/json", tag=submitted["etag"])
     async with database.driver() as conn:
-        document = await _provisional(conn, principal, bureau_id, parse_period(period))
+        document = await _provisional(
+            conn, principal, bureau_id, parse_period(period), request.app.state.services
+        )
     return conditional(request, json_body(document), "application/json")
