@@ -26,5 +26,6 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         routers=[reports_router, changes_router],
         constraint_problems={
             "ck_statistical_report_frozen": ("report-submitted", "A submitted report is frozen."),
+            "uq_statistical_report_draft": ("report-draft-exists", "The bureau has a draft for the period."),
         },
     )
