@@ -34,32 +34,34 @@ CREATE TRIGGER aggregate_changed_txid_update BEFORE UPDATE ON aggregate
 CREATE TRIGGER statistical_report_changed_txid BEFORE INSERT OR UPDATE ON statistical_report
     FOR EACH ROW EXECUTE FUNCTION set_changed_txid();
 
--- A deleted figure leaves a tombstone for the feed; writing the key again removes it.
+-- A deleted figure leaves a tombstone for the feed; writing the key again removes it. Statement
+-- triggers over the transition tables: a rebuild touching many figures does it in one statement.
 CREATE FUNCTION aggregate_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO aggregate_removal AS r (bureau_id, period, dimension, value, measure, bureau_path,
                                         period_kind, removed_at, changed_txid)
-    VALUES (OLD.bureau_id, OLD.period, OLD.dimension, OLD.value, OLD.measure, OLD.bureau_path,
-            OLD.period_kind, now(), pg_current_xact_id()::text::bigint)
+    SELECT o.bureau_id, o.period, o.dimension, o.value, o.measure, o.bureau_path, o.period_kind,
+           now(), pg_current_xact_id()::text::bigint
+      FROM removed_rows o
     ON CONFLICT (bureau_id, period, dimension, value, measure) DO UPDATE
         SET bureau_path = EXCLUDED.bureau_path, removed_at = EXCLUDED.removed_at,
             changed_txid = EXCLUDED.changed_txid;
-    RETURN OLD;
+    RETURN NULL;
 END $$;
 
 CREATE FUNCTION aggregate_restored() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM aggregate_removal
-     WHERE bureau_id = NEW.bureau_id AND period = NEW.period AND dimension = NEW.dimension
-       AND value = NEW.value AND measure = NEW.measure;
-    RETURN NEW;
+    DELETE FROM aggregate_removal r USING added_rows n
+     WHERE r.bureau_id = n.bureau_id AND r.period = n.period AND r.dimension = n.dimension
+       AND r.value = n.value AND r.measure = n.measure;
+    RETURN NULL;
 END $$;
 
 CREATE TRIGGER aggregate_removed AFTER DELETE ON aggregate
-    FOR EACH ROW EXECUTE FUNCTION aggregate_removed();
+    REFERENCING OLD TABLE AS removed_rows FOR EACH STATEMENT EXECUTE FUNCTION aggregate_removed();
 
 CREATE TRIGGER aggregate_restored AFTER INSERT ON aggregate
-    FOR EACH ROW EXECUTE FUNCTION aggregate_restored();
+    REFERENCING NEW TABLE AS added_rows FOR EACH STATEMENT EXECUTE FUNCTION aggregate_restored();
 
 -- A submitted report is frozen: neither it nor its figures change again (the API refuses
 -- first, with the same problem type; this holds whatever writes).
