@@ -152,7 +152,8 @@ class TestJson:
         assert_problem(await statistics.get(f"{BASE}/{a['id']}/2026-04"), 401, "/problems/unauthorized")
 
     @pytest.mark.parametrize(
-        "period", ["2026-13", "2026-Q5", "2026-4", "2026-04.pdf", "x", "2026-04.csv.csv"]
+        "period",
+        ["2026-13", "2026-Q5", "2026-4", "2026-04.pdf", "x", "2026-04.csv.csv", "9999", "9999-12.xlsx"],
     )
     async def test_bad_periods(self, statistics, tree, period):
         response = await statistics.get(f"{BASE}/{tree.city['id']}/{period}", headers=tree.headers(tree.city))

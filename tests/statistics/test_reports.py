@@ -54,7 +54,7 @@ class TestPeriods:
         assert parse_period("2026-Q3") == Period(2026, 7, 3)
         assert parse_period("2026-Q3").end == date(2026, 9, 30)
         assert [p.key for p in parse_period("2026-05").trend()] == [f"2026-0{m}" for m in range(1, 6)]
-        for bad in ("2026-13", "2026-Q5", "2026-1", "26", "2026-00", "2026-05 "):
+        for bad in ("2026-13", "2026-Q5", "2026-1", "26", "2026-00", "2026-05 ", "9999", "0000-01", "2100"):
             with pytest.raises(ValueError):
                 parse_period(bad)
 
@@ -93,6 +93,30 @@ class TestGenerate:
             BASE, json={"bureau_id": county["id"], "period": "2026-02"}, headers=tree.headers(county)
         )
         assert_problem(after, 409, "/problems/report-already-submitted")
+
+    async def test_two_drafts_at_once_make_one(self, statistics, tree):
+        import asyncio
+
+        county = tree.counties[1]
+        body = {"bureau_id": county["id"], "period": "2026-08"}
+        answers = await asyncio.gather(
+            *(statistics.post(BASE, json=body, headers=tree.headers(county)) for _ in range(4))
+        )
+        assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
+        for refused in (a for a in answers if a.status_code == 409):
+            assert_problem(refused, 409, "/problems/report-draft-exists")
+
+    async def test_an_idempotency_key_replays_the_draft(self, statistics, tree):
+        county = tree.counties[0]
+        headers = {**tree.headers(county), "Idempotency-Key": f"report-{county['id']}-2026-09"}
+        body = {"bureau_id": county["id"], "period": "2026-09"}
+        first = await statistics.post(BASE, json=body, headers=headers)
+        again = await statistics.post(BASE, json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json()["id"] == first.json()["id"]
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        other = await statistics.post(BASE, json={**body, "period": "2026-10"}, headers=headers)
+        assert_problem(other, 422, "/problems/idempotency-key-reused")
 
     async def test_a_bureau_reports_for_itself(self, statistics, tree):
         county = tree.counties[0]
@@ -146,6 +170,22 @@ class TestGenerate:
 
 
 class TestSubmission:
+    async def test_two_submissions_at_once_submit_once(self, statistics, tree):
+        import asyncio
+
+        county = tree.counties[1]
+        draft = await generate(statistics, tree, county, "2026-07")
+        url = f"{BASE}/{draft.json()['id']}/submission"
+        headers = {**tree.headers(county), "If-Match": draft.headers["ETag"]}
+        answers = await asyncio.gather(*(statistics.post(url, headers=headers) for _ in range(3)))
+        assert sorted(a.status_code for a in answers) == [200, 409, 409]
+        for refused in (a for a in answers if a.status_code == 409):
+            assert_problem(refused, 409, "/problems/report-submitted")
+        actions = [
+            e["action"] for e in await audit_entries(statistics, "statistical_report", draft.json()["id"])
+        ]
+        assert actions == ["generate", "submit"]
+
     async def test_submitted_report_never_changes(self, statistics, tree):
         county = tree.counties[0]
         await set_figures(statistics, county, "2026-03", FIGURES)

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 DEADLINES_FILE = Path(__file__).parent.parent / "data" / "report-deadlines.csv"
-PERIOD_PATTERN = r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"
+PERIOD_PATTERN = r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$"  # years 1990–2099
 _PERIOD = re.compile(PERIOD_PATTERN)
 KINDS = ("month", "quarter", "year")
 
