@@ -50,7 +50,7 @@ class TestJson:
         first = await statistics.get(url, headers=tree.headers(county, Role.SYSTEM))
         assert first.status_code == 200, first.text
         body = first.json()
-        assert (body["state"], body["id"], body["revision"]) == ("provisional", None, None)
+        assert (body["state"], body["revision"], "id" in body) == ("provisional", None, False)
         assert body["figures"] == as_list(FIGURES)
         assert first.headers["ETag"] == content_etag(first.content)
         assert first.headers["Cache-Control"] == "private, no-cache"
@@ -156,8 +156,14 @@ class TestJson:
         ["2026-13", "2026-Q5", "2026-4", "2026-04.pdf", "x", "2026-04.csv.csv", "9999", "9999-12.xlsx"],
     )
     async def test_bad_periods(self, statistics, tree, period):
+        # A pull URL names a real period; anything else is no URL of this service.
         response = await statistics.get(f"{BASE}/{tree.city['id']}/{period}", headers=tree.headers(tree.city))
-        assert_problem(response, 422, "/problems/validation-error")
+        assert_problem(response, 404, "/problems/not-found")
+
+    async def test_the_steps_of_a_report_are_not_pull_urls(self, statistics, tree):
+        response = await statistics.get(f"{BASE}/1/submission", headers=tree.headers(tree.city))
+        assert_problem(response, 405, "/problems/method-not-allowed")
+        assert response.headers["Allow"] == "POST"
 
 
 class TestCsv:

@@ -14,8 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from services.common.db import like_prefix
 from services.common.pagination import CURSOR_MAX_LENGTH, CURSOR_PATTERN, decode_cursor, encode_cursor
@@ -41,14 +43,17 @@ class ChangeRead(BaseModel):
     measure: str | None = Field(description="aggregate: the measure")
     amount: str | None = Field(description="aggregate: the figure now; null when it was removed")
     removed: bool = Field(description="aggregate: the figure no longer exists")
-    report_id: int | None = Field(description="report: the submitted revision (read it at /reports/{id})")
+    report_id: int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="report: the submitted revision (read it at /reports/{id}); absent otherwise",
+    )
     revision: int | None
     supersedes_id: int | None
     changed_at: datetime | None
 
 
 class ChangePage(BaseModel):
-    items: list[ChangeRead]
+    items: list[ChangeRead] = Field(description="`report_id` is left out of aggregate changes")
     next_cursor: str | None = Field(
         description=(
             "Pass as `since` on the next call: the position after the last item (the `since` sent "
@@ -89,31 +94,32 @@ async def list_changes(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT}")] = DEFAULT_LIMIT,
-) -> ChangePage:
+) -> Response:
     after = decode_cursor(since, int, int, int, str, str, str, str) if since else START
     async with database.driver() as conn:
         rows = await repo.changes(conn, tuple(after), like_prefix(principal.bureau_path), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [
-        ChangeRead(
-            kind=KIND_NAMES[r["kind"]],
-            bureau_id=r["bureau_id"],
-            bureau_path=r["bureau_path"],
-            period=r["period"],
-            period_kind=r["period_kind"],
-            dimension=r["dimension"],
-            value=r["value"],
-            measure=r["measure"],
-            amount=None if r["amount"] is None else amount_text(r["amount"]),
-            removed=r["kind"] == 1,
-            report_id=r["report_id"],
-            revision=r["revision"],
-            supersedes_id=r["supersedes_id"],
-            changed_at=r["at"],
-        )
-        for r in rows
-    ]
+    items = []
+    for r in rows:
+        item = {
+            "kind": KIND_NAMES[r["kind"]],
+            "bureau_id": r["bureau_id"],
+            "bureau_path": r["bureau_path"],
+            "period": r["period"],
+            "period_kind": r["period_kind"],
+            "dimension": r["dimension"],
+            "value": r["value"],
+            "measure": r["measure"],
+            "amount": None if r["amount"] is None else amount_text(r["amount"]),
+            "removed": r["kind"] == 1,
+            "revision": r["revision"],
+            "supersedes_id": r["supersedes_id"],
+            "changed_at": r["at"],
+        }
+        if r["report_id"] is not None:
+            item["report_id"] = r["report_id"]
+        items.append(item)
     if rows:
         last = rows[-1]
         next_cursor = encode_cursor(
@@ -121,4 +127,5 @@ async def list_changes(
         )
     else:
         next_cursor = since
-    return ChangePage(items=items, next_cursor=next_cursor, more=more)
+    body = {"items": items, "next_cursor": next_cursor, "more": more}
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from starlette.convertors import Convertor, register_url_convertor
 
 from services.common.auth import Principal, Role
 from services.common.db import like_prefix
@@ -49,6 +50,22 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PeriodPath = Annotated[
     str, Path(pattern=PERIOD_PATTERN, description="`YYYY-MM`, `YYYY-Qn` or `YYYY`", examples=["2026-05"])
 ]
+
+
+class PeriodConvertor(Convertor[str]):
+    """A period key in a path: the pull URLs match only real periods, so
+    ``/reports/{id}/submission`` is never mistaken for one (its 405 lists only POST)."""
+
+    regex = r"(?:199[0-9]|20[0-9]{2})(?:-(?:0[1-9]|1[0-2])|-Q[1-4])?"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("report_period", PeriodConvertor())
 NOT_MODIFIED = {304: {"description": "Not modified: the If-None-Match ETag is current (no body)"}}
 
 
@@ -278,7 +295,7 @@ PULL_DESCRIPTION = (
 
 
 @router.get(
-    "/reports/{bureau_id}/{period}.csv",
+    "/reports/{bureau_id}/{period:report_period}.csv",
     operation_id="pull_report_csv",
     summary="Pull a bureau's report for a period as CSV",
     description=PULL_DESCRIPTION
@@ -303,7 +320,7 @@ async def pull_report_csv(
 
 
 @router.get(
-    "/reports/{bureau_id}/{period}.xlsx",
+    "/reports/{bureau_id}/{period:report_period}.xlsx",
     operation_id="pull_report_xlsx",
     summary="Pull a bureau's report for a period as an XLSX workbook",
     description=PULL_DESCRIPTION
@@ -332,7 +349,7 @@ async def pull_report_xlsx(
 
 
 @router.get(
-    "/reports/{bureau_id}/{period}",
+    "/reports/{bureau_id}/{period:report_period}",
     response_model=ReportRead,
     operation_id="pull_report",
     summary="Pull a bureau's report for a period (JSON)",

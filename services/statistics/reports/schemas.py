@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from services.common.types import EntityId, InputModel
 from services.statistics.reports.periods import PERIOD_PATTERN
@@ -76,7 +77,9 @@ class Rollup(BaseModel):
 
 
 class ReportRead(BaseModel):
-    id: int | None = Field(description="The revision's id; null for provisional figures")
+    id: int | SkipJsonSchema[None] = Field(
+        default=None, description="The revision's id; absent from provisional figures"
+    )
     bureau_id: int
     bureau_path: str
     bureau_name: str | None

@@ -159,7 +159,6 @@ async def provisional_document(
     """The live aggregates of a period no revision of which was submitted (a pull's fallback)."""
     figures = _figures(await repo.live_figures(conn, bureau_id, period.key))
     return {
-        "id": None,
         "bureau_id": bureau_id,
         "bureau_path": bureau_path,
         "bureau_name": bureau_name,
