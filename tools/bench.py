@@ -14,6 +14,8 @@ runs some; the default runs all):
 * ``import`` — a bulk upload of 1,000,000 certificates through the API against a raw
   ``COPY`` of the same rows (tools/bench_import.py).
 * ``relay`` — events from commit to consumer under write load (tools/bench_relay.py).
+* ``reports`` — a province's monthly statistical report read through the gateway under
+  concurrent load, and the same pull revalidated with If-None-Match (tools/bench_reports.py).
 * ``draw`` — the draw of an inspection plan from 1,000,000 certificates in three strata
   against a SQL ``ORDER BY md5(seed || id) LIMIT n`` over the same pool (tools/bench_plans.py).
 
@@ -640,6 +642,14 @@ def draw_section(bench: Bench) -> str:
     from tools.bench_plans import run as run_draw
 
     return run_draw(bench)
+
+
+@section("reports")
+def reports_section(bench: Bench) -> str:
+    """A statistical report read through the gateway under load (tools/bench_reports.py)."""
+    from tools.bench_reports import run as run_reports
+
+    return run_reports(bench)
 
 
 def _signer() -> TokenSigner:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.statistics.changes.routes import router as changes_router
 from services.statistics.config import StatisticsSettings, get_settings
 from services.statistics.legal.routes import router as legal_router
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 from services.statistics.oversight.routes import router as oversight_router
 from services.statistics.pilots.routes import router as pilots_router
+from services.statistics.reports.routes import router as reports_router
 
 # Unique keys two concurrent writers can still hit after the service's own checks.
 CONSTRAINT_PROBLEMS = {
@@ -21,6 +23,8 @@ CONSTRAINT_PROBLEMS = {
         "rollout-conflict",
         "This bureau's roll-out was recorded at the same time; read it and correct it with If-Match.",
     ),
+    "ck_statistical_report_frozen": ("report-submitted", "A submitted report is frozen."),
+    "uq_statistical_report_draft": ("report-draft-exists", "The bureau has a draft for the period."),
 }
 
 
@@ -33,7 +37,7 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
             "aggregates, periodic reports, major-case reviews and filings, oversight alerts."
         ),
         settings=settings or get_settings(),
-        routers=[legal_router, oversight_router, pilots_router],
+        routers=[legal_router, oversight_router, reports_router, changes_router, pilots_router],
         constraint_problems=CONSTRAINT_PROBLEMS,
         audit=AUDIT,
         outbox=OUTBOX,

@@ -12,6 +12,7 @@ from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
+from services.statistics.changes.models import AggregateRemoval
 from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
 from services.statistics.legal.models import Filing, Review
 from services.statistics.oversight.models import Alert, SupervisionNotice
@@ -22,12 +23,14 @@ from services.statistics.pilots.models import (
     PilotRollout,
     PilotSubmission,
 )
+from services.statistics.reports.models import ReportFigure, StatisticalReport
 
 __all__ = [
     "AUDIT",
     "INBOX",
     "OUTBOX",
     "Aggregate",
+    "AggregateRemoval",
     "Alert",
     "BureauDimension",
     "CaseFact",
@@ -39,7 +42,9 @@ __all__ = [
     "PilotProblem",
     "PilotRollout",
     "PilotSubmission",
+    "ReportFigure",
     "Review",
+    "StatisticalReport",
     "StatisticsModel",
     "SupervisionNotice",
 ]

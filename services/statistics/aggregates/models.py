@@ -32,3 +32,6 @@ class Aggregate(StatisticsModel, table=True):
     period_kind: str = Field(max_length=8, description="month / quarter / year")
     amount: Decimal = Field(sa_column=Column(Numeric(18, 4), nullable=False, server_default="0"))
     updated_at: datetime = instant_column()
+    # The id of the transaction that last changed the figure, set by a trigger (reports
+    # migration): the changes-since feed serves rows older than every running transaction.
+    changed_txid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, index=True))

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.dates import CHINA
 from services.statistics.config import get_settings
 from services.statistics.legal import service as legal_service
+from services.statistics.reports import service as reports_service
 
 Detector = Callable[[AsyncSession, date], Awaitable[int]]
 
@@ -179,6 +180,8 @@ DETECTORS: list[Detector] = [
     # The legal-affairs body's own deadlines: review answers and major-case filings.
     legal_service.review_alerts,
     legal_service.filing_alerts,
+    # Periodic statistical reports not submitted by their period's deadline.
+    reports_service.late_report_alerts,
 ]
 
 
