@@ -4,5 +4,6 @@ inbox's transaction and never commits; the domains (facts, legal affairs) do the
 from __future__ import annotations
 
 from services.common.outbox import EventHandler
+from services.statistics.facts.consumers import HANDLERS as FACT_HANDLERS
 
-HANDLERS: dict[str, EventHandler] = {}
+HANDLERS: dict[str, EventHandler] = {**FACT_HANDLERS}

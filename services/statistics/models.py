@@ -11,7 +11,13 @@ from services.common.idempotency import idempotency_table
 from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
-from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
+from services.statistics.facts.models import (
+    BureauDimension,
+    CaseFact,
+    CertificateStatusFact,
+    LeadFact,
+    ReconciliationRun,
+)
 from services.statistics.oversight.models import Alert
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "CaseFact",
     "CertificateStatusFact",
     "LeadFact",
+    "ReconciliationRun",
     "StatisticsModel",
 ]
 
