@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.statistics.aggregates.routes import router as aggregates_router
 from services.statistics.config import StatisticsSettings, get_settings
+from services.statistics.facts.routes import router as facts_router
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 
 
@@ -21,4 +23,5 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         audit=AUDIT,
         outbox=OUTBOX,
         inbox=INBOX,
+        routers=[aggregates_router, facts_router],
     )

@@ -52,7 +52,8 @@ MEASURES: list[Measure] = [
         "flow",
         "yuan",
         "case_fact",
-        "Fines (罚款) as currently decided (fine_current: after any reconsideration or appeal), by decided_on.",
+        "Fines (罚款) as currently decided (fine_current: after any reconsideration or appeal), "
+        "by decided_on.",
     ),
     Measure(
         "fines_collected",

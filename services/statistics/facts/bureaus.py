@@ -6,6 +6,8 @@ cannot answer, the fact is written with an unknown system (counted under ``unkno
 :func:`refresh_unknown_systems` moves it under its system once the registry answers.
 """
 
+# ruff: noqa: S608 - statements composed of this module's constant fragments; every value is bound
+
 from __future__ import annotations
 
 import asyncio
@@ -109,7 +111,8 @@ _SET_SYSTEM = {
         change_statement(
             table,
             "bureau_id = :bureau_id AND system IS NULL",
-            f"UPDATE {table} SET system = :system WHERE bureau_id = :bureau_id AND system IS NULL RETURNING *",
+            f"UPDATE {table} SET system = :system "
+            "WHERE bureau_id = :bureau_id AND system IS NULL RETURNING *",
         )
     )
     for table in _UNKNOWN

@@ -21,7 +21,6 @@ from services.statistics.base import (
     path_prefix_index,
 )
 
-
 # The fact's bureau's system when the fact was applied; null until the registry has told it
 # (the aggregates count it under "unknown", and refresh_bureaus moves it once known).
 SYSTEM_DOC = "quality_supervision / entry_exit, from bureau_dimension; null while unknown"
