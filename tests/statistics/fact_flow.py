@@ -169,7 +169,7 @@ def expected_figures(cases: list[dict], leads: list[dict]) -> dict[tuple, str]:
             add(closed, "transfers_judicial")
         if case["needs_filing"]:
             add(decided or closed, "major_cases")
-        for kind, key, end in _periods(opened, now):
+        for _kind, key, end in _periods(opened, now):
             at = min(end, now)
             if opened <= at and (closed is None or closed > at):
                 counts[(key, "all", "", "cases_pending")] += 1
@@ -201,3 +201,10 @@ COMPARED = frozenset(
 
 def only(found: dict[tuple, str], measures=COMPARED) -> dict[tuple, str]:
     return {k: v for k, v in found.items() if k[1] == "all" and k[3] in measures}
+
+
+def ids_of(events: list[dict]) -> tuple[list[int], list[int]]:
+    """(lead ids, case ids) the events speak of."""
+    leads = sorted({int(e["aggregate_id"]) for e in events if e["aggregate_type"] == "lead"})
+    cases = sorted({int(e["aggregate_id"]) for e in events if e["aggregate_type"] == "case"})
+    return leads, cases

@@ -38,6 +38,12 @@ async def own(registry, enforcement, token_for):
     return await build_world(registry, token_for)
 
 
+@pytest.fixture(scope="module")
+async def spare(registry, enforcement, token_for):
+    """Another subtree, for the synthetic events (kept out of ``own``'s direct count)."""
+    return await build_world(registry, token_for)
+
+
 async def _leads_and_cases(enforcement, own, lead_ids, case_ids):
     leads = [
         (await enforcement.get(f"{API}/leads/{i}", headers=auth(own.head.token))).json() for i in lead_ids
@@ -180,23 +186,23 @@ class TestFiguresEqualEnforcement:
 
 
 class TestConcurrency:
-    async def test_two_workers_on_cases_of_one_bureau_lose_no_update(self, statistics, own, token_for):
+    async def test_two_workers_on_cases_of_one_bureau_lose_no_update(self, statistics, spare, token_for):
         """Each applies a different case of the same county at the same time: both count."""
-        bureau = own.other_county
+        bureau = spare.other_county
         ids = [new_case_id() for _ in range(6)]
         events = [case_event(bureau, i, 1, opened_on="2026-03-02") for i in ids]
         outcomes = await asyncio.gather(*(deliver(statistics, [e]) for e in events))
         assert [o for (o,) in outcomes] == ["applied"] * 6
-        token = token_for(own.province, roles=(Role.HEAD,))
+        token = token_for(spare.province, roles=(Role.HEAD,))
         found = await figures(statistics, token, bureau["id"], period="2026-03", dimension="all")
         assert found[("2026-03", "all", "", "cases_opened")] == "6"
         province = await figures(
-            statistics, token, own.province["id"], period="2026-Q1", measure="cases_opened"
+            statistics, token, spare.province["id"], period="2026-Q1", measure="cases_opened"
         )
         assert province[("2026-Q1", "all", "", "cases_opened")] == "6"
 
-    async def test_a_rebuild_while_events_arrive_loses_none(self, statistics, own, token_for):
-        bureau = own.other_county
+    async def test_a_rebuild_while_events_arrive_loses_none(self, statistics, spare, token_for):
+        bureau = spare.other_county
         ids = [new_case_id() for _ in range(4)]
         events = [case_event(bureau, i, 1, opened_on="2026-02-02") for i in ids]
 
@@ -206,14 +212,14 @@ class TestConcurrency:
                 await session.commit()
 
         await asyncio.gather(deliver(statistics, events[:2]), rebuild(), deliver(statistics, events[2:]))
-        token = token_for(own.province, roles=(Role.HEAD,))
+        token = token_for(spare.province, roles=(Role.HEAD,))
         found = await figures(statistics, token, bureau["id"], period="2026-02", measure="cases_opened")
         assert found[("2026-02", "all", "", "cases_opened")] == "4"
 
 
 class TestAFactMovesOnlyForward:
-    async def test_an_older_version_applied_directly_changes_nothing(self, statistics, own, token_for):
-        bureau = own.other_county
+    async def test_an_older_version_applied_directly_changes_nothing(self, statistics, spare, token_for):
+        bureau = spare.other_county
         case_id = new_case_id()
         closed = case_event(
             bureau, case_id, 5, opened_on="2026-01-05", closed_on="2026-01-20", state="terminated"
@@ -241,14 +247,23 @@ class TestAFactMovesOnlyForward:
 
 
 class TestTheApi:
-    async def test_scope_and_input(self, statistics, own, world, token_for):
-        county_head = token_for(own.county, roles=(Role.HEAD,))
+    async def test_scope_and_input(self, statistics, spare, world, token_for):
+        # Figures in the sibling county, so its city and province have rows too.
+        await deliver(statistics, [case_event(spare.other_county, new_case_id(), 1, opened_on="2026-05-05")])
+        await deliver(statistics, [case_event(spare.county, new_case_id(), 1, opened_on="2026-05-05")])
+        province_head = token_for(spare.province, roles=(Role.HEAD,))
+        for below in (spare.city, spare.county, spare.other_county):
+            response = await statistics.get(
+                AGGREGATES, params={"bureau_id": below["id"]}, headers=auth(province_head)
+            )
+            assert response.status_code == 200 and response.json()["items"], response.text
+        county_head = token_for(spare.county, roles=(Role.HEAD,))
         # Default: the caller's own bureau.
         response = await statistics.get(AGGREGATES, headers=auth(county_head))
         assert response.status_code == 200, response.text
-        assert all(item["bureau_id"] == own.county["id"] for item in response.json()["items"])
+        assert all(item["bureau_id"] == spare.county["id"] for item in response.json()["items"])
         # Above the caller, a sibling, another province, a bureau that does not exist: the same 404.
-        for other in (own.city["id"], own.other_county["id"], world.county["id"], 9_000_000_000):
+        for other in (spare.city["id"], spare.other_county["id"], world.county["id"], 9_000_000_000):
             response = await statistics.get(
                 AGGREGATES, params={"bureau_id": other}, headers=auth(county_head)
             )
@@ -270,11 +285,11 @@ class TestTheApi:
             response = await statistics.get(AGGREGATES, params=bad, headers=auth(county_head))
             assert_problem(response, 422, "/problems/validation-error")
 
-    async def test_pages_and_ranges(self, statistics, own, token_for):
-        bureau = own.other_county
+    async def test_pages_and_ranges(self, statistics, spare, token_for):
+        bureau = spare.other_county
         for month in ("2026-01-10", "2026-02-10", "2026-04-10"):
             await deliver(statistics, [case_event(bureau, new_case_id(), 1, opened_on=month)])
-        token = token_for(own.province, roles=(Role.HEAD,))
+        token = token_for(spare.province, roles=(Role.HEAD,))
         ranged = await figures(
             statistics,
             token,

@@ -4,7 +4,9 @@ Enforcement's ``GET /api/v1/enforcement/case-facts`` answers every case with its
 very payload its ``enforcement.case.changed`` event carries. A fact that is missing, older, or
 differs at the same version is applied again through :func:`facts.service.apply_case` (the
 aggregates move by the same deltas as for an event); a fact whose case enforcement no longer has
-is dropped with its contributions. Each page is one transaction, each case under the inbox's
+is dropped with its contributions; when anything was repaired, the figures are then
+recomputed from the facts (a fact changed by hand leaves figures no delta knows of). Each page
+is one transaction, each case under the inbox's
 lock of that case, so an event applied meanwhile is neither lost nor overwritten by an older
 state. The run row says what was repaired.
 """
@@ -22,8 +24,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.client import ServiceClient
+from services.common.dates import today
 from services.common.db import utcnow
 from services.common.event_schemas import CaseChanged
+from services.statistics.aggregates.sql import rebuild
 from services.statistics.facts import bureaus, service
 from services.statistics.facts.models import ReconciliationRun
 
@@ -169,6 +173,13 @@ async def reconcile(
         async with sessionmaker() as session:
             await bureaus.refresh_unknown_systems(await session.connection(), services)
             await session.commit()
+        if any(found.values()):
+            # A fact that drifted by hand (or a lost write) left figures that no delta knows of:
+            # recompute them from the repaired facts.
+            async with sessionmaker() as session:
+                rebuilt = await rebuild(await session.connection(), today=today())
+                await session.commit()
+            log.info("aggregates rebuilt after repairs", extra=rebuilt)
     except Exception as exc:  # recorded on the run, and raised for the job to show
         error = repr(exc)[:4000]
         log.exception("reconciliation failed", extra={"run_id": run_id})
