@@ -174,7 +174,9 @@ class TestFiguresEqualEnforcement:
         async with statistics.app.state.sessionmaker() as session:
             result = await rebuild_all(session)
             await session.commit()
-        assert result["figures"] > 0
+        # Nothing to write: the figures the events gave are the figures the facts give (this
+        # run's every other figure included).
+        assert result == {"written": 0, "zeroed": 0}
         assert (
             await figures(statistics, token_for(own.province, roles=(Role.HEAD,)), own.province["id"])
             == before

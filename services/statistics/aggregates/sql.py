@@ -256,46 +256,42 @@ _KEY = "(bureau_id, period, dimension, value, measure)"
 
 async def rebuild(conn: AsyncConnection, *, today: date, periods: list[str] | None = None) -> dict[str, int]:
     """Recompute the figures (of ``periods`` only, when given) from every fact, in the caller's
-    transaction (commit it): upserts the amounts that differ, zeroes rows no fact backs."""
+    transaction (commit it). One statement: the figures computed from the facts, full-joined with
+    the stored ones, and only the differences upserted — a new figure inserted, a changed one
+    updated, one no fact backs any more set to 0 (never deleted). Answers the rows written and,
+    of them, those zeroed."""
     await conn.execute(EXCLUSIVE_LOCK)
-    only = "" if periods is None else " WHERE period = ANY(CAST(:periods AS text[]))"
-    await conn.execute(text("DROP TABLE IF EXISTS rebuilt_aggregate"))
-    await conn.execute(
-        text(
-            "CREATE TEMP TABLE rebuilt_aggregate ON COMMIT DROP AS "
-            f"SELECT * FROM ({figures_query()}) AS f{only}"
-        ),
-        {"today": today, **({} if periods is None else {"periods": periods})},
-    )
-    figures = (await conn.execute(text("SELECT count(*) FROM rebuilt_aggregate"))).scalar_one()
-    written = (
+    only = "" if periods is None else " AND period = ANY(CAST(:periods AS text[]))"
+    row = (
         await conn.execute(
             text(
-                f"""INSERT INTO aggregate (bureau_id, period, dimension, value, measure,
+                f"""WITH written AS (
+                INSERT INTO aggregate (bureau_id, period, dimension, value, measure,
                     bureau_path, period_kind, amount, updated_at)
-                SELECT bureau_id, period, dimension, value, measure, bureau_path, period_kind, amount,
-                       clock_timestamp()
-                FROM rebuilt_aggregate
+                SELECT coalesce(r.bureau_id, a.bureau_id), coalesce(r.period, a.period),
+                       coalesce(r.dimension, a.dimension), coalesce(r.value, a.value),
+                       coalesce(r.measure, a.measure), coalesce(r.bureau_path, a.bureau_path),
+                       coalesce(r.period_kind, a.period_kind), coalesce(r.amount, 0), clock_timestamp()
+                FROM (SELECT * FROM ({figures_query()}) AS f WHERE true{only}) AS r
+                FULL JOIN (
+                    SELECT bureau_id, period, dimension, value, measure, bureau_path, period_kind, amount
+                    FROM aggregate WHERE measure = ANY(CAST(:measures AS text[])){only}
+                ) AS a
+                  ON r.bureau_id = a.bureau_id AND r.period = a.period AND r.dimension = a.dimension
+                 AND r.value = a.value AND r.measure = a.measure
+                WHERE coalesce(r.amount, 0) IS DISTINCT FROM a.amount
                 ON CONFLICT {_KEY} DO UPDATE SET amount = excluded.amount, updated_at = excluded.updated_at
-                WHERE aggregate.amount IS DISTINCT FROM excluded.amount"""
-            )
-        )
-    ).rowcount
-    zero_filter = "" if periods is None else " AND a.period = ANY(CAST(:periods AS text[]))"
-    zeroed = (
-        await conn.execute(
-            text(
-                f"""UPDATE aggregate AS a SET amount = 0, updated_at = clock_timestamp()
-                WHERE a.amount <> 0 AND a.measure = ANY(CAST(:measures AS text[])){zero_filter}
-                  AND NOT EXISTS (
-                    SELECT 1 FROM rebuilt_aggregate AS r
-                    WHERE (r.bureau_id, r.period, r.dimension, r.value, r.measure)
-                        = (a.bureau_id, a.period, a.dimension, a.value, a.measure))"""
+                RETURNING amount)
+            SELECT count(*) AS written, count(*) FILTER (WHERE amount = 0) AS zeroed FROM written"""
             ),
-            {"measures": sorted(MEASURE_NAMES), **({} if periods is None else {"periods": periods})},
+            {
+                "today": today,
+                "measures": sorted(MEASURE_NAMES),
+                **({} if periods is None else {"periods": periods}),
+            },
         )
-    ).rowcount
-    return {"figures": int(figures), "written": int(written), "zeroed": int(zeroed)}
+    ).one()
+    return {"written": int(row.written), "zeroed": int(row.zeroed)}
 
 
 def current_periods(today: date) -> list[str]:
