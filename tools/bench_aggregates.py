@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import time
@@ -36,7 +37,7 @@ from services.common.dates import today
 from services.statistics.aggregates.sql import figures_query, rebuild
 
 CHUNK = 50_000
-PROVINCES, CITIES, COUNTIES = 31, 10, 5  # 1,550 county bureaus, 310 cities, 31 provinces, 1 national
+PROVINCES, CITIES, COUNTIES = 4, 5, 5  # 100 county bureaus, 20 cities, 4 provinces, 1 national
 SUBJECTS = ("enterprise", "body", "auditor", "product", "certificate")
 PENALTIES = (
     "fine",
@@ -63,7 +64,7 @@ def _bureaus() -> list[tuple[int, str, str]]:
             cid = 2_000_000 + p * 100 + c
             for k in range(COUNTIES):
                 kid = 3_000_000 + p * 10_000 + c * 100 + k
-                out.append((kid, f"1.{pid}.{cid}.{kid}.", SYSTEMS[p % 7 == 0]))
+                out.append((kid, f"1.{pid}.{cid}.{kid}.", SYSTEMS[p % 4 == 3]))
     return out
 
 
@@ -250,7 +251,7 @@ Command: `{command}`
 
 Data (COPY into the statistics database, {loaded["seconds"]:.0f} s): {loaded["cases"]:,} case facts,
 {loaded["leads"]:,} lead facts and {loaded["certificates"]:,} certificate status changes over
-{loaded["bureaus"]:,} county bureaus (31 provinces × 10 cities × 5 counties), dates from 2024-01-01 to
+{loaded["bureaus"]:,} county bureaus ({PROVINCES} provinces × {CITIES} cities × {COUNTIES} counties), dates from 2024-01-01 to
 today; about two thirds of the cases decided (one or two penalty kinds of six, 40 violation codes), most
 of them closed; a twentieth major with a filing deadline. The figures: every bureau subtree (county,
 city, province, national) × month, quarter and year × dimension value (all, system, subject type,
@@ -293,3 +294,86 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- freshness: a case change visible in the aggregates, under load ----------------------------
+
+
+async def _closed_today(http, base: str, token: str, province_id: int) -> int:
+    answer = await http.get(
+        f"{base}/api/v1/statistics/aggregates",
+        params={
+            "bureau_id": province_id,
+            "period": f"{today():%Y-%m}",
+            "dimension": "all",
+            "measure": "cases_closed",
+        },
+        headers={"Authorization": token},
+    )
+    answer.raise_for_status()
+    items = answer.json()["items"]
+    return int(items[0]["amount"]) if items else 0
+
+
+async def probe_freshness(
+    enforcement: str,
+    statistics_url: str,
+    load_token: str,
+    load_cases: list[int],
+    probe_token: str,
+    read_token: str,
+    probe_cases: list[int],
+    province_id: int,
+    give_up_after: float = 60.0,
+) -> dict[str, Any]:
+    """While every load client takes its case to suspended and back (each step an event the
+    statistics worker applies), terminate the probe cases one at a time and time each until the
+    province's ``cases_closed`` of this month shows it in ``GET /api/v1/statistics/aggregates``."""
+    import httpx
+
+    from tools.bench_cases import transition_load
+
+    load = asyncio.create_task(transition_load(enforcement, load_token, load_cases, 3600))
+    latencies: list[float] = []
+    missed = 0
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            await asyncio.sleep(2)  # the load running
+            for case_id in probe_cases:
+                before = await _closed_today(http, statistics_url, read_token, province_id)
+                case = await http.get(
+                    f"{enforcement}/api/v1/enforcement/cases/{case_id}",
+                    headers={"Authorization": probe_token},
+                )
+                started = time.perf_counter()
+                answer = await http.post(
+                    f"{enforcement}/api/v1/enforcement/cases/{case_id}/transitions",
+                    json={"step": "terminate", "reason": "基准终止", "legal_basis": "bench"},
+                    headers={"Authorization": probe_token, "If-Match": case.headers["ETag"]},
+                )
+                if answer.status_code != 200:
+                    raise RuntimeError(f"terminate answered {answer.status_code}: {answer.text}")
+                committed = time.perf_counter()
+                while await _closed_today(http, statistics_url, read_token, province_id) <= before:
+                    if time.perf_counter() - committed > give_up_after:
+                        missed += 1
+                        break
+                    await asyncio.sleep(0.02)
+                else:
+                    latencies.append(time.perf_counter() - started)  # from the request sent
+                print(
+                    f"freshness probe {len(latencies) + missed}: {time.perf_counter() - committed:.2f} s",
+                    flush=True,
+                )
+    finally:
+        load.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await load
+    latencies.sort()
+    return {
+        "latencies": latencies,
+        "missed": missed,
+        "p50": statistics.median(latencies) if latencies else float("nan"),
+        "p95": latencies[max(int(len(latencies) * 0.95) - 1, 0)] if latencies else float("nan"),
+        "max": latencies[-1] if latencies else float("nan"),
+    }

@@ -280,6 +280,7 @@ async def rebuild(conn: AsyncConnection, *, today: date, periods: list[str] | No
                   ON r.bureau_id = a.bureau_id AND r.period = a.period AND r.dimension = a.dimension
                  AND r.value = a.value AND r.measure = a.measure
                 WHERE coalesce(r.amount, 0) IS DISTINCT FROM a.amount
+                ORDER BY 1, 2, 3, 4, 5
                 ON CONFLICT {_KEY} DO UPDATE SET amount = excluded.amount, updated_at = excluded.updated_at
                 RETURNING amount)
             SELECT count(*) AS written, count(*) FILTER (WHERE amount = 0) AS zeroed FROM written"""
