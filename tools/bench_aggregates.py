@@ -362,7 +362,8 @@ async def probe_freshness(
                 else:
                     latencies.append(time.perf_counter() - started)  # from the request sent
                 print(
-                    f"freshness probe {len(latencies) + missed}: {time.perf_counter() - committed:.2f} s",
+                    f"freshness probe {len(latencies) + missed}: answered in {committed - started:.2f} s, "
+                    f"visible after {time.perf_counter() - started:.2f} s",
                     flush=True,
                 )
     finally:
