@@ -333,7 +333,8 @@ class TestTheApi:
         from services.statistics.aggregates.jobs import refresh_current_periods
 
         ctx = {"sessionmaker": statistics.app.state.sessionmaker}
-        await refresh_current_periods(ctx)
-        second = await refresh_current_periods(ctx)
-        assert (second["written"], second["zeroed"]) == (0, 0)
+        # The running periods' pending and overdue cases, from the open cases alone, are the
+        # figures the events gave (this run's cases included): nothing to write, twice.
+        assert await refresh_current_periods(ctx) == {"written": 0, "zeroed": 0}
+        assert await refresh_current_periods(ctx) == {"written": 0, "zeroed": 0}
         assert today().year == 2026  # the data sets here are of 2026

@@ -5,6 +5,7 @@ on two workers, ends with the same figures."""
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,9 +37,17 @@ async def rebuild_aggregates(ctx: dict[str, Any]) -> dict[str, int]:
 
 async def refresh_current_periods(ctx: dict[str, Any]) -> dict[str, int]:
     """The running periods' pending and overdue cases move with the day, not with events:
-    recompute today's and yesterday's periods (yesterday's ended if the month turned)."""
+    recompute them for today's and yesterday's periods (yesterday's ended if the month turned),
+    from the cases open in those periods only (every other figure moves with events alone)."""
+    day = today()
     async with ctx["sessionmaker"]() as session:
-        result = await rebuild(await session.connection(), today=today(), periods=current_periods(today()))
+        result = await rebuild(
+            await session.connection(),
+            today=day,
+            periods=current_periods(day),
+            # The running periods start no earlier than yesterday's year.
+            stocks_since=date(day.year - (day.month == 1 and day.day == 1), 1, 1),
+        )
         await session.commit()
     log.info("running periods refreshed", extra=result)
     return result

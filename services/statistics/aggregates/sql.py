@@ -25,7 +25,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.statistics.aggregates.measures import MEASURE_NAMES
+from services.statistics.aggregates.measures import MEASURE_NAMES, MEASURES
+
+STOCK_MEASURES = sorted(m.name for m in MEASURES if m.kind == "stock")
 
 AGGREGATE_LOCK = "SELECT {fn}(hashtextextended('statistics.aggregate', 0))"
 # A fact's change touches a few dozen rows, but the planner's guesses for the unnest and
@@ -205,14 +207,26 @@ async def apply_change(
 # --- every figure, from every fact ------------------------------------------------------
 
 
-def figures_query() -> str:
+def figures_query(*, stocks_only: bool = False) -> str:
     """SELECT every aggregate figure (non-zero) from the facts: (bureau_id, bureau_path,
-    period_kind, period, dimension, value, measure, amount). Needs ``:today``."""
-    parts = {
-        table: build("(SELECT 1 AS sign, * FROM " + table + ")") for table, build in CONTRIBUTIONS.items()
-    }
-    flows = " UNION ALL ".join(f"({f})" for f, _ in parts.values())
-    stocks = " UNION ALL ".join(f"({s})" for _, s in parts.values() if s is not None)
+    period_kind, period, dimension, value, measure, amount). Needs ``:today``.
+
+    ``stocks_only``: the pending and overdue figures alone, from the cases still open on
+    ``:since`` (a case closed before it adds its +1 and its −1 before it: nothing from then on),
+    exact for every period starting on or after ``:since``."""
+    if stocks_only:
+        open_cases = (
+            "(SELECT 1 AS sign, * FROM case_fact "
+            "WHERE closed_on IS NULL OR closed_on >= CAST(:since AS date))"
+        )
+        case_flows, stocks = CONTRIBUTIONS["case_fact"](open_cases)
+        flows = f"SELECT * FROM ({case_flows}) AS no_flows WHERE false"
+    else:
+        parts = {
+            table: build("(SELECT 1 AS sign, * FROM " + table + ")") for table, build in CONTRIBUTIONS.items()
+        }
+        flows = " UNION ALL ".join(f"({f})" for f, _ in parts.values())
+        stocks = " UNION ALL ".join(f"({s})" for _, s in parts.values() if s is not None)
     return f"""WITH
     flow_leaf AS (
         SELECT f.bureau_path, f.dimension, f.value, f.measure,
@@ -260,12 +274,22 @@ def figures_query() -> str:
 _KEY = "(bureau_id, period, dimension, value, measure)"
 
 
-async def rebuild(conn: AsyncConnection, *, today: date, periods: list[str] | None = None) -> dict[str, int]:
+async def rebuild(
+    conn: AsyncConnection,
+    *,
+    today: date,
+    periods: list[str] | None = None,
+    stocks_since: date | None = None,
+) -> dict[str, int]:
     """Recompute the figures (of ``periods`` only, when given) from every fact, in the caller's
     transaction (commit it). One statement: the figures computed from the facts, full-joined with
     the stored ones, and only the differences upserted — a new figure inserted, a changed one
     updated, one no fact backs any more set to 0 (never deleted). Answers the rows written and,
-    of them, those zeroed."""
+    of them, those zeroed. ``stocks_since`` (with ``periods`` starting on or after it): the
+    pending and overdue figures alone, from the cases open since then."""
+    if stocks_since is not None and periods is None:
+        raise ValueError("stocks_since needs the periods it is exact for")
+    measures = STOCK_MEASURES if stocks_since is not None else sorted(MEASURE_NAMES)
     await conn.execute(EXCLUSIVE_LOCK)
     only = "" if periods is None else " AND period = ANY(CAST(:periods AS text[]))"
     row = (
@@ -278,7 +302,8 @@ async def rebuild(conn: AsyncConnection, *, today: date, periods: list[str] | No
                        coalesce(r.dimension, a.dimension), coalesce(r.value, a.value),
                        coalesce(r.measure, a.measure), coalesce(r.bureau_path, a.bureau_path),
                        coalesce(r.period_kind, a.period_kind), coalesce(r.amount, 0), clock_timestamp()
-                FROM (SELECT * FROM ({figures_query()}) AS f WHERE true{only}) AS r
+                FROM (SELECT * FROM ({figures_query(stocks_only=stocks_since is not None)}) AS f
+                      WHERE true{only}) AS r
                 FULL JOIN (
                     SELECT bureau_id, period, dimension, value, measure, bureau_path, period_kind, amount
                     FROM aggregate WHERE measure = ANY(CAST(:measures AS text[])){only}
@@ -293,8 +318,9 @@ async def rebuild(conn: AsyncConnection, *, today: date, periods: list[str] | No
             ),
             {
                 "today": today,
-                "measures": sorted(MEASURE_NAMES),
+                "measures": measures,
                 **({} if periods is None else {"periods": periods}),
+                **({} if stocks_since is None else {"since": stocks_since}),
             },
         )
     ).one()
