@@ -25,9 +25,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.statistics.aggregates.measures import MEASURE_NAMES, MEASURES
-
-STOCK_MEASURES = sorted(m.name for m in MEASURES if m.kind == "stock")
+from services.statistics.aggregates.measures import MEASURES
 
 AGGREGATE_LOCK = "SELECT {fn}(hashtextextended('statistics.aggregate', 0))"
 # A fact's change touches a few dozen rows, but the planner's guesses for the unnest and
@@ -135,6 +133,10 @@ CONTRIBUTIONS = {
     "lead_fact": _lead_ctes,
     "certificate_status_fact": _certificate_ctes,
 }
+# The measures the facts give (a rebuild zeroes only these: another domain's measures kept in
+# the same table are not the facts' to zero).
+FACT_MEASURES = sorted(m.name for m in MEASURES if m.source in CONTRIBUTIONS)
+STOCK_MEASURES = sorted(m.name for m in MEASURES if m.source in CONTRIBUTIONS and m.kind == "stock")
 KEYS = {"case_fact": "case_id", "lead_fact": "lead_id", "certificate_status_fact": "event_id"}
 
 
@@ -289,7 +291,7 @@ async def rebuild(
     pending and overdue figures alone, from the cases open since then."""
     if stocks_since is not None and periods is None:
         raise ValueError("stocks_since needs the periods it is exact for")
-    measures = STOCK_MEASURES if stocks_since is not None else sorted(MEASURE_NAMES)
+    measures = STOCK_MEASURES if stocks_since is not None else FACT_MEASURES
     await conn.execute(EXCLUSIVE_LOCK)
     only = "" if periods is None else " AND period = ANY(CAST(:periods AS text[]))"
     row = (
