@@ -711,6 +711,7 @@ def freshness_section(bench: Bench) -> str:
                 read_token,
                 probes,
                 PROVINCE_ID,
+                bench.urls["enforcement"],
             )
         )
     lat = result["latencies"]
@@ -723,7 +724,8 @@ the platform's real processes (services, arq workers with the outbox relay) as `
 
 Load: {clients} clients each taking its own case to suspended and back as fast as enforcement answers
 (every step an `enforcement.case.changed` event the relay hands to the statistics worker, which applies
-it to the facts and aggregates). Probe: {args.probes} times, one after the other, a case of the same
+it to the facts and aggregates): {result["events_per_second"]:.0f} case events a second over the
+section. Probe: {args.probes} times, one after the other, a case of the same
 province is terminated (`POST …/transitions`, `terminate`) and
 `GET /api/v1/statistics/aggregates?bureau_id={PROVINCE_ID}&period=<this month>&measure=cases_closed` is
 polled every 20 ms until the province's count has grown; the time runs from the terminate request

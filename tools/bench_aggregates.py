@@ -315,6 +315,16 @@ async def _closed_today(http, base: str, token: str, province_id: int) -> int:
     return int(items[0]["amount"]) if items else 0
 
 
+async def _case_events(url: str) -> int:
+    conn = await asyncpg.connect(raw_url(url))
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM outbox_event WHERE type = 'enforcement.case.changed'"
+        )
+    finally:
+        await conn.close()
+
+
 async def probe_freshness(
     enforcement: str,
     statistics_url: str,
@@ -324,6 +334,7 @@ async def probe_freshness(
     read_token: str,
     probe_cases: list[int],
     province_id: int,
+    enforcement_db: str,
     give_up_after: float = 60.0,
 ) -> dict[str, Any]:
     """While every load client takes its case to suspended and back (each step an event the
@@ -333,6 +344,8 @@ async def probe_freshness(
 
     from tools.bench_cases import transition_load
 
+    events_before = await _case_events(enforcement_db)
+    began = time.perf_counter()
     load = asyncio.create_task(transition_load(enforcement, load_token, load_cases, 3600))
     latencies: list[float] = []
     missed = 0
@@ -370,8 +383,10 @@ async def probe_freshness(
         load.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await load
+    rate = (await _case_events(enforcement_db) - events_before) / (time.perf_counter() - began)
     latencies.sort()
     return {
+        "events_per_second": rate,
         "latencies": latencies,
         "missed": missed,
         "p50": statistics.median(latencies) if latencies else float("nan"),
