@@ -248,3 +248,23 @@ class TestTheBureauDimension:
 class _Down:
     async def get(self, *args, **kwargs):
         raise ConnectionRefusedError("the registry is down")
+
+
+class TestACaseMovingBureau:
+    async def test_its_figures_move_from_one_subtree_to_the_other(self, statistics, own, token_for):
+        """A newer version naming another bureau moves every contribution: out of the old
+        county, into the new one; the city above both keeps counting it once."""
+        case_id = new_case_id()
+        first = case_event(own.county, case_id, 1, opened_on="2025-11-03")
+        moved = case_event(own.other_county, case_id, 2, opened_on="2025-11-03")
+        token = token_for(own.province, roles=(Role.HEAD,))
+
+        async def opened(bureau) -> int:
+            found = await figures(statistics, token, bureau["id"], period="2025-11", measure="cases_opened")
+            return int(found.get(("2025-11", "all", "", "cases_opened"), "0"))
+
+        before = {b["id"]: await opened(b) for b in (own.county, own.other_county, own.city)}
+        assert await deliver(statistics, [first, moved]) == ["applied", "applied"]
+        assert await opened(own.county) == before[own.county["id"]]
+        assert await opened(own.other_county) == before[own.other_county["id"]] + 1
+        assert await opened(own.city) == before[own.city["id"]] + 1
