@@ -287,6 +287,22 @@ class TestTheApi:
             response = await statistics.get(AGGREGATES, params=bad, headers=auth(county_head))
             assert_problem(response, 422, "/problems/validation-error")
 
+    async def test_a_bureau_without_figures_answers_an_empty_list_in_scope_only(
+        self, statistics, registry, spare, token_for
+    ):
+        from tests.factories import create_bureau
+
+        fresh = await create_bureau(registry, token_for(), spare.city, "county", "130108")
+        city_head = token_for(spare.city, roles=(Role.HEAD,))
+        response = await statistics.get(
+            AGGREGATES, params={"bureau_id": fresh["id"]}, headers=auth(city_head)
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"items": [], "next_cursor": None}
+        sibling = token_for(spare.other_county, roles=(Role.HEAD,))
+        response = await statistics.get(AGGREGATES, params={"bureau_id": fresh["id"]}, headers=auth(sibling))
+        assert_problem(response, 404, "/problems/not-found")
+
     async def test_pages_and_ranges(self, statistics, spare, token_for):
         bureau = spare.other_county
         for month in ("2026-01-10", "2026-02-10", "2026-04-10"):

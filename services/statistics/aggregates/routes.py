@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -84,11 +84,14 @@ _BUREAU = text(
         "`dimension` (" + ", ".join(f"`{k}`: {v}" for k, v in DIMENSIONS.items()) + "), `value` and "
         "`measure` (" + ", ".join(f"`{m.name}`" for m in MEASURES) + "; each described in "
         "services/statistics/aggregates/measures.py) narrow it. Amounts are decimal strings: whole "
-        'numbers for counts, yuan with two decimals. A figure that fell to zero stays listed as `"0"`.'
+        'numbers for counts, yuan with two decimals. A figure that fell to zero stays listed as `"0"`; a '
+        "bureau with no figure yet answers an empty list (503 when the registry cannot tell whether it "
+        "exists)."
     ),
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 422, 503),
 )
 async def list_aggregates(
+    request: Request,
     session: ReadSessionDep,
     principal: PrincipalDep,
     page: PageDep,
@@ -120,6 +123,11 @@ async def list_aggregates(
         path = principal.bureau_path
     else:
         path = (await conn.execute(_BUREAU, {"bureau_id": target})).scalar()
+        if path is None:  # no figure yet: the registry knows whether it exists, and where
+            try:
+                path = (await request.app.state.services.get(f"/api/v1/registry/bureaus/{target}"))["path"]
+            except NotFound:
+                path = None
     if path is None or not principal.in_scope(path):
         raise NotFound(f"Bureau {target} not found.")
     where = ["bureau_id = :bureau_id"]
