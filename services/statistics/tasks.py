@@ -14,6 +14,7 @@ from services.statistics.aggregates.jobs import (
     FUNCTIONS as AGGREGATE_FUNCTIONS,
 )
 from services.statistics.aggregates.jobs import (
+    rebuild_aggregates,
     reconcile_facts,
     refresh_bureaus,
     refresh_current_periods,
@@ -36,6 +37,8 @@ _settings = worker_settings(
         # The running periods' stocks move with the day: hourly, so a missed tick is caught up.
         cron(refresh_current_periods, minute={1}, unique=True, run_at_startup=True),
         cron(reconcile_facts, hour={3}, minute={30}, unique=True),
+        # Nightly, every figure from the facts: heals what no delta carried (a fact changed by hand).
+        cron(rebuild_aggregates, hour={4}, minute={10}, unique=True),
         cron(refresh_bureaus, minute=set(range(0, 60, 5)), unique=True),
     ],
 )
