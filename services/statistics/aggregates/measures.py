@@ -123,6 +123,31 @@ MEASURES: list[Measure] = [
     ),
 ]
 
+# Supervision coverage (监督覆盖): kept by the coverage snapshot (services/statistics/coverage.py)
+# from the registry, not from the facts — a rebuild of the facts' figures never touches them.
+_COVERED = {
+    "body": "certification bodies",
+    "auditor": "auditors",
+    "enterprise": "certified enterprises",
+    "certificate": "certificates",
+}
+MEASURES += [
+    Measure(
+        f"coverage_{kind}_{figure}",
+        "stock",
+        "count",
+        "registry",
+        (
+            f"The subtree's {label} under supervision in the period"
+            if figure == "total"
+            else f"The subtree's {label} inspected at least once in the period"
+        )
+        + " (the supervision coverage snapshot; the share is inspected / total).",
+    )
+    for kind, label in _COVERED.items()
+    for figure in ("total", "inspected")
+]
+
 MEASURE_NAMES = frozenset(m.name for m in MEASURES)
 BY_NAME = {m.name: m for m in MEASURES}
 
