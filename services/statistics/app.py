@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.statistics.aggregates.routes import router as aggregates_router
 from services.statistics.changes.routes import router as changes_router
 from services.statistics.config import StatisticsSettings, get_settings
+from services.statistics.facts.routes import router as facts_router
 from services.statistics.legal.routes import router as legal_router
 from services.statistics.models import AUDIT, INBOX, OUTBOX
 from services.statistics.oversight.routes import router as oversight_router
@@ -37,7 +39,15 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
             "aggregates, periodic reports, major-case reviews and filings, oversight alerts."
         ),
         settings=settings or get_settings(),
-        routers=[legal_router, oversight_router, reports_router, changes_router, pilots_router],
+        routers=[
+            aggregates_router,
+            reports_router,
+            changes_router,
+            legal_router,
+            oversight_router,
+            facts_router,
+            pilots_router,
+        ],
         constraint_problems=CONSTRAINT_PROBLEMS,
         audit=AUDIT,
         outbox=OUTBOX,

@@ -13,7 +13,13 @@ from services.common.outbox import Inbox, Outbox, inbox_table, outbox_table
 from services.statistics.aggregates.models import Aggregate
 from services.statistics.base import StatisticsModel
 from services.statistics.changes.models import AggregateRemoval
-from services.statistics.facts.models import BureauDimension, CaseFact, CertificateStatusFact, LeadFact
+from services.statistics.facts.models import (
+    BureauDimension,
+    CaseFact,
+    CertificateStatusFact,
+    LeadFact,
+    ReconciliationRun,
+)
 from services.statistics.legal.models import Filing, Review
 from services.statistics.oversight.models import Alert, SupervisionNotice
 from services.statistics.pilots.models import (
@@ -42,6 +48,7 @@ __all__ = [
     "PilotProblem",
     "PilotRollout",
     "PilotSubmission",
+    "ReconciliationRun",
     "ReportFigure",
     "Review",
     "StatisticalReport",

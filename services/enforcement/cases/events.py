@@ -57,48 +57,53 @@ async def _about_case(session: AsyncSession, type_: str, case: Case, payload) ->
     )
 
 
-async def case_changed(
+async def case_changed_payload(
     session: AsyncSession, case: Case, *, officers: list[CaseOfficer] | None = None
-) -> Event:
-    """``officers``: the case's current officers when the caller has them at hand."""
+) -> CaseChanged:
+    """The facts statistics keeps of ``case``: the event's payload, and what the case-facts
+    feed answers (one function, so the two never differ)."""
     # Sanctions are decided only with a decision: before it there is nothing to read.
     decided = await repo.penalties(session, case.id, "decided") if case.decided_on else []  # type: ignore[arg-type]
     if officers is None:
         officers = await repo.current_officers(session, case.id)  # type: ignore[arg-type]
-    return await _about_case(
-        session,
-        CASE_CHANGED,
-        case,
-        CaseChanged(
-            case_id=case.id,  # type: ignore[arg-type]
-            number=case.number,
-            lead_id=case.lead_id,
-            procedure=case.procedure,
-            state=case.state,
-            subject_type=case.subject_type,
-            subject_id=case.subject_id,
-            party_kind=case.party_kind,
-            violation_regulation=case.violation_regulation,
-            violation_code=case.violation_code,
-            opened_on=case.opened_on,
-            decided_on=case.decided_on,
-            closed_on=case.closed_on,
-            decision_kind=case.decision_kind,
-            penalty_kinds=sorted({p.kind for p in decided}),
-            fine_decided=case.fine_decided,
-            fine_current=case.fine_current,
-            confiscation=sum(
-                (p.amount_current or Decimal("0") for p in decided if p.kind == "confiscation"), Decimal("0")
-            ),
-            paid_total=case.paid_total,
-            transferred_to=case.transferred_to,
-            transferred_to_judicial_organ="transferred_to_judicial_organ" in case.circumstances,
-            needs_legal_review=case.needs_legal_review,
-            needs_filing=case.needs_filing,
-            next_due=case.next_due,
-            next_due_rule=case.next_due_rule,
-            officer_count=len(officers),
+    return CaseChanged(
+        case_id=case.id,  # type: ignore[arg-type]
+        number=case.number,
+        lead_id=case.lead_id,
+        procedure=case.procedure,
+        state=case.state,
+        subject_type=case.subject_type,
+        subject_id=case.subject_id,
+        party_kind=case.party_kind,
+        violation_regulation=case.violation_regulation,
+        violation_code=case.violation_code,
+        opened_on=case.opened_on,
+        decided_on=case.decided_on,
+        closed_on=case.closed_on,
+        decision_kind=case.decision_kind,
+        penalty_kinds=sorted({p.kind for p in decided}),
+        fine_decided=case.fine_decided,
+        fine_current=case.fine_current,
+        confiscation=sum(
+            (p.amount_current or Decimal("0") for p in decided if p.kind == "confiscation"), Decimal("0")
         ),
+        paid_total=case.paid_total,
+        transferred_to=case.transferred_to,
+        transferred_to_judicial_organ="transferred_to_judicial_organ" in case.circumstances,
+        needs_legal_review=case.needs_legal_review,
+        needs_filing=case.needs_filing,
+        next_due=case.next_due,
+        next_due_rule=case.next_due_rule,
+        officer_count=len(officers),
+    )
+
+
+async def case_changed(
+    session: AsyncSession, case: Case, *, officers: list[CaseOfficer] | None = None
+) -> Event:
+    """``officers``: the case's current officers when the caller has them at hand."""
+    return await _about_case(
+        session, CASE_CHANGED, case, await case_changed_payload(session, case, officers=officers)
     )
 
 

@@ -57,6 +57,16 @@ async def get_case(session: AsyncSession, case_id: int, *, for_update: bool = Fa
     ).first()
 
 
+_CASES_AFTER = (
+    select(Case).where(Case.id > bindparam("after")).order_by(col(Case.id)).limit(bindparam("limit"))
+)
+
+
+async def cases_after(session: AsyncSession, after: int, limit: int) -> list[Case]:
+    """Cases by id after ``after`` (every bureau: the caller is a platform service)."""
+    return list((await session.exec(_CASES_AFTER, params={"after": after, "limit": limit})).all())
+
+
 async def lock_case(session: AsyncSession, case_id: int) -> Case | None:
     return await get_case(session, case_id, for_update=True)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, Field
 
 from services.common.auth import Role
 from services.common.concurrency import etag
 from services.common.dates import LegalDate
 from services.common.deps import Authorize
+from services.common.event_schemas import CaseChanged
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.responses import fast_page
 from services.common.types import IdPath, IdQuery
-from services.enforcement.cases import execution, hearings, service
+from services.enforcement.cases import events, execution, hearings, service
 from services.enforcement.cases import repository as repo
 from services.enforcement.cases.models import CaseState, LeadSource, LeadState, Procedure
 from services.enforcement.cases.schemas import (
@@ -619,3 +621,54 @@ async def decide_preservation(
     read = await _evidence_read(session, case, row)
     await session.commit()
     return read
+
+
+# --- the case facts statistics reconciles with ----------------------------------------------
+
+
+class CaseFactRead(BaseModel):
+    case_id: int
+    version: int = Field(description="The case's version: the `aggregate_version` of its latest event")
+    bureau_id: int
+    bureau_path: str
+    payload: CaseChanged = Field(
+        description="Exactly the payload of `enforcement.case.changed` for this version"
+    )
+
+
+ServiceOnly = Authorize(Role.SERVICE)
+
+
+@router.get(
+    "/case-facts",
+    response_model=Page[CaseFactRead],
+    tags=["cases"],
+    operation_id="list_case_facts",
+    summary="Every case's current facts, as its latest event says them (services only)",
+    description=(
+        "For the statistics service's reconciliation (对账): each case (案件) with its version, bureau and "
+        "the `enforcement.case.changed` payload of that version, built by the function that builds the "
+        "event, in id order. Page with `after` (the last `case_id` read) and `limit` (at most 500). Only "
+        "for platform services (403 `role-required` otherwise)."
+    ),
+    responses=problem_responses(403, 422),
+)
+async def list_case_facts(
+    session: ReadSessionDep,
+    principal: ServiceOnly,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="The last case id already read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="Cases per page, at most 500")] = 200,
+) -> Page[CaseFactRead]:
+    cases = await repo.cases_after(session, after, limit + 1)
+    items = [
+        CaseFactRead(
+            case_id=case.id,  # type: ignore[arg-type]
+            version=case.version,
+            bureau_id=case.bureau_id,
+            bureau_path=case.bureau_path,
+            payload=await events.case_changed_payload(session, case),
+        )
+        for case in cases[:limit]
+    ]
+    # The cursor is the last id: `after` takes it as is.
+    return Page(items=items, next_cursor=str(items[-1].case_id) if len(cases) > limit else None)

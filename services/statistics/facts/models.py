@@ -9,10 +9,22 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ARRAY, BigInteger, Column, Index, String, Uuid
+from sqlalchemy import ARRAY, BigInteger, Column, DateTime, Index, String, Text, Uuid, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
-from services.statistics.base import StatisticsModel, instant_column, money_column, path_prefix_index
+from services.statistics.base import (
+    StatisticsModel,
+    id_column,
+    instant_column,
+    money_column,
+    path_prefix_index,
+)
+
+# The fact's bureau's system when the fact was applied; null until the registry has told it
+# (the aggregates count it under "unknown", and refresh_bureaus moves it once known).
+SYSTEM_DOC = "quality_supervision / entry_exit, from bureau_dimension; null while unknown"
+UNKNOWN_SYSTEM_INDEX = "system IS NULL"
 
 
 class BureauDimension(StatisticsModel, table=True):
@@ -32,7 +44,10 @@ class BureauDimension(StatisticsModel, table=True):
 
 class LeadFact(StatisticsModel, table=True):
     __tablename__ = "lead_fact"
-    __table_args__ = (path_prefix_index("lead_fact"),)
+    __table_args__ = (
+        path_prefix_index("lead_fact"),
+        Index("ix_lead_fact_system_unknown", "bureau_id", postgresql_where=text(UNKNOWN_SYSTEM_INDEX)),
+    )
 
     lead_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     version: int = Field(sa_type=BigInteger, description="Aggregate version of the newest event applied")
@@ -48,12 +63,17 @@ class LeadFact(StatisticsModel, table=True):
     next_due: date | None = Field(default=None, index=True)
     case_id: int | None = Field(default=None, sa_type=BigInteger)
     inspection_id: int | None = Field(default=None, sa_type=BigInteger)
+    system: str | None = Field(default=None, max_length=32, description=SYSTEM_DOC)
     updated_at: datetime = instant_column()
 
 
 class CaseFact(StatisticsModel, table=True):
     __tablename__ = "case_fact"
-    __table_args__ = (path_prefix_index("case_fact"), Index("ix_case_fact_next_due", "next_due"))
+    __table_args__ = (
+        path_prefix_index("case_fact"),
+        Index("ix_case_fact_next_due", "next_due"),
+        Index("ix_case_fact_system_unknown", "bureau_id", postgresql_where=text(UNKNOWN_SYSTEM_INDEX)),
+    )
 
     case_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     version: int = Field(sa_type=BigInteger, description="Aggregate version of the newest event applied")
@@ -88,6 +108,7 @@ class CaseFact(StatisticsModel, table=True):
     # Kept by the legal-affairs domain: the filing's deadline once one is expected, and the day it was filed.
     filing_due: date | None = None
     filed_on: date | None = None
+    system: str | None = Field(default=None, max_length=32, description=SYSTEM_DOC)
     updated_at: datetime = instant_column()
 
 
@@ -96,7 +117,14 @@ class CertificateStatusFact(StatisticsModel, table=True):
     bureau; the event id is the key, so a duplicate is one row."""
 
     __tablename__ = "certificate_status_fact"
-    __table_args__ = (path_prefix_index("certificate_status_fact"),)
+    __table_args__ = (
+        path_prefix_index("certificate_status_fact"),
+        Index(
+            "ix_certificate_status_fact_system_unknown",
+            "bureau_id",
+            postgresql_where=text(UNKNOWN_SYSTEM_INDEX),
+        ),
+    )
 
     event_id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
     certificate_id: int = Field(sa_type=BigInteger, index=True)
@@ -107,3 +135,28 @@ class CertificateStatusFact(StatisticsModel, table=True):
     to_status: str = Field(max_length=32)
     case_ref: str | None = Field(default=None, max_length=64)
     changed_on: date = Field(index=True, description="Asia/Shanghai date of the change")
+    system: str | None = Field(default=None, max_length=32, description=SYSTEM_DOC)
+
+
+class ReconciliationRun(StatisticsModel, table=True):
+    """One comparison of the case facts with enforcement (对账), and what it repaired."""
+
+    __tablename__ = "reconciliation_run"
+
+    id: int | None = id_column()
+    started_at: datetime = instant_column()
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    trigger: str = Field(max_length=16, description="cron / request")
+    requested_by: str | None = Field(default=None, max_length=128)
+    status: str = Field(max_length=16, description="running / succeeded / failed")
+    cases_seen: int = 0
+    facts_seen: int = 0
+    missing: int = Field(default=0, description="Cases enforcement has and the facts had not")
+    outdated: int = Field(default=0, description="Facts older than enforcement's version")
+    vanished: int = Field(default=0, description="Facts of cases enforcement no longer has")
+    repaired_ids: dict = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default="{}"),
+        description='{"missing": [case ids], "outdated": [...], "vanished": [...]} (first 1000 of each)',
+    )
+    error: str | None = Field(default=None, sa_type=Text)

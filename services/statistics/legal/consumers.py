@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.event_schemas import CaseChanged, ReviewRequested
+from services.common.event_schemas import ReviewRequested
 from services.common.events import Event
 from services.common.outbox import Outcome
 from services.common.problems import ProblemError
@@ -26,15 +26,4 @@ async def review_requested(session: AsyncSession, event: Event) -> Outcome:
         return Outcome.rejected(exc.detail or "The request could not be queued.")
     if review is None:
         return Outcome.applied(f"Case {request.case_id} already has a pending review.")
-    return Outcome.applied()
-
-
-async def case_changed(session: AsyncSession, event: Event) -> Outcome:
-    """Only the legal-affairs hook (a closed major case owes its filing); the composed
-    ``enforcement.case.changed`` handler calls :func:`service.on_case_changed` beside the facts."""
-    try:
-        payload = CaseChanged.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
-    await service.on_case_changed(session, event, payload)
     return Outcome.applied()

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.statistics.facts.models import CaseFact
 from services.statistics.legal.models import Filing, FilingState, Review, ReviewState
 
 # --- reviews ---------------------------------------------------------------------
@@ -150,17 +149,3 @@ async def filings_to_watch(session: AsyncSession, near_until: date) -> list[Fili
         )
     )
     return list((await session.exec(query.order_by(col(Filing.id)))).all())
-
-
-async def set_case_fact_filing(
-    session: AsyncSession, case_id: int, *, filing_due: date | None = None, filed_on: date | None = None
-) -> None:
-    """Keep the case fact's filing deadline and day in step, when the fact exists."""
-    values: dict[str, Any] = {}
-    if filing_due is not None:
-        values["filing_due"] = filing_due
-    if filed_on is not None:
-        values["filed_on"] = filed_on
-    if values:
-        statement = update(CaseFact).where(col(CaseFact.case_id) == case_id).values(**values)
-        await (await session.connection()).execute(statement)

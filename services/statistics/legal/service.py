@@ -19,6 +19,7 @@ from services.common.events import Event
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, Forbidden, UnprocessableEntity
 from services.statistics import deadlines
+from services.statistics.facts.service import set_case_filing
 from services.statistics.legal import repository as repo
 from services.statistics.legal.enforcement import check_correction
 from services.statistics.legal.models import Filing, FilingState, Review, ReviewOpinion, ReviewState
@@ -297,7 +298,7 @@ async def on_case_changed(session: AsyncSession, event: Event, payload: CaseChan
         },
     )
     filing = await repo.filing_of_case(session, payload.case_id) if filing_id is None else None
-    await repo.set_case_fact_filing(
+    await set_case_filing(
         session,
         payload.case_id,
         filing_due=due if filing is None else filing.due,
@@ -424,7 +425,7 @@ async def submit_filing(
     _bump(filing)
     session.add(filing)
     await session.flush()
-    await repo.set_case_fact_filing(session, filing.case_id, filed_on=on)
+    await set_case_filing(session, filing.case_id, filing_due=filing.due, filed_on=on)
     await audit.record(
         session, principal, "filing.submitted", "filing", filing.id, data.model_dump(mode="json")
     )
