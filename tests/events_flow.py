@@ -3,10 +3,42 @@ hands its events on, and each event handed to another service's inbox as an arq 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import select
 
 from services.common.events import Event
 from services.common.jobs import handle_event
+
+
+def envelope(
+    type_: str,
+    aggregate_type: str,
+    aggregate_id: int | str,
+    aggregate_version: int,
+    payload: dict[str, Any],
+    *,
+    bureau_id: int,
+    bureau_path: str,
+    version: int = 1,
+    event_id: str | None = None,
+) -> dict:
+    """An event as the relay hands it on (a new id unless ``event_id``), occurring now."""
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "type": type_,
+        "version": version,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": str(aggregate_id),
+        "aggregate_version": aggregate_version,
+        "bureau_id": bureau_id,
+        "bureau_path": bureau_path,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "request_id": None,
+        "payload": payload,
+    }
 
 
 def worker_ctx(client, service: str, models, handlers) -> dict:

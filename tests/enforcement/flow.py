@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from services.common.events import Event
 from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from tests.conftest import auth
-from tests.events_flow import deliver, outbox_events, worker_ctx
+from tests.events_flow import deliver, envelope, outbox_events, worker_ctx
 from tests.factories import chain_of
 
 API = "/api/v1/enforcement"
@@ -117,19 +116,16 @@ async def review_answer(
         "reason": fields.pop("reason", "同意"),
         **fields,
     }
-    event = {
-        "id": str(uuid.uuid4()),
-        "type": "statistics.review.answered",
-        "version": 2,
-        "aggregate_type": "review",
-        "aggregate_id": str(review_id),
-        "aggregate_version": 2,
-        "bureau_id": requested["bureau_id"],
-        "bureau_path": requested["bureau_path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": payload,
-    }
+    event = envelope(
+        "statistics.review.answered",
+        "review",
+        review_id,
+        2,
+        payload,
+        bureau_id=requested["bureau_id"],
+        bureau_path=requested["bureau_path"],
+        version=2,
+    )
     context = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
     Event.model_validate(event)
     assert await deliver(context, event) == [expect]

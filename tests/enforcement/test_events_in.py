@@ -5,7 +5,6 @@ legal-affairs body's answer to a legal review opens the decision gate."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
@@ -14,32 +13,29 @@ from services.registry.tasks import HANDLERS as REGISTRY_HANDLERS
 from tests.conftest import assert_problem, auth
 from tests.enforcement.flow import API, fine, ok, read_case, review_answer, step, subjects
 from tests.enforcement.test_procedure import investigated
-from tests.events_flow import deliver, outbox_events, worker_ctx
+from tests.events_flow import deliver, envelope, outbox_events, worker_ctx
 
 
 def referral(world, target: dict, inspection_id: int) -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "registry.inspection.referred",
-        "version": 1,
-        "aggregate_type": "inspection",
-        "aggregate_id": str(inspection_id),
-        "aggregate_version": 1,
+    payload = {
+        "inspection_id": inspection_id,
+        "target_type": "enterprise",
+        "target_id": target["id"],
+        "target_name": target["name"],
+        "result": "non_compliant",
+        "findings": "未按规定标注认证标志",
+        "inspected_on": "2026-05-20",
         "bureau_id": world.county["id"],
-        "bureau_path": world.county["path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": {
-            "inspection_id": inspection_id,
-            "target_type": "enterprise",
-            "target_id": target["id"],
-            "target_name": target["name"],
-            "result": "non_compliant",
-            "findings": "未按规定标注认证标志",
-            "inspected_on": "2026-05-20",
-            "bureau_id": world.county["id"],
-        },
     }
+    return envelope(
+        "registry.inspection.referred",
+        "inspection",
+        inspection_id,
+        1,
+        payload,
+        bureau_id=world.county["id"],
+        bureau_path=world.county["path"],
+    )
 
 
 class TestReferrals:
@@ -201,24 +197,15 @@ class TestLegalReviewAnswer:
         # A version-1 answer, naming only its outcome, still takes the step (agree). Its own
         # review id: the inbox keeps the newest version applied per review.
         review_id = uuid.uuid4().int % 10**12
-        answer = {
-            "id": str(uuid.uuid4()),
-            "type": "statistics.review.answered",
-            "version": 1,
-            "aggregate_type": "review",
-            "aggregate_id": str(review_id),
-            "aggregate_version": 1,
-            "bureau_id": world.county["id"],
-            "bureau_path": world.county["path"],
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "request_id": None,
-            "payload": {
-                "review_id": review_id,
-                "case_id": case["id"],
-                "outcome": "approved",
-                "reason": "同意",
-            },
-        }
+        answer = envelope(
+            "statistics.review.answered",
+            "review",
+            review_id,
+            1,
+            {"review_id": review_id, "case_id": case["id"], "outcome": "approved", "reason": "同意"},
+            bureau_id=world.county["id"],
+            bureau_path=world.county["path"],
+        )
         context = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
         assert await deliver(context, answer) == ["applied"]
         after = await read_case(enforcement, world.head, case)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import calendar
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from services.statistics import models as statistics_models
 from services.statistics.consumers import HANDLERS
 from tests.conftest import auth
 from tests.events_flow import deliver as deliver_events
-from tests.events_flow import outbox_events, worker_ctx
+from tests.events_flow import envelope, outbox_events, worker_ctx
 
 AGGREGATES = "/api/v1/statistics/aggregates"
 FACT_EVENTS = ("enforcement.lead.changed", "enforcement.case.changed")
@@ -80,19 +80,16 @@ def case_event(
         "officer_count": 2,
         **payload,
     }
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "type": "enforcement.case.changed",
-        "version": 1,
-        "aggregate_type": "case",
-        "aggregate_id": str(case_id),
-        "aggregate_version": version,
-        "bureau_id": bureau["id"],
-        "bureau_path": bureau["path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": body,
-    }
+    return envelope(
+        "enforcement.case.changed",
+        "case",
+        case_id,
+        version,
+        body,
+        bureau_id=bureau["id"],
+        bureau_path=bureau["path"],
+        event_id=event_id,
+    )
 
 
 def new_case_id() -> int:

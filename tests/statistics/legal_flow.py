@@ -4,14 +4,13 @@ them on, and delivered to another service's inbox handler."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from services.statistics import models as statistics_models
 from services.statistics.consumers import HANDLERS as STATISTICS_HANDLERS
 from tests.enforcement.flow import fine, new_lead, ok, open_case, subjects
-from tests.events_flow import deliver, outbox_events, worker_ctx
+from tests.events_flow import deliver, envelope, outbox_events, worker_ctx
 
 VIOLATION = "uncertified-ccc-product"  # art. 66: fine 50,000–200,000 yuan
 
@@ -121,19 +120,15 @@ def case_changed_event(bureau: dict, case_id: int, *, version: int = 20, **paylo
         "officer_count": 2,
         **payload,
     }
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "enforcement.case.changed",
-        "version": 1,
-        "aggregate_type": "case",
-        "aggregate_id": str(case_id),
-        "aggregate_version": version,
-        "bureau_id": bureau["id"],
-        "bureau_path": bureau["path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": body,
-    }
+    return envelope(
+        "enforcement.case.changed",
+        "case",
+        case_id,
+        version,
+        body,
+        bureau_id=bureau["id"],
+        bureau_path=bureau["path"],
+    )
 
 
 def new_case_id() -> int:
