@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -334,6 +334,18 @@ class Outcome:
     @classmethod
     def rejected(cls, reason: str) -> Outcome:
         return cls(InboxOutcome.REJECTED, reason)
+
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+def parse_payload(model: type[PayloadT], event: Event) -> PayloadT | Outcome:
+    """The event's payload read as the catalogue's ``model``, or the rejection a handler returns
+    when it does not match (the first mismatch named)."""
+    try:
+        return model.model_validate(event.payload)
+    except ValidationError as exc:
+        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
 
 
 # A consumer's handler of one event type: works in the given session (never commits) and

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from services.common.events import Event
-from services.common.jobs import handle_event
 from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from tests.conftest import auth
+from tests.events_flow import deliver, envelope, outbox_events, worker_ctx
 from tests.factories import chain_of
 
 API = "/api/v1/enforcement"
@@ -104,23 +101,12 @@ async def review_answer(
     inbox as the statistics service sends it (``statistics.review.answered``): the only way a
     review step is taken. ``fields``: reason, answered_on, penalties, violation_code… Returns the
     case as ``reader`` reads it afterwards."""
-    table = enforcement_models.OutboxEvent
-    async with enforcement.app.state.sessionmaker() as session:
-        requested = (
-            (
-                await (await session.connection()).execute(
-                    select(table)
-                    .where(
-                        table.c.type == "enforcement.review.requested",
-                        table.c.aggregate_id == str(case["id"]),
-                    )
-                    .order_by(table.c.occurred_at.desc())
-                    .limit(1)
-                )
-            )
-            .mappings()
-            .one()
-        )
+    *_, requested = await outbox_events(
+        enforcement,
+        enforcement_models.OutboxEvent,
+        type="enforcement.review.requested",
+        aggregate_id=str(case["id"]),
+    )
     review_id = uuid.uuid4().int % 10**12
     payload = {
         "review_id": review_id,
@@ -130,28 +116,19 @@ async def review_answer(
         "reason": fields.pop("reason", "同意"),
         **fields,
     }
-    event = {
-        "id": str(uuid.uuid4()),
-        "type": "statistics.review.answered",
-        "version": 2,
-        "aggregate_type": "review",
-        "aggregate_id": str(review_id),
-        "aggregate_version": 2,
-        "bureau_id": requested["bureau_id"],
-        "bureau_path": requested["bureau_path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": payload,
-    }
-    context = {
-        "service": "enforcement",
-        "sessionmaker": enforcement.app.state.sessionmaker,
-        "inbox": enforcement_models.INBOX,
-        "event_handlers": ENFORCEMENT_HANDLERS,
-        "job_try": 1,
-    }
+    event = envelope(
+        "statistics.review.answered",
+        "review",
+        review_id,
+        2,
+        payload,
+        bureau_id=requested["bureau_id"],
+        bureau_path=requested["bureau_path"],
+        version=2,
+    )
+    context = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
     Event.model_validate(event)
-    assert (await handle_event(context, event))["outcome"] == expect
+    assert await deliver(context, event) == [expect]
     return await read_case(enforcement, reader, case)
 
 

@@ -5,12 +5,7 @@ legal-affairs body's answer to a legal review opens the decision gate."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
-from sqlalchemy import select
-
-from services.common.events import Event
-from services.common.jobs import handle_event
 from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from services.registry import models as registry_models
@@ -18,51 +13,29 @@ from services.registry.tasks import HANDLERS as REGISTRY_HANDLERS
 from tests.conftest import assert_problem, auth
 from tests.enforcement.flow import API, fine, ok, read_case, review_answer, step, subjects
 from tests.enforcement.test_procedure import investigated
-
-
-def ctx(client, service: str, models, handlers) -> dict:
-    return {
-        "service": service,
-        "sessionmaker": client.app.state.sessionmaker,
-        "inbox": models.INBOX,
-        "event_handlers": handlers,
-        "job_try": 1,
-    }
-
-
-async def outbox_events(client, table, **where) -> list[dict]:
-    """Events of an app's outbox as the relay hands them to a consumer."""
-    query = select(table)
-    for name, value in where.items():
-        query = query.where(table.c[name] == value)
-    async with client.app.state.sessionmaker() as session:
-        rows = (await session.execute(query.order_by(table.c.occurred_at))).mappings().all()
-    return [Event.model_validate(dict(r)).model_dump(mode="json") for r in rows]
+from tests.events_flow import deliver, envelope, outbox_events, worker_ctx
 
 
 def referral(world, target: dict, inspection_id: int) -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "registry.inspection.referred",
-        "version": 1,
-        "aggregate_type": "inspection",
-        "aggregate_id": str(inspection_id),
-        "aggregate_version": 1,
+    payload = {
+        "inspection_id": inspection_id,
+        "target_type": "enterprise",
+        "target_id": target["id"],
+        "target_name": target["name"],
+        "result": "non_compliant",
+        "findings": "未按规定标注认证标志",
+        "inspected_on": "2026-05-20",
         "bureau_id": world.county["id"],
-        "bureau_path": world.county["path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": {
-            "inspection_id": inspection_id,
-            "target_type": "enterprise",
-            "target_id": target["id"],
-            "target_name": target["name"],
-            "result": "non_compliant",
-            "findings": "未按规定标注认证标志",
-            "inspected_on": "2026-05-20",
-            "bureau_id": world.county["id"],
-        },
     }
+    return envelope(
+        "registry.inspection.referred",
+        "inspection",
+        inspection_id,
+        1,
+        payload,
+        bureau_id=world.county["id"],
+        bureau_path=world.county["path"],
+    )
 
 
 class TestReferrals:
@@ -70,11 +43,11 @@ class TestReferrals:
         chain = await subjects(registry, world)
         inspection_id = uuid.uuid4().int % 10**12
         event = referral(world, chain["enterprise"], inspection_id)
-        context = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
-        assert (await handle_event(context, event))["outcome"] == "applied"
-        assert (await handle_event(context, event))["outcome"] == "duplicate"
+        context = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
+        assert await deliver(context, event) == ["applied"]
+        assert await deliver(context, event) == ["duplicate"]
         # The same inspection referred again under another event id still makes one lead.
-        assert (await handle_event(context, {**event, "id": str(uuid.uuid4())}))["outcome"] == "applied"
+        assert await deliver(context, {**event, "id": str(uuid.uuid4())}) == ["applied"]
         leads = await enforcement.get(
             f"{API}/leads",
             params={
@@ -128,8 +101,8 @@ class TestClosedLoop:
         assert decided["payload"]["certificate_number"] == certificate["number"]
         assert decided["payload"]["case_ref"] == case["number"]
 
-        registry_ctx = ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
-        assert (await handle_event(registry_ctx, decided))["outcome"] == "applied"
+        registry_ctx = worker_ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
+        assert await deliver(registry_ctx, decided) == ["applied"]
         status = await registry.get(
             f"/api/v1/registry/certificates/{certificate['id']}", headers=auth(world.head.token)
         )
@@ -143,8 +116,8 @@ class TestClosedLoop:
             if e["payload"]["decision_event_id"] == decided["id"]
         ]
         assert len(answers) == 1
-        enforcement_ctx = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
-        assert (await handle_event(enforcement_ctx, answers[0]))["outcome"] == "applied"
+        enforcement_ctx = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
+        assert await deliver(enforcement_ctx, answers[0]) == ["applied"]
         after = await read_case(enforcement, world.head, case)
         item = next(
             p for p in after["penalties"] if p["kind"] == "revoke_certificate" and p["stage"] == "decided"
@@ -185,8 +158,8 @@ class TestClosedLoop:
             type="enforcement.certificate_action.decided",
             aggregate_id=str(case["id"]),
         )
-        registry_ctx = ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
-        assert (await handle_event(registry_ctx, decided))["outcome"] == "rejected"
+        registry_ctx = worker_ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
+        assert await deliver(registry_ctx, decided) == ["rejected"]
         (answer,) = [
             e
             for e in await outbox_events(
@@ -194,8 +167,8 @@ class TestClosedLoop:
             )
             if e["payload"]["decision_event_id"] == decided["id"]
         ]
-        enforcement_ctx = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
-        await handle_event(enforcement_ctx, answer)
+        enforcement_ctx = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
+        await deliver(enforcement_ctx, answer)
         item = next(
             p
             for p in (await read_case(enforcement, world.head, case))["penalties"]
@@ -224,31 +197,22 @@ class TestLegalReviewAnswer:
         # A version-1 answer, naming only its outcome, still takes the step (agree). Its own
         # review id: the inbox keeps the newest version applied per review.
         review_id = uuid.uuid4().int % 10**12
-        answer = {
-            "id": str(uuid.uuid4()),
-            "type": "statistics.review.answered",
-            "version": 1,
-            "aggregate_type": "review",
-            "aggregate_id": str(review_id),
-            "aggregate_version": 1,
-            "bureau_id": world.county["id"],
-            "bureau_path": world.county["path"],
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "request_id": None,
-            "payload": {
-                "review_id": review_id,
-                "case_id": case["id"],
-                "outcome": "approved",
-                "reason": "同意",
-            },
-        }
-        context = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
-        assert (await handle_event(context, answer))["outcome"] == "applied"
+        answer = envelope(
+            "statistics.review.answered",
+            "review",
+            review_id,
+            1,
+            {"review_id": review_id, "case_id": case["id"], "outcome": "approved", "reason": "同意"},
+            bureau_id=world.county["id"],
+            bureau_path=world.county["path"],
+        )
+        context = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
+        assert await deliver(context, answer) == ["applied"]
         after = await read_case(enforcement, world.head, case)
         assert (after["state"], after["review_state"]) == ("reviewed", "agreed")
         # A second answer to a case no longer under review changes nothing.
         late = {**answer, "id": str(uuid.uuid4()), "payload": {**answer["payload"], "outcome": "returned"}}
-        assert (await handle_event(context, late))["outcome"] == "rejected"
+        assert await deliver(context, late) == ["rejected"]
         assert (await read_case(enforcement, world.head, case))["version"] == after["version"]
 
 
@@ -256,8 +220,8 @@ async def test_no_referral_without_the_bureau(enforcement, registry, world):
     chain = await subjects(registry, world)
     event = referral(world, chain["enterprise"], uuid.uuid4().int % 10**12)
     event["bureau_path"] = None
-    context = ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
-    assert (await handle_event(context, event))["outcome"] == "rejected"
+    context = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
+    assert await deliver(context, event) == ["rejected"]
 
 
 class TestRevisedDecision:
@@ -285,14 +249,14 @@ class TestRevisedDecision:
             collective_decision=True,
             statement_waived=True,
         )
-        registry_ctx = ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
+        registry_ctx = worker_ctx(registry, "registry", registry_models, REGISTRY_HANDLERS)
         (suspension,) = await outbox_events(
             enforcement,
             enforcement_models.OutboxEvent,
             type="enforcement.certificate_action.decided",
             aggregate_id=str(case["id"]),
         )
-        assert (await handle_event(registry_ctx, suspension))["outcome"] == "applied"
+        assert await deliver(registry_ctx, suspension) == ["applied"]
 
         heavier = await step(
             enforcement,
@@ -333,7 +297,7 @@ class TestRevisedDecision:
             if e["payload"]["action"] == "restore"
         ]
         assert len(restore) == 1
-        assert (await handle_event(registry_ctx, restore[0]))["outcome"] == "applied"
+        assert await deliver(registry_ctx, restore[0]) == ["applied"]
         status = await registry.get(
             f"/api/v1/registry/certificates/{certificate['id']}", headers=auth(world.head.token)
         )

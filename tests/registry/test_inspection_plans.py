@@ -285,11 +285,10 @@ class TestFromDrawToLead:
     enforcement's worker makes it a lead (the closed loop)."""
 
     async def test_a_non_compliant_result_becomes_a_lead(self, registry, enforcement, province, token_for):
-        from services.common.jobs import handle_event
         from services.enforcement import models as enforcement_models
         from services.enforcement.cases.consumers import HANDLERS
         from services.registry.models import OutboxEvent
-        from tests.enforcement.test_events_in import ctx, outbox_events
+        from tests.events_flow import deliver, outbox_events, worker_ctx
 
         plan = await drawn(registry, province, await new_plan(registry, province, draw_count=1, strata=[]))
         [(_, subject_id, officers)] = await tasks_of(registry, plan["id"])
@@ -318,8 +317,8 @@ class TestFromDrawToLead:
             "certificate",
             subject_id,
         )
-        context = ctx(enforcement, "enforcement", enforcement_models, HANDLERS)
-        assert (await handle_event(context, referral))["outcome"] == "applied"
+        context = worker_ctx(enforcement, "enforcement", enforcement_models, HANDLERS)
+        assert await deliver(context, referral) == ["applied"]
         leads = await enforcement.get(
             "/api/v1/enforcement/leads",
             params={"source": "inspection_referral", "subject_type": "certificate", "subject_id": subject_id},

@@ -7,50 +7,36 @@ from __future__ import annotations
 import calendar
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-
 from services.common.dates import today
-from services.common.events import Event
-from services.common.jobs import handle_event
 from services.enforcement.models import OutboxEvent
 from services.statistics import models as statistics_models
 from services.statistics.consumers import HANDLERS
 from tests.conftest import auth
+from tests.events_flow import deliver as deliver_events
+from tests.events_flow import envelope, outbox_events, worker_ctx
 
 AGGREGATES = "/api/v1/statistics/aggregates"
 FACT_EVENTS = ("enforcement.lead.changed", "enforcement.case.changed")
 
 
 def stats_ctx(statistics, handlers=None) -> dict:
-    return {
-        "service": "statistics",
-        "sessionmaker": statistics.app.state.sessionmaker,
-        "inbox": statistics_models.INBOX,
-        "event_handlers": HANDLERS if handlers is None else handlers,
-        "job_try": 1,
-    }
+    return worker_ctx(statistics, "statistics", statistics_models, HANDLERS if handlers is None else handlers)
 
 
 async def enforcement_events(enforcement, path_prefix: str) -> list[dict]:
     """The lead and case events of a subtree in enforcement's outbox, as the relay sends them."""
     t = OutboxEvent
-    query = (
-        select(t)
-        .where(t.c.bureau_path.startswith(path_prefix), t.c.type.in_(FACT_EVENTS))
-        .order_by(t.c.occurred_at)
+    return await outbox_events(
+        enforcement, t, t.c.bureau_path.startswith(path_prefix), t.c.type.in_(FACT_EVENTS)
     )
-    async with enforcement.app.state.sessionmaker() as session:
-        rows = (await session.execute(query)).mappings().all()
-    return [Event.model_validate(dict(r)).model_dump(mode="json") for r in rows]
 
 
 async def deliver(statistics, events: list[dict], handlers=None) -> list[str]:
-    ctx = stats_ctx(statistics, handlers)
-    return [(await handle_event(ctx, event))["outcome"] for event in events]
+    return await deliver_events(stats_ctx(statistics, handlers), *events)
 
 
 async def figures(statistics, token: str, bureau_id: int, **params) -> dict[tuple, str]:
@@ -94,19 +80,16 @@ def case_event(
         "officer_count": 2,
         **payload,
     }
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "type": "enforcement.case.changed",
-        "version": 1,
-        "aggregate_type": "case",
-        "aggregate_id": str(case_id),
-        "aggregate_version": version,
-        "bureau_id": bureau["id"],
-        "bureau_path": bureau["path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": body,
-    }
+    return envelope(
+        "enforcement.case.changed",
+        "case",
+        case_id,
+        version,
+        body,
+        bureau_id=bureau["id"],
+        bureau_path=bureau["path"],
+        event_id=event_id,
+    )
 
 
 def new_case_id() -> int:

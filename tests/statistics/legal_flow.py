@@ -4,53 +4,30 @@ them on, and delivered to another service's inbox handler."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
-from sqlalchemy import select
-
-from services.common.events import Event
-from services.common.jobs import handle_event
 from services.enforcement import models as enforcement_models
 from services.enforcement.cases.consumers import HANDLERS as ENFORCEMENT_HANDLERS
 from services.statistics import models as statistics_models
 from services.statistics.consumers import HANDLERS as STATISTICS_HANDLERS
 from tests.enforcement.flow import fine, new_lead, ok, open_case, subjects
+from tests.events_flow import deliver, envelope, outbox_events, worker_ctx
 
 VIOLATION = "uncertified-ccc-product"  # art. 66: fine 50,000–200,000 yuan
 
 STATS = "/api/v1/statistics"
 
 
-def _ctx(client, service: str, models, handlers) -> dict:
-    return {
-        "service": service,
-        "sessionmaker": client.app.state.sessionmaker,
-        "inbox": models.INBOX,
-        "event_handlers": handlers,
-        "job_try": 1,
-    }
-
-
-async def outbox_events(client, table, **where) -> list[dict]:
-    query = select(table)
-    for name, value in where.items():
-        query = query.where(table.c[name] == value)
-    async with client.app.state.sessionmaker() as session:
-        rows = (
-            (await (await session.connection()).execute(query.order_by(table.c.occurred_at))).mappings().all()
-        )
-    return [Event.model_validate(dict(r)).model_dump(mode="json") for r in rows]
-
-
 async def to_statistics(statistics, event: dict) -> str:
     """Deliver an event to the statistics service's inbox; its outcome."""
-    ctx = _ctx(statistics, "statistics", statistics_models, STATISTICS_HANDLERS)
-    return (await handle_event(ctx, event))["outcome"]
+    ctx = worker_ctx(statistics, "statistics", statistics_models, STATISTICS_HANDLERS)
+    (outcome,) = await deliver(ctx, event)
+    return outcome
 
 
 async def to_enforcement(enforcement, event: dict) -> str:
-    ctx = _ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
-    return (await handle_event(ctx, event))["outcome"]
+    ctx = worker_ctx(enforcement, "enforcement", enforcement_models, ENFORCEMENT_HANDLERS)
+    (outcome,) = await deliver(ctx, event)
+    return outcome
 
 
 async def review_requests(enforcement, case: dict) -> list[dict]:
@@ -143,19 +120,15 @@ def case_changed_event(bureau: dict, case_id: int, *, version: int = 20, **paylo
         "officer_count": 2,
         **payload,
     }
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "enforcement.case.changed",
-        "version": 1,
-        "aggregate_type": "case",
-        "aggregate_id": str(case_id),
-        "aggregate_version": version,
-        "bureau_id": bureau["id"],
-        "bureau_path": bureau["path"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "request_id": None,
-        "payload": body,
-    }
+    return envelope(
+        "enforcement.case.changed",
+        "case",
+        case_id,
+        version,
+        body,
+        bureau_id=bureau["id"],
+        bureau_path=bureau["path"],
+    )
 
 
 def new_case_id() -> int:

@@ -16,11 +16,11 @@ from services.statistics.models import OutboxEvent as StatisticsOutbox
 from services.statistics.oversight.models import Alert
 from tests.conftest import assert_problem, auth
 from tests.enforcement.flow import API, fine, ok, read_case, review_answer
+from tests.events_flow import outbox_events
 from tests.statistics.legal_flow import (
     STATS,
     case_changed_event,
     new_case_id,
-    outbox_events,
     to_enforcement,
     to_statistics,
     under_review,

@@ -13,10 +13,10 @@ from services.statistics.legal.service import review_alerts
 from services.statistics.oversight.models import Alert
 from tests.conftest import assert_problem, auth
 from tests.enforcement.flow import fine, ok, read_case, review_answer, step, subjects
+from tests.events_flow import outbox_events
 from tests.statistics.legal_flow import (
     STATS,
     opinion,
-    outbox_events,
     queued,
     review_answers,
     review_requests,

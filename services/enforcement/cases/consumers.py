@@ -4,7 +4,6 @@ answers legal reviews and filings. Each handler runs in the inbox's transaction,
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal, PrincipalKind, Role
@@ -16,7 +15,7 @@ from services.common.event_schemas import (
     ReviewAnswered,
 )
 from services.common.events import Event
-from services.common.outbox import Outcome
+from services.common.outbox import Outcome, parse_payload
 from services.common.problems import ProblemError
 from services.enforcement.cases import repository as repo
 from services.enforcement.cases import service
@@ -40,10 +39,9 @@ def _acting(service_name: str, event: Event) -> Principal:
 
 
 async def lead_from_referral(session: AsyncSession, event: Event) -> Outcome:
-    try:
-        referral = InspectionReferred.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
+    referral = parse_payload(InspectionReferred, event)
+    if isinstance(referral, Outcome):
+        return referral
     if not event.bureau_path:
         return Outcome.rejected("A referral names the inspecting bureau's path.")
     await service.lead_from_referral(session, AUDIT, _acting("registry", event), referral, event.bureau_path)
@@ -63,10 +61,9 @@ async def review_answered(session: AsyncSession, event: Event) -> Outcome:
     """The legal-affairs body's opinion takes the review step (agree, correct, or investigate
     further); an answer the case cannot take (no longer under review, a correction outside the
     catalogue's range) is rejected with its reason and the case is left as it was."""
-    try:
-        answer = ReviewAnswered.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
+    answer = parse_payload(ReviewAnswered, event)
+    if isinstance(answer, Outcome):
+        return answer
     case = await repo.lock_case(session, answer.case_id)
     if case is None:
         return Outcome.rejected(f"No case {answer.case_id}.")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal, PrincipalKind, Role
@@ -25,7 +24,7 @@ from services.common.event_schemas import (
     CertificateActionRejected,
 )
 from services.common.events import Event
-from services.common.outbox import Outcome
+from services.common.outbox import Outcome, parse_payload
 from services.common.problems import Forbidden, InvalidTransition, UnprocessableEntity
 from services.registry.certification.certificates.service import change_certificate_status
 from services.registry.decisions import repository as repo
@@ -112,11 +111,10 @@ async def _answer(
 
 async def apply_certificate_action(session: AsyncSession, event: Event) -> Outcome:
     """Handler of ``enforcement.certificate_action.decided`` (never commits: the inbox does)."""
-    try:
-        decided = CertificateActionDecided.model_validate(event.payload)
-    except ValidationError as exc:
+    decided = parse_payload(CertificateActionDecided, event)
+    if isinstance(decided, Outcome):
         # Nothing to answer about: the payload names no certificate or action we can read.
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
+        return decided
     certificate, refusal = await _certificate(session, decided)
     if certificate is None:
         reason = refusal or "No such certificate."

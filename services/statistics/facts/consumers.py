@@ -7,76 +7,82 @@ order nor repetition changes a figure.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.event_schemas import CaseChanged, CertificateStatusChanged, LeadChanged
 from services.common.events import Event
-from services.common.outbox import Outcome
+from services.common.outbox import EventHandler, Outcome, parse_payload
 from services.statistics.facts import service
 
 LEAD_CHANGED = "enforcement.lead.changed"
 CASE_CHANGED = "enforcement.case.changed"
 CERTIFICATE_STATUS_CHANGED = "registry.certificate.status_changed"
 
-
-def _bureau(event: Event) -> tuple[int, str] | None:
-    if event.bureau_id is None or not event.bureau_path:
-        return None
-    return event.bureau_id, event.bureau_path
+# Applies one fact: the session, the event, its payload, then the bureau's id and path.
+_Apply = Callable[[AsyncSession, Event, Any, int, str], Awaitable[None]]
 
 
-async def lead_fact(session: AsyncSession, event: Event) -> Outcome:
-    try:
-        payload = LeadChanged.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
-    bureau = _bureau(event)
-    if bureau is None:
-        return Outcome.rejected("A lead's event names its bureau.")
+def _fact(model: type[BaseModel], no_bureau: str) -> Callable[[_Apply], EventHandler]:
+    """The handler around one fact's ``apply``: a payload that does not match ``model`` is
+    rejected, so is an envelope that names no bureau (with ``no_bureau``); else it is applied."""
+
+    def decorate(apply: _Apply) -> EventHandler:
+        @functools.wraps(apply)
+        async def handler(session: AsyncSession, event: Event) -> Outcome:
+            payload = parse_payload(model, event)
+            if isinstance(payload, Outcome):
+                return payload
+            if event.bureau_id is None or not event.bureau_path:
+                return Outcome.rejected(no_bureau)
+            await apply(session, event, payload, event.bureau_id, event.bureau_path)
+            return Outcome.applied()
+
+        return handler
+
+    return decorate
+
+
+@_fact(LeadChanged, "A lead's event names its bureau.")
+async def lead_fact(
+    session: AsyncSession, event: Event, payload: LeadChanged, bureau_id: int, bureau_path: str
+) -> None:
     await service.apply_lead(
         session,
         payload,
         version=event.aggregate_version,
         event_id=event.id,
-        bureau_id=bureau[0],
-        bureau_path=bureau[1],
+        bureau_id=bureau_id,
+        bureau_path=bureau_path,
     )
-    return Outcome.applied()
 
 
-async def case_fact(session: AsyncSession, event: Event) -> Outcome:
+@_fact(CaseChanged, "A case's event names its bureau.")
+async def case_fact(
+    session: AsyncSession, event: Event, payload: CaseChanged, bureau_id: int, bureau_path: str
+) -> None:
     """The case's fact and figures; the legal-affairs hooks are composed after it."""
-    try:
-        payload = CaseChanged.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
-    bureau = _bureau(event)
-    if bureau is None:
-        return Outcome.rejected("A case's event names its bureau.")
     await service.apply_case(
         session,
         payload,
         version=event.aggregate_version,
         event_id=event.id,
-        bureau_id=bureau[0],
-        bureau_path=bureau[1],
+        bureau_id=bureau_id,
+        bureau_path=bureau_path,
     )
-    return Outcome.applied()
 
 
-async def certificate_status_fact(session: AsyncSession, event: Event) -> Outcome:
-    try:
-        payload = CertificateStatusChanged.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
-    bureau = _bureau(event)
-    if bureau is None:
-        return Outcome.rejected("A certificate status change names the certificate's bureau.")
+@_fact(CertificateStatusChanged, "A certificate status change names the certificate's bureau.")
+async def certificate_status_fact(
+    session: AsyncSession, event: Event, payload: CertificateStatusChanged, bureau_id: int, bureau_path: str
+) -> None:
     await service.apply_certificate_status(
-        session, payload, event_id=event.id, bureau_id=bureau[0], bureau_path=bureau[1]
+        session, payload, event_id=event.id, bureau_id=bureau_id, bureau_path=bureau_path
     )
-    return Outcome.applied()
 
 
 HANDLERS = {

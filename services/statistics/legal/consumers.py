@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.event_schemas import ReviewRequested
 from services.common.events import Event
-from services.common.outbox import Outcome
+from services.common.outbox import Outcome, parse_payload
 from services.common.problems import ProblemError
 from services.statistics.legal import service
 from services.statistics.models import AUDIT
@@ -16,10 +15,9 @@ from services.statistics.models import AUDIT
 async def review_requested(session: AsyncSession, event: Event) -> Outcome:
     """One review round per request; the same request again (or another while the case's review
     is pending) makes nothing new."""
-    try:
-        request = ReviewRequested.model_validate(event.payload)
-    except ValidationError as exc:
-        return Outcome.rejected(f"The payload does not match the catalogue: {exc.errors()[0]['msg']}.")
+    request = parse_payload(ReviewRequested, event)
+    if isinstance(request, Outcome):
+        return request
     try:
         review = await service.open_review(session, AUDIT, event, request)
     except ProblemError as exc:

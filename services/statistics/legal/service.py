@@ -42,8 +42,51 @@ NEAR_DAYS = 3
 CLOSED_STATES = frozenset({"closed", "archived", "published"})
 
 
-def _bump(row: Review | Filing) -> None:
+async def _save(session: AsyncSession, row: Review | Filing) -> None:
+    """The changed review or filing written, its version one up (what ``If-Match`` names next)."""
     row.version += 1
+    session.add(row)
+    await session.flush()
+
+
+def _not_before(on: date, earliest: date, field: str, what: str, because: str) -> None:
+    """The day ``on`` (the body's ``field``) is not before ``earliest``, or 422 ``date_order``:
+    "<what> cannot be dated <on>: <because> <earliest>"."""
+    if on < earliest:
+        raise UnprocessableEntity(
+            f"{what} cannot be dated {on}: {because} {earliest}.",
+            errors=[
+                {"loc": f"body.{field}", "message": f"must not be before {earliest}", "type": "date_order"}
+            ],
+        )
+
+
+async def _alert(
+    session: AsyncSession,
+    subject_type: str,
+    row: Review | Filing,
+    *,
+    kind: str,
+    condition: str,
+    severity: str,
+    message: str,
+    details: dict[str, Any],
+) -> bool:
+    """The deadline alert of a review or filing, raised once per row and condition (key
+    ``<kind>:<subject_type>:<id>:<condition>:<due>``), in the row's (the case's) bureau."""
+    return await raise_alert(
+        session,
+        key=f"{kind}:{subject_type}:{row.id}:{condition}:{row.due}",
+        kind=kind,
+        severity=severity,
+        subject_type=subject_type,
+        subject_id=row.id,  # type: ignore[arg-type]
+        bureau_id=row.bureau_id,
+        bureau_path=row.bureau_path,
+        due=row.due,
+        message=message,
+        details=details,
+    )
 
 
 # --- reviews ---------------------------------------------------------------------
@@ -191,17 +234,7 @@ async def answer_review(
     if correcting:
         await check_correction(services, review.case_id, data)
     on = data.answered_on or today()
-    if on < review.requested_on:
-        raise UnprocessableEntity(
-            f"The opinion cannot be dated {on}: the review was requested on {review.requested_on}.",
-            errors=[
-                {
-                    "loc": "body.answered_on",
-                    "message": f"must not be before {review.requested_on}",
-                    "type": "date_order",
-                }
-            ],
-        )
+    _not_before(on, review.requested_on, "answered_on", "The opinion", "the review was requested on")
     correction = None
     if correcting:
         correction = {
@@ -219,9 +252,7 @@ async def answer_review(
     review.reviewer_officer_id = principal.officer_id
     review.reviewer_name = standing.name
     review.reviewer_post_id = standing.post.id if standing.post else None
-    _bump(review)
-    session.add(review)
-    await session.flush()
+    await _save(session, review)
     await OUTBOX.emit(
         session,
         REVIEW_ANSWERED,
@@ -314,9 +345,7 @@ async def _withdraw_review(session: AsyncSession, event: Event, payload: CaseCha
         return
     review.state = ReviewState.WITHDRAWN
     review.reason = f"The case became {payload.state} (version {event.aggregate_version}) before the answer."
-    _bump(review)
-    session.add(review)
-    await session.flush()
+    await _save(session, review)
 
 
 def is_late(filing: Filing, on: date) -> bool:
@@ -403,17 +432,7 @@ async def submit_filing(
         )
     _check_state(filing, {FilingState.EXPECTED, FilingState.RETURNED}, "submitted")
     on = data.filed_on or today()
-    if on < filing.closed_on:
-        raise UnprocessableEntity(
-            f"The filing cannot be dated {on}: the case closed on {filing.closed_on}.",
-            errors=[
-                {
-                    "loc": "body.filed_on",
-                    "message": f"must not be before {filing.closed_on}",
-                    "type": "date_order",
-                }
-            ],
-        )
+    _not_before(on, filing.closed_on, "filed_on", "The filing", "the case closed on")
     filing.state = FilingState.SUBMITTED
     filing.summary = data.summary
     filing.documents = [d.model_dump(mode="json", exclude_none=True) for d in data.documents]
@@ -422,9 +441,7 @@ async def submit_filing(
     filing.submissions += 1
     filing.submitted_by = principal.account_id
     filing.updated_at = utcnow()
-    _bump(filing)
-    session.add(filing)
-    await session.flush()
+    await _save(session, filing)
     await set_case_filing(session, filing.case_id, filing_due=filing.due, filed_on=on)
     await audit.record(
         session, principal, "filing.submitted", "filing", filing.id, data.model_dump(mode="json")
@@ -463,26 +480,15 @@ async def answer_filing(
             errors=[{"loc": "body.reason", "message": "required when returned", "type": "missing"}],
         )
     on = data.answered_on or today()
-    if filing.filed_on is not None and on < filing.filed_on:
-        raise UnprocessableEntity(
-            f"The answer cannot be dated {on}: the filing was made on {filing.filed_on}.",
-            errors=[
-                {
-                    "loc": "body.answered_on",
-                    "message": f"must not be before {filing.filed_on}",
-                    "type": "date_order",
-                }
-            ],
-        )
+    if filing.filed_on is not None:
+        _not_before(on, filing.filed_on, "answered_on", "The answer", "the filing was made on")
     filing.state = FilingState.ACCEPTED if data.outcome == "accepted" else FilingState.RETURNED
     filing.answer = data.outcome
     filing.answer_reason = data.reason
     filing.answered_on = on
     filing.answered_by = principal.account_id
     filing.updated_at = utcnow()
-    _bump(filing)
-    session.add(filing)
-    await session.flush()
+    await _save(session, filing)
     await OUTBOX.emit(
         session,
         FILING_ANSWERED,
@@ -515,16 +521,13 @@ async def review_alerts(session: AsyncSession, as_of: date) -> int:
     for review in await repo.pending_reviews_due_by(session, as_of + timedelta(days=NEAR_DAYS)):
         past = review.due < as_of
         severity = "past" if past else "near"
-        raised += await raise_alert(
+        raised += await _alert(
             session,
-            key=f"review_deadline:review:{review.id}:{severity}:{review.due}",
+            "review",
+            review,
             kind="review_deadline",
+            condition=severity,
             severity=severity,
-            subject_type="review",
-            subject_id=review.id,  # type: ignore[arg-type]
-            bureau_id=review.bureau_id,
-            bureau_path=review.bureau_path,
-            due=review.due,
             message=(
                 f"The {review.review_kind} review of case {review.number} "
                 f"{'was due' if past else 'is due'} on {review.due} and is not answered."
@@ -558,16 +561,13 @@ async def filing_alerts(session: AsyncSession, as_of: date) -> int:
         else:
             continue
         kind = "filing_late" if condition == "late" else "filing_deadline"
-        raised += await raise_alert(
+        raised += await _alert(
             session,
-            key=f"{kind}:filing:{filing.id}:{condition}:{filing.due}",
+            "filing",
+            filing,
             kind=kind,
+            condition=condition,
             severity=severity,
-            subject_type="filing",
-            subject_id=filing.id,  # type: ignore[arg-type]
-            bureau_id=filing.bureau_id,
-            bureau_path=filing.bureau_path,
-            due=filing.due,
             message=message,
             details={
                 "case_id": filing.case_id,
