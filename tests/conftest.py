@@ -59,12 +59,35 @@ def database_urls_for_run() -> dict[str, str]:
     return database_urls(TEST_ENV)
 
 
+# The in-process apps and the real processes of the end-to-end tests run side by side, each
+# with its pools: PostgreSQL's default of 100 connections is too few for the whole suite.
+NEEDED_CONNECTIONS = 300
+
+
+async def _check_connection_room() -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        allowed = int(await conn.fetchval("SHOW max_connections"))
+    finally:
+        await conn.close()
+    if allowed < NEEDED_CONNECTIONS:
+        pytest.exit(
+            f"PostgreSQL allows {allowed} connections; the suite needs {NEEDED_CONNECTIONS}. Raise it "
+            f"(psql -U postgres -c 'ALTER SYSTEM SET max_connections = {NEEDED_CONNECTIONS}', then "
+            "restart PostgreSQL; .ci/run does both) and run again.",
+            returncode=3,
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 async def platform_databases(database_urls_for_run) -> AsyncIterator[dict[str, str]]:
     """Fresh databases for this run, migrated and seeded once; dropped at the end."""
     from services.registry.config import get_settings as registry_settings
     from services.registry.seed import seed
 
+    await _check_connection_room()
     ensure_keys(GatewaySettings())
     if not (KEEP_DATABASES and READY_MARK.exists()):
         await drop_databases(database_urls_for_run)
