@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
@@ -71,6 +72,21 @@ async def _compare(statistics, enforcement, own, token_for, lead_ids, case_ids):
         token = token_for(bureau, roles=(Role.HEAD,))
         found = only(await figures(statistics, token, bureau["id"], dimension="all"))
         assert found == expected, (bureau["id"], set(found.items()) ^ set(expected.items()))
+    # The province's statistical report of each period (its scheduled pull) says the same.
+    legal = auth(token_for(own.province, roles=(Role.LEGAL,)))
+    for period in sorted({key[0] for key in expected}):
+        pulled = await statistics.get(f"{REPORTS}/{own.province['id']}/{period}", headers=legal)
+        assert pulled.status_code == 200, pulled.text
+        in_report = {
+            (period, f["dimension"], f["value"], f["measure"]): Decimal(f["amount"])
+            for f in pulled.json()["figures"]
+            if Decimal(f["amount"]) != 0
+        }
+        wanted = {k: Decimal(v) for k, v in expected.items() if k[0] == period}
+        assert only(in_report) == wanted, (period, set(only(in_report).items()) ^ set(wanted.items()))
+
+
+REPORTS = "/api/v1/statistics/reports"
 
 
 class TestFiguresEqualEnforcement:
