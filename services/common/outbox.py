@@ -354,6 +354,14 @@ def parse_payload(model: type[PayloadT], event: Event) -> PayloadT | Outcome:
 EventHandler = Callable[[AsyncSession, Event], Awaitable[Outcome]]
 
 
+def every_version(handler: EventHandler) -> EventHandler:
+    """Marks a handler that keeps each event on its own (a log of changes, not the aggregate's
+    latest state): an older version arriving after a newer one is applied, not stale. The inbox
+    still applies each event id once."""
+    handler.applies_every_version = True  # type: ignore[attr-defined]
+    return handler
+
+
 class TransientError(Exception):
     """Raised by a handler when trying again later may succeed (a service it needs is down)."""
 
@@ -415,7 +423,11 @@ class Inbox:
         if row is None:
             await session.rollback()
             return None
-        if row.highest is not None and event.aggregate_version < row.highest:
+        if (
+            row.highest is not None
+            and event.aggregate_version < row.highest
+            and not getattr(handler, "applies_every_version", False)
+        ):
             outcome = Outcome(
                 InboxOutcome.STALE,
                 f"version {event.aggregate_version} is older than version {row.highest}, already applied",

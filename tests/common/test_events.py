@@ -22,7 +22,7 @@ from services.common.context import reset_request_id, set_request_id
 from services.common.event_schemas import CertificateActionRejected, CertificateStatusChanged
 from services.common.events import EVENT_TYPES, Event, UnknownEventType, catalogue_schema, event_type
 from services.common.jobs import NoHandler, handle_event, is_transient
-from services.common.outbox import InboxOutcome, Outcome, TransientError
+from services.common.outbox import InboxOutcome, Outcome, TransientError, every_version
 from services.common.pagination import encode_cursor
 from services.registry.app import INBOX, OUTBOX
 from services.registry.models import InboxEvent, OutboxEvent
@@ -313,6 +313,17 @@ class TestInbox:
             "stale",
             "version 1 is older than version 2, already applied",
         )
+
+    async def test_a_handler_of_every_version_applies_an_older_one_once(self, registry):
+        handler = every_version(Recorder())
+        aggregate = uuid.uuid4().hex
+        newer, older = decided(aggregate, 2), decided(aggregate, 1)
+        ctx = worker_ctx(registry, {DECIDED: handler})
+        outcomes = [
+            (await handle_event(ctx, e.model_dump(mode="json")))["outcome"] for e in (newer, older, older)
+        ]
+        assert outcomes == ["applied", "applied", "duplicate"]
+        assert handler.calls == [newer.id, older.id]
 
     async def test_versions_of_one_aggregate_at_once_end_at_the_newest(self, registry):
         handler = Recorder(delay=0.1)

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.event_schemas import CaseChanged, CertificateStatusChanged, LeadChanged
 from services.common.events import Event
-from services.common.outbox import EventHandler, Outcome, parse_payload
+from services.common.outbox import EventHandler, Outcome, every_version, parse_payload
 from services.statistics.facts import service
 
 LEAD_CHANGED = "enforcement.lead.changed"
@@ -76,6 +76,9 @@ async def case_fact(
     )
 
 
+# Each status change is a fact of its own (a suspension, then a revocation): one that arrives
+# after a later change of the same certificate still counts.
+@every_version
 @_fact(CertificateStatusChanged, "A certificate status change names the certificate's bureau.")
 async def certificate_status_fact(
     session: AsyncSession, event: Event, payload: CertificateStatusChanged, bureau_id: int, bureau_path: str
