@@ -74,7 +74,7 @@ def arq_ctx(sessionmaker, n: int) -> dict:
 
 async def seed(sessionmaker, due: date) -> dict[str, list[int]]:
     """A lead and a case near their deadline, a lead and a case past it, one case with one officer,
-    and rows that raise nothing (far deadline, ended case, decided lead)."""
+    and rows that raise nothing (far deadline, ended case, decided lead, a review's deadline)."""
     async with sessionmaker() as session:
         rows = {
             "lead": [
@@ -93,6 +93,10 @@ async def seed(sessionmaker, due: date) -> dict[str, list[int]]:
                     session, next_due=due - timedelta(days=5), state="closed", officer_count=1
                 ),
                 await insert_case_fact(session, officer_count=1, state="opened"),
+                # Its review's deadline: the legal-affairs review detector's, not this one's.
+                await insert_case_fact(
+                    session, next_due=due - timedelta(days=1), next_due_rule="review", state="under_review"
+                ),
             ],
         }
         await session.commit()

@@ -83,7 +83,8 @@ async def leads_near_or_past_due(session: AsyncSession, as_of: date) -> int:
 
 
 async def cases_near_or_past_due(session: AsyncSession, as_of: date) -> int:
-    """Cases whose next deadline (``next_due_rule``) is within the near window or past."""
+    """Cases whose next deadline (``next_due_rule``) is within the near window or past. The
+    review's deadline is the legal-affairs body's own, alerted by its review detector."""
     return await _raise(
         session,
         """
@@ -98,11 +99,13 @@ async def cases_near_or_past_due(session: AsyncSession, as_of: date) -> int:
         FROM (SELECT *, CASE WHEN next_due < :as_of THEN 'past' ELSE 'near' END AS sev
               FROM case_fact
               WHERE next_due IS NOT NULL AND next_due <= :near
+                AND next_due_rule IS DISTINCT FROM :review_rule
                 AND state <> ALL(CAST(:done AS text[]))) AS f
         """,
         as_of=as_of,
         near=_near(as_of),
         done=list(CASE_ENDED_STATES),
+        review_rule="review",
     )
 
 
