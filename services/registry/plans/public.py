@@ -10,7 +10,6 @@ internal. Functions here never commit.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterable
 from datetime import date
@@ -135,16 +134,3 @@ def _cell(value: Any) -> Any:
 def _csv_rows(results: Iterable[PublicResultRead]) -> Iterable[dict[str, Any]]:
     for result in results:
         yield {k: _cell(v) for k, v in result.model_dump(mode="json").items()}
-
-
-def strong_etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-def not_modified(if_none_match: str | None, current: str) -> bool:
-    """Whether ``If-None-Match`` names the current representation (weak comparison, RFC 9110)."""
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    return current in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}

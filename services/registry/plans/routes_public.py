@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from services.common.conditional import conditional_response
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
 from services.common.ratelimit import FixedWindowLimiter
@@ -60,11 +61,7 @@ def _filters(plan_id: int | None, bureau_id: int | None, year: int | None) -> di
 
 
 def _answer(body: bytes, media_type: str, if_none_match: str | None) -> Response:
-    tag = service.strong_etag(body)
-    headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
-    if service.not_modified(if_none_match, tag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+    return conditional_response(body, media_type, if_none_match, headers={"Cache-Control": CACHE_CONTROL})
 
 
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="The plan's year")]

@@ -17,6 +17,7 @@ from services.common.problems import NotFound, UnprocessableEntity, problem_resp
 from services.common.types import IdQuery
 from services.statistics.aggregates.measures import BY_NAME, DIMENSIONS, MEASURES
 from services.statistics.deps import PrincipalDep, ReadSessionDep
+from services.statistics.facts.bureaus import registry_bureau
 
 PREFIX = "/api/v1/statistics"
 router = APIRouter(prefix=PREFIX)
@@ -124,10 +125,8 @@ async def list_aggregates(
     else:
         path = (await conn.execute(_BUREAU, {"bureau_id": target})).scalar()
         if path is None:  # no figure yet: the registry knows whether it exists, and where
-            try:
-                path = (await request.app.state.services.get(f"/api/v1/registry/bureaus/{target}"))["path"]
-            except NotFound:
-                path = None
+            found = await registry_bureau(request.app.state.services, target)
+            path = found["path"] if found else None
     if path is None or not principal.in_scope(path):
         raise NotFound(f"Bureau {target} not found.")
     where = ["bureau_id = :bureau_id"]

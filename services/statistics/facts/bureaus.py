@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.client import ServiceClient
 from services.common.dates import today
+from services.common.problems import NotFound
 from services.statistics.aggregates.sql import change_statement
 
 log = logging.getLogger("statistics.bureaus")
@@ -53,6 +54,15 @@ _DIMENSION = text(
         name = excluded.name, refreshed_at = excluded.refreshed_at"""
 )
 _KNOWN = text("SELECT system FROM bureau_dimension WHERE bureau_id = :bureau_id")
+
+
+async def registry_bureau(services: ServiceClient, bureau_id: int) -> dict[str, Any] | None:
+    """A bureau statistics has heard nothing of yet, as the registry knows it (None if unknown):
+    the routes ask it where such a bureau stands before answering 404 or its empty figures."""
+    try:
+        return await services.get(f"/api/v1/registry/bureaus/{bureau_id}")
+    except NotFound:
+        return None
 
 
 async def _fetch(bureau_id: int) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ when the content does. The XLSX is written with fixed timestamps for the same re
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import zipfile
@@ -26,10 +25,6 @@ TREND_MEASURES = ("leads_received", "cases_opened", "cases_closed", "cases_pendi
 TREND_SIZE = 4
 _FIXED_TIME = datetime(2000, 1, 1)
 _MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
-
-
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def json_body(document: dict[str, Any]) -> bytes:

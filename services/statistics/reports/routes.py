@@ -19,17 +19,19 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from starlette.convertors import Convertor, register_url_convertor
 
 from services.common.auth import Principal, Role
+from services.common.conditional import conditional_response, if_none_match_tags
 from services.common.db import like_prefix
 from services.common.deps import Authorize, scoped_loader
 from services.common.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
 from services.common.problems import NotFound, problem_responses
 from services.common.types import IdPath, IdQuery
 from services.statistics.deps import AuditDep, DatabaseDep, IfMatchDep, PrincipalDep, SessionDep
+from services.statistics.facts.bureaus import registry_bureau
 from services.statistics.reports import repository as repo
 from services.statistics.reports import service
 from services.statistics.reports.models import ReportState
 from services.statistics.reports.periods import PERIOD_PATTERN, parse_period
-from services.statistics.reports.render import csv_body, etag_of, json_body, trend_measures, xlsx_body
+from services.statistics.reports.render import csv_body, json_body, trend_measures, xlsx_body
 from services.statistics.reports.schemas import (
     ReportCorrection,
     ReportCreate,
@@ -69,26 +71,17 @@ register_url_convertor("report_period", PeriodConvertor())
 NOT_MODIFIED = {304: {"description": "Not modified: the If-None-Match ETag is current (no body)"}}
 
 
-def if_none_match(request: Request) -> tuple[list[str], bool]:
-    """The ETags of If-None-Match (weak ones compared weakly, RFC 9110 §13.1.2), and whether it is ``*``."""
-    header = request.headers.get("if-none-match")
-    if not header:
-        return [], False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return tags, "*" in tags
-
-
 def conditional(
     request: Request, body: bytes | None, media_type: str, *, tag: str | None = None, **headers: str
 ) -> Response:
-    """``body`` with its ETag (``tag``, or computed from the body), or 304 with no body when the
-    client's If-None-Match names it (``body`` may then be None)."""
-    tag = tag or etag_of(body or b"")
-    out = {"ETag": tag, "Cache-Control": CACHE_CONTROL, **headers}
-    tags, any_tag = if_none_match(request)
-    if any_tag or tag in tags:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=out)
-    return Response(body, media_type=media_type, headers=out)
+    """``body`` with its ETag and the pulls' Cache-Control, or 304 when If-None-Match names it."""
+    return conditional_response(
+        body,
+        media_type,
+        request.headers.get("if-none-match"),
+        tag=tag,
+        headers={"Cache-Control": CACHE_CONTROL, **headers},
+    )
 
 
 async def _body(database, principal: Principal, report_id: int) -> tuple[bytes, str]:
@@ -276,10 +269,7 @@ async def _provisional(conn, principal: Principal, bureau_id: int, period, servi
     if known is None and services is not None:
         # A bureau statistics has heard nothing of yet (no aggregates, not in its bureau
         # dimension) still has a report: ask the registry where it stands.
-        try:
-            found = await services.get(f"/api/v1/registry/bureaus/{bureau_id}")
-        except NotFound:
-            found = None
+        found = await registry_bureau(services, bureau_id)
         known = (found["path"], found.get("name")) if found else None
     if known is None or not principal.in_scope(known[0]):
         raise NotFound(f"Bureau {bureau_id} not found.")
@@ -361,7 +351,7 @@ async def pull_report(
 ) -> Response:
     # The hot path: a submitted report is one statement, and no body leaves the database when the
     # client's copy is current.
-    tags, any_tag = if_none_match(request)
+    tags, any_tag = if_none_match_tags(request.headers.get("if-none-match"))
     submitted = await repo.pull_submitted(database, bureau_id, period, tags, any_tag)
     if submitted is not None:
         if not principal.in_scope(submitted["bureau_path"]):

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
+from services.common.conditional import strong_etag
 from services.common.dates import CHINA, today
 from services.common.db import utcnow
 from services.common.problems import Conflict, Forbidden, PreconditionFailed, PreconditionRequired
@@ -32,7 +33,7 @@ from services.statistics.oversight.alerts import raise_alert
 from services.statistics.reports import repository as repo
 from services.statistics.reports.models import ReportState
 from services.statistics.reports.periods import Period, overdue_periods, parse_period
-from services.statistics.reports.render import etag_of, json_body
+from services.statistics.reports.render import json_body
 
 ALERT_KIND = "late_report"
 
@@ -118,7 +119,7 @@ async def report_body(conn: asyncpg.Connection, report: Any) -> tuple[bytes, str
     if report["document"] is not None:
         return report["document"], report["etag"]
     body = json_body(await report_document(conn, report))
-    return body, etag_of(body)
+    return body, strong_etag(body)
 
 
 async def report_document(conn: asyncpg.Connection, report: Any) -> dict[str, Any]:
@@ -296,7 +297,7 @@ async def submit_report(
         raise Conflict(f"The period {period} has not ended (it ends {period.end}).", slug="period-not-closed")
     conn = await repo.driver(session)
     draft = dict(await repo.report(conn, report.id))
-    current = etag_of(json_body(await report_document(conn, draft)))
+    current = strong_etag(json_body(await report_document(conn, draft)))
     if not if_match or if_match.strip() == "*":
         raise PreconditionRequired("Send the ETag of the report you read in an If-Match header (not *).")
     if current not in {tag.strip() for tag in if_match.split(",")}:
@@ -309,7 +310,7 @@ async def submit_report(
     # the subordinate bureaus' submissions up to this instant.
     submitted = {**draft, "state": ReportState.SUBMITTED.value, "submitted_at": at, "submitted_on": on}
     body = json_body(await report_document(conn, {**submitted, "submitted_by": principal.account_id}))
-    await repo.mark_submitted(session, report.id, at, on, principal.account_id, body, etag_of(body))
+    await repo.mark_submitted(session, report.id, at, on, principal.account_id, body, strong_etag(body))
     await audit.record(
         session,
         principal,
