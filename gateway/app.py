@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import accounts
 from gateway.config import IMPORTS_PATH, SERVICES, GatewaySettings, get_settings
+from gateway.edge import BodyDeadline, RateLimits
 from gateway.models import AUDIT, INBOX, OUTBOX
 from gateway.openapi import MergedOpenAPI, install_docs
 from gateway.proxy import Proxy
@@ -124,6 +125,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
             )
             app.state.jwks_bytes = settings.jwks_path.read_bytes()
             app.state.login_throttle = LoginThrottle.connect(settings)
+            app.state.rate_limits = RateLimits.connect(settings)
             verifier, revocations = app.state.verifier, Revocations()
 
             def authorize(header: str | None) -> Principal:
@@ -176,6 +178,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
                 for client in app.state.upstreams.values():
                     await client.aclose()
                 await app.state.login_throttle.aclose()
+                await app.state.rate_limits.aclose()
 
     api = PlatformAPI(
         title=TITLE,
@@ -221,6 +224,7 @@ class GatewayApp:
                 },
                 state.upstream_timeout,
                 state.authorize,
+                state.rate_limits,
             )
         return self._proxy
 
@@ -239,7 +243,11 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     api = build_api(settings)
     app = RequestContextMiddleware(
-        GatewayApp(api),
+        BodyDeadline(
+            GatewayApp(api),
+            timeout_seconds=settings.body_timeout_seconds,
+            min_rate_bytes=settings.body_min_rate_bytes,
+        ),
         max_body_bytes=settings.max_body_bytes,
         body_allowances={("POST", IMPORTS_PATH): settings.import_max_body_bytes},
     )

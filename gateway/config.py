@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import PositiveInt
+from pydantic import PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import VAR_DIR, ServiceSettings
@@ -39,6 +39,24 @@ class GatewaySettings(ServiceSettings):
     login_address_max_failures: PositiveInt = 50  # failures from one address, any accounts, that lock it
     login_lockout_seconds: PositiveInt = 900
     login_throttle_key_prefix: str = "login-throttle:"
+    # Requests per client through the proxy in a fixed window (see gateway/edge.py), counted in
+    # Redis so every replica shares them: a client is its token's subject, a caller without one
+    # its address. Generous by default (100/s sustained): a guard against floods, not a quota.
+    rate_limit_requests: PositiveInt = 6000
+    rate_limit_window_seconds: PositiveInt = 60
+    rate_limit_key_prefix: str = "rate-limit:"
+    # Read timeouts at the edge (gateway/edge.py). The request line and headers must be in
+    # within this long of the connection's (or the request's) first byte: 408, then closed.
+    header_timeout_seconds: PositiveFloat = 10.0
+    # The body may keep the gateway waiting this long, plus one second per
+    # ``body_min_rate_bytes`` received (so a large upload at a sane pace is never cut): 408.
+    body_timeout_seconds: PositiveFloat = 30.0
+    body_min_rate_bytes: PositiveInt = 1024
+    # An idle keep-alive connection is closed after this long.
+    keep_alive_timeout_seconds: PositiveFloat = 5.0
+    # Request line and header limits, checked as the bytes arrive: 414, 431.
+    max_url_bytes: PositiveInt = 8 * 1024
+    max_header_bytes: PositiveInt = 32 * 1024
 
     def upstreams(self) -> dict[str, str]:
         return {name: getattr(self, f"{name}_url").rstrip("/") for name in SERVICES}

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 from starlette.types import Receive, Scope, Send
 
+from gateway.edge import BodyTimedOut, RateLimits
 from services.common.asgi import BodyTooLarge
 from services.common.auth import Principal
 from services.common.context import REQUEST_ID_HEADER, current_request_id
@@ -26,7 +27,9 @@ from services.common.problems import (
     NotFound,
     PayloadTooLarge,
     ProblemError,
+    RequestTimeout,
     ServiceUnavailable,
+    Unauthorized,
 )
 
 log = logging.getLogger("gateway.proxy")
@@ -176,7 +179,7 @@ class RequestBody:
                     yield body
                 if not message.get("more_body", False):
                     return
-        except (BodyTooLarge, ClientDisconnected) as exc:
+        except (BodyTooLarge, BodyTimedOut, ClientDisconnected) as exc:
             self.failure = exc
             raise
 
@@ -219,11 +222,13 @@ class Proxy:
         upstreams: dict[str, tuple[httpx.URL, httpx.AsyncBaseTransport]],
         timeout: httpx.Timeout,
         authorize: Callable[[str | None], Principal],
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self._upstreams = upstreams
         self._origins = {name: str(url).rstrip("/").lower().encode() for name, (url, _) in upstreams.items()}
         self._timeout = timeout.as_dict()
         self._authorize = authorize
+        self._rate_limits = rate_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
         scope["route_label"] = f"proxy:{service}"
@@ -233,15 +238,27 @@ class Proxy:
             await exc.to_response()(scope, receive, send)
         except BodyTooLarge as exc:
             await PayloadTooLarge(exc.detail).to_response()(scope, receive, send)
+        except BodyTimedOut as exc:
+            await RequestTimeout(exc.detail).to_response()(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if not forwardable(scope["path"], raw_path):
             raise NotFound("No such resource.")
         headers, has_body = request_headers(scope)
+        principal = None
         if not open_path(scope["path"], service):
             authorization = next((v for n, v in headers if n == b"authorization"), None)
-            self._authorize(authorization.decode("latin-1") if authorization is not None else None)
+            try:
+                principal = self._authorize(
+                    authorization.decode("latin-1") if authorization is not None else None
+                )
+            except Unauthorized:
+                # Refused tokens count against the caller's address: a flood of them is limited too.
+                if self._rate_limits is not None:
+                    await self._rate_limits.check(scope, None)
+                raise
+        allowance = await self._rate_limits.check(scope, principal) if self._rate_limits is not None else None
         base_url, transport = self._upstreams[service]
         query = scope.get("query_string", b"")
         url = base_url.copy_with(raw_path=raw_path + b"?" + query if query else raw_path)
@@ -252,21 +269,18 @@ class Proxy:
         try:
             # Straight to the pool's transport: no auth, redirect or cookie handling per request.
             upstream = await transport.handle_async_request(request)
-        except (ClientDisconnected, BodyTooLarge, httpx.TransportError) as exc:
+        except (ClientDisconnected, BodyTooLarge, BodyTimedOut, httpx.TransportError) as exc:
             failure = body.failure if body is not None else exc
-            if isinstance(failure, BodyTooLarge):
+            if isinstance(failure, (BodyTooLarge, BodyTimedOut)):
                 raise failure from None
             if isinstance(failure, ClientDisconnected):
                 return  # nobody is waiting for an answer
             raise _upstream_error(service, exc) from exc
+        returned = response_headers(upstream.headers.raw, self._origins[service])
+        if allowance is not None:
+            returned += [(n.lower().encode(), v.encode()) for n, v in allowance.headers().items()]
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": upstream.status_code,
-                    "headers": response_headers(upstream.headers.raw, self._origins[service]),
-                }
-            )
+            await send({"type": "http.response.start", "status": upstream.status_code, "headers": returned})
             async for chunk in upstream.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

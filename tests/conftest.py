@@ -37,6 +37,7 @@ TEST_ENV = {
     "LOG_LEVEL": "WARNING",
     # Failed logins counted by this run only, though runs share the Redis database.
     "GATEWAY_LOGIN_THROTTLE_KEY_PREFIX": f"login-throttle:{RUN_ID}:",
+    "GATEWAY_RATE_LIMIT_KEY_PREFIX": f"rate-limit:{RUN_ID}:",
     **{
         f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_{p}"
         for p in PARTS

@@ -143,6 +143,24 @@ class PayloadTooLarge(ProblemError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class RequestTimeout(ProblemError):
+    """The request's headers or body arrived too slowly; the connection is closed after it."""
+
+    status, slug, title = 408, "request-timeout", "The request arrived too slowly"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Connection": "close"})
+        super().__init__(detail, **kwargs)
+
+
+class UriTooLong(ProblemError):
+    status, slug, title = 414, "uri-too-long", "The request's URL is too long"
+
+
+class HeadersTooLarge(ProblemError):
+    status, slug, title = 431, "request-headers-too-large", "The request's headers are too large"
+
+
 class UnprocessableEntity(ProblemError):
     status, slug, title = 422, "validation-error", "The request is not valid"
 
@@ -205,6 +223,9 @@ PROBLEM_TYPES: dict[str, str] = {
     "precondition-failed": "If-Match names an older version than the stored one",
     "precondition-required": "An update must send If-Match",
     "payload-too-large": "The body exceeds the size limit",
+    "request-timeout": "The headers or the body arrived too slowly (the connection is closed)",
+    "uri-too-long": "The URL (path and query string) exceeds the gateway's limit",
+    "request-headers-too-large": "The headers exceed the gateway's limit",
     "validation-error": "Malformed payload; `errors` names the fields",
     "invalid-value": "A value the database cannot hold",
     "too-many-requests": "Retry after `Retry-After` seconds",
@@ -230,10 +251,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or outside the principal's scope",
         409: "A business rule is broken (the `type` names it)",
         412: "The resource changed since it was read (If-Match)",
+        408: "The request arrived too slowly",
         413: "Request body too large",
+        414: "The URL is too long",
         422: "Malformed payload, with the field errors",
         428: "If-Match is required",
         429: "Too many requests: retry after `Retry-After` seconds",
+        431: "The request's headers are too large",
         502: "A service this request needs answered an unexpected error",
         503: "A service or the database is unavailable or busy: retry after `Retry-After` seconds",
         504: "A service did not answer in time",
@@ -295,6 +319,7 @@ _HTTP_SLUGS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     401: ("unauthorized", "Authentication required"),
+    408: (RequestTimeout.slug, RequestTimeout.title),
     413: ("payload-too-large", "Request body too large"),
 }
 

@@ -1,11 +1,17 @@
-"""A fixed-window request counter per client address, shared by every replica through Redis.
+"""A fixed-window request counter per client, shared by every replica through Redis.
 
-Each window of ``window_seconds`` has its own counter per address bucket (one
-IPv4 address, or one IPv6 /64); the request that takes a count above ``limit``
-is refused with 429 ``/problems/too-many-requests`` and ``Retry-After`` (the
+Each window of ``window_seconds`` has its own counter per client key: one
+address bucket (one IPv4 address, or one IPv6 /64) for anonymous callers, or
+whatever identifies a client once its token is verified (the gateway counts by
+the token's subject). The request that takes a count above ``limit`` is
+refused with 429 ``/problems/too-many-requests`` and ``Retry-After`` (the
 seconds left of the window). If Redis cannot be reached the request is served
-unlimited and a warning logged: an open read must not fail because its guard is
+unlimited and a warning logged: a request must not fail because its guard is
 away.
+
+A fixed window lets a client send up to twice its limit across a window's
+boundary; that is the price of one ``INCR`` per request, and the limits here
+are set against floods, not to meter a fair share to the request.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import ipaddress
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -37,22 +44,52 @@ def address_bucket(host: str | None) -> str:
     return str(ip)
 
 
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """Where a client stands in the current window, after the request just counted."""
+
+    limit: int
+    window_seconds: int
+    count: int
+    reset_seconds: int  # until the window ends (at least 1)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    def headers(self) -> dict[str, str]:
+        """The ``RateLimit-*`` fields (IETF httpapi draft), and ``Retry-After`` once refused."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+            "RateLimit-Policy": f"{self.limit};w={self.window_seconds}",
+        }
+        if self.exceeded:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
 class FixedWindowLimiter:
     def __init__(self, *, limit: int, window_seconds: int, key_prefix: str) -> None:
         self.limit = limit
         self.window_seconds = window_seconds
         self.key_prefix = key_prefix
 
-    def key(self, host: str | None, window: int) -> str:
-        # Hashed: bounded key length, and no client addresses stored in Redis.
-        origin = hashlib.sha256(address_bucket(host).encode()).hexdigest()[:32]
-        return f"{self.key_prefix}{window}:{origin}"
+    def key(self, client: str, window: int) -> str:
+        # Hashed: bounded key length, and no client addresses or subjects stored in Redis.
+        digest = hashlib.sha256(client.encode()).hexdigest()[:32]
+        return f"{self.key_prefix}{window}:{digest}"
 
-    async def hit(self, redis: Redis, host: str | None) -> None:
-        """Count one request from ``host``; raise 429 past the limit of the current window."""
+    async def count(self, redis: Redis, client: str) -> Allowance | None:
+        """Count one request of ``client`` (an opaque key); None when Redis is away."""
         now = time.time()
         window = int(now // self.window_seconds)
-        key = self.key(host, window)
+        key = self.key(client, window)
         try:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
@@ -63,11 +100,16 @@ class FixedWindowLimiter:
                 "rate limiting skipped: Redis unavailable",
                 extra={"error": type(exc).__name__, "prefix": self.key_prefix},
             )
-            return
-        if int(count) > self.limit:
-            retry_after = max(1, math.ceil((window + 1) * self.window_seconds - now))
+            return None
+        reset = max(1, math.ceil((window + 1) * self.window_seconds - now))
+        return Allowance(self.limit, self.window_seconds, int(count), reset)
+
+    async def hit(self, redis: Redis, host: str | None) -> None:
+        """Count one request from the address ``host``; raise 429 past the limit."""
+        allowance = await self.count(redis, address_bucket(host))
+        if allowance is not None and allowance.exceeded:
             raise TooManyRequests(
                 f"At most {self.limit} requests per {self.window_seconds} s from one address; "
-                f"retry in {retry_after} s.",
-                headers={"Retry-After": str(retry_after)},
+                f"retry in {allowance.reset_seconds} s.",
+                headers={"Retry-After": str(allowance.reset_seconds)},
             )

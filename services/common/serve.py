@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+from typing import Any
 
 import uvicorn
 
@@ -35,13 +36,23 @@ WORKERS = {
 
 
 def serve_http(part: str, host: str, port: int) -> None:
+    http: Any = "httptools"
+    keep_alive = 5.0  # uvicorn's default
+    if part == "gateway":
+        # The edge: header read timeout and head size limits on top of httptools (gateway/edge.py).
+        from gateway.config import get_settings
+        from gateway.edge import edge_protocol
+
+        settings = get_settings()
+        http, keep_alive = edge_protocol(settings), settings.keep_alive_timeout_seconds
     uvicorn.run(
         APPS[part],
         factory=True,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=http,
+        timeout_keep_alive=keep_alive,
         log_config=None,
         access_log=False,
         # The gateway is the edge: its peer's address is the client's (login throttling counts
