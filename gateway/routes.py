@@ -50,7 +50,19 @@ _TOKEN_ERRORS = {
 }
 
 
-_FORM_LIMITS = {"username": 64, "password": 128, "client_id": 64, "client_secret": 128, "scope": 256}
+_FORM_LIMITS = {
+    "grant_type": 64,
+    "username": 64,
+    "password": 128,
+    "client_id": 64,
+    "client_secret": 128,
+    "scope": 256,
+}
+
+
+def _form_field(name: str) -> Any:
+    # Checked in the endpoint (an OAuth error, not a 422), and documented here.
+    return Form(json_schema_extra={"maxLength": _FORM_LIMITS[name]})
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -86,16 +98,17 @@ async def issue_token(
     request: Request,
     session: SessionDep,
     audit: AuditDep,
-    grant_type: Annotated[str | None, Form()] = None,
-    username: Annotated[str | None, Form()] = None,
-    password: Annotated[str | None, Form()] = None,
-    client_id: Annotated[str | None, Form()] = None,
-    client_secret: Annotated[str | None, Form()] = None,
-    scope: Annotated[str | None, Form()] = None,  # accepted, not used
+    grant_type: Annotated[str | None, _form_field("grant_type")] = None,
+    username: Annotated[str | None, _form_field("username")] = None,
+    password: Annotated[str | None, _form_field("password")] = None,
+    client_id: Annotated[str | None, _form_field("client_id")] = None,
+    client_secret: Annotated[str | None, _form_field("client_secret")] = None,
+    scope: Annotated[str | None, _form_field("scope")] = None,  # accepted, not used
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     # Checked here rather than by FastAPI so that a bad field is an OAuth invalid_request.
     fields = {
+        "grant_type": grant_type,
         "username": username,
         "password": password,
         "client_id": client_id,

@@ -43,7 +43,7 @@ class OfficerAccountCreate(InputModel):
     username: Username
     password: Password
     officer_id: EntityId = Field(description="The registry officer this login belongs to")
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, max_length=len(Role))
     display_name: DisplayName = ""
 
 
@@ -55,7 +55,7 @@ class SystemAccountCreate(InputModel):
 
 class AccountUpdate(InputModel):
     active: Flag | None = None
-    roles: list[Role] | None = Field(default=None, min_length=1)
+    roles: list[Role] | None = Field(default=None, min_length=1, max_length=len(Role))
     password: Password | None = None
     display_name: DisplayName | None = None
 

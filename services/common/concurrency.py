@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from services.common.problems import PreconditionFailed, PreconditionRequired
 
+# If-Match / If-None-Match: an entity tag is short (``W/"12"``); a list of them is allowed,
+# not a page of text.
+ETAG_HEADER_MAX_LENGTH = 1024
+
 
 def etag(version: int) -> str:
     return f'"{version}"'

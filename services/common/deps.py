@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.audit import AuditLog
 from services.common.auth import Principal
+from services.common.concurrency import ETAG_HEADER_MAX_LENGTH
 from services.common.db import Database
 from services.common.outbox import Outbox
 from services.common.problems import Forbidden, NotFound
@@ -57,7 +58,10 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
-IfMatchDep = Annotated[str | None, Header(description="The ETag the update is based on")]
+IfMatchDep = Annotated[
+    str | None,
+    Header(description="The ETag the update is based on", max_length=ETAG_HEADER_MAX_LENGTH),
+]
 
 
 def check_roles(principal: Principal, roles: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from services.common.concurrency import ETAG_HEADER_MAX_LENGTH
 from services.common.idempotency import DEFAULT_TTL_SECONDS, IDEMPOTENCY_KEY_HEADER, KEY_PATTERN
 from services.common.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem, problem_doc
 
@@ -127,4 +128,9 @@ def _require_if_match(doc: dict[str, Any]) -> None:
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
                     parameter["required"] = True
-                    parameter["schema"] = {"type": "string", "minLength": 1, "title": "If-Match"}
+                    parameter["schema"] = {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": parameter["schema"].get("maxLength", ETAG_HEADER_MAX_LENGTH),
+                        "title": "If-Match",
+                    }

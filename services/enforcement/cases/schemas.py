@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -158,8 +158,10 @@ class CaseTransition(InputModel):
     violation_regulation: Code | None = None
     goods_value: Yuan | None = None
     penalties: list[PenaltyIn] | None = Field(default=None, max_length=20)
-    legal_review_categories: list[LegalReviewCategory] | None = None
-    circumstances: list[Circumstance] | None = None
+    legal_review_categories: list[LegalReviewCategory] | None = Field(
+        default=None, max_length=len(get_args(LegalReviewCategory))
+    )
+    circumstances: list[Circumstance] | None = Field(default=None, max_length=len(get_args(Circumstance)))
     transferred_to: ShortText | None = None
     extension_days: Annotated[int, Field(ge=1, le=365)] | None = None
     service_method: ServiceMethod | None = None

@@ -110,7 +110,7 @@ class ThresholdRow(InputModel):
     penalty_kinds: list[PenaltyKind] = Field(
         default=[], max_length=len(PenaltyKind), description="Kinds that trigger whatever the amount"
     )
-    circumstances: list[str] = Field(
+    circumstances: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         default=[],
         max_length=10,
         description="Filing circumstances or legal-review categories that trigger on their own",

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from services.common.concurrency import ETAG_HEADER_MAX_LENGTH
 from services.common.conditional import conditional_response
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
@@ -43,7 +44,9 @@ async def rate_limited(request: Request) -> None:
 
 router = APIRouter(prefix=PREFIX, tags=["public"], dependencies=[Depends(rate_limited)])
 PageDep = Annotated[PageParams, Depends(page_params)]
-IfNoneMatch = Annotated[str | None, Header(description="An ETag of an earlier answer")]
+IfNoneMatch = Annotated[
+    str | None, Header(description="An ETag of an earlier answer", max_length=ETAG_HEADER_MAX_LENGTH)
+]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     **problem_responses(429),
     304: {"description": "Not modified: the representation is the one `If-None-Match` names"},

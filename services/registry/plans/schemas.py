@@ -6,7 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 from services.common.types import EntityId, Flag, InputModel
 from services.registry.plans.draw import BASE, POOL_FILTERS, RISK_RULES
@@ -33,6 +34,35 @@ class PoolFilter(InputModel):
     product_category: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")] | None = None
 
 
+SHARE_TEXT_MAX_LENGTH = 16
+
+
+def _short_share(value: Any) -> Any:
+    # A decimal written as text is bounded before it is parsed (its digits are counted after).
+    if isinstance(value, str) and len(value) > SHARE_TEXT_MAX_LENGTH:
+        raise PydanticCustomError(
+            "string_too_long", "a share has at most {max} characters", {"max": SHARE_TEXT_MAX_LENGTH}
+        )
+    return value
+
+
+# A share of the pool, 0 < share <= 1, at most four decimals: a number or a decimal string.
+Share = Annotated[
+    Decimal,
+    BeforeValidator(_short_share),
+    Field(gt=0, le=1, max_digits=5, decimal_places=4),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                {"type": "string", "maxLength": SHARE_TEXT_MAX_LENGTH, "examples": ["0.05"]},
+            ]
+        },
+        mode="validation",
+    ),
+]
+
+
 class PlanCreate(InputModel):
     bureau_id: EntityId | None = Field(
         default=None, description="The planning bureau (default: the caller's)"
@@ -42,7 +72,7 @@ class PlanCreate(InputModel):
     subject_type: PlanSubject
     pool_filter: PoolFilter = Field(default_factory=PoolFilter)
     draw_count: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    draw_share: Annotated[Decimal, Field(gt=0, le=1, max_digits=5, decimal_places=4)] | None = None
+    draw_share: Share | None = None
     strata: list[StratumIn] = Field(default_factory=list, max_length=8)
     officers_per_task: Annotated[int, Field(ge=2, le=5)] = 2
     same_division: Flag = False
