@@ -11,6 +11,7 @@ from gateway.app import build_api
 from gateway.config import GatewaySettings
 from gateway.openapi import merge_documents
 from services.common.app import create_service_app
+from services.common.concurrency import ETAG_HEADER_MAX_LENGTH
 from services.common.openapi import operation_ids
 from services.common.pagination import CURSOR_PATTERN, MAX_LIMIT, encode_cursor
 from services.registry.config import RegistrySettings
@@ -136,7 +137,12 @@ class TestParameters:
         for path, operation in updates:
             header = next(p for p in operation["parameters"] if p["name"].lower() == "if-match")
             assert header["required"] is True, path
-            assert header["schema"] == {"type": "string", "minLength": 1, "title": "If-Match"}
+            assert header["schema"] == {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": ETAG_HEADER_MAX_LENGTH,
+                "title": "If-Match",
+            }
 
     def test_ids_are_bounded_to_what_json_clients_hold_exactly(self, merged):
         operation = merged["paths"]["/api/v1/registry/officers/{officer_id}"]["get"]
