@@ -255,9 +255,16 @@ class EdgeProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _answering(self) -> bool:
+        """A response to an earlier request on this connection is still being sent."""
+        return self.cycle is not None and not self.cycle.response_complete
+
     def _header_timed_out(self) -> None:
         self._header_timer = None
         if self.transport.is_closing() or not self._reading_head:
+            return
+        if self._answering():  # a pipelined head: its time runs once the answer before it is out
+            self._arm_header_timer()
             return
         if self._head_bytes == 0:
             self.transport.close()  # nothing of a request arrived: nobody to answer
@@ -273,7 +280,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._refused = True
         self._disarm_header_timer()
         if not self.transport.is_closing():
-            self.transport.write(_raw_problem(problem))
+            if not self._answering():  # never into the middle of an earlier request's answer
+                self.transport.write(_raw_problem(problem))
             self.transport.close()
 
 

@@ -25,7 +25,6 @@ every guess still costs an argon2 check.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -39,6 +38,7 @@ from redis.exceptions import RedisError
 from gateway.accounts import OAuthError
 from gateway.config import GatewaySettings
 from services.common.problems import TooManyRequests
+from services.common.ratelimit import address_bucket
 
 log = logging.getLogger("gateway.throttle")
 
@@ -97,20 +97,6 @@ class TooManyLoginAttempts(TooManyRequests):
             f"Too many failed logins for this account or from this address; retry in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
-
-
-def address_bucket(host: str | None) -> str:
-    """The unit an address limit applies to: one IPv4 address, or one IPv6 /64 (what one
-    subscriber usually holds, so rotating addresses inside it does not escape the limit)."""
-    try:
-        ip = ipaddress.ip_address(host or "")
-    except ValueError:
-        return host or "unknown"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 @dataclass(frozen=True)
