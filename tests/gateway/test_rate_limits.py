@@ -44,7 +44,7 @@ async def clear_of_window_end() -> None:
         await asyncio.sleep(left + 0.1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def replicas(registry_url) -> AsyncIterator[list]:
     """Two gateway apps on the test Redis with the same small limit: two replicas."""
     settings = GatewaySettings(
@@ -57,8 +57,12 @@ async def replicas(registry_url) -> AsyncIterator[list]:
     async with contextlib.AsyncExitStack() as stack:
         for app in apps:
             await stack.enter_async_context(app.api.router.lifespan_context(app.api))
-        await clear_of_window_end()
         yield apps
+
+
+@pytest.fixture(autouse=True)
+async def _within_one_window() -> None:
+    await clear_of_window_end()
 
 
 @pytest.fixture
