@@ -22,7 +22,9 @@
   ``body=…,MinRate=…``), so a client trickling a byte every few seconds is
   answered 408 and disconnected while a large upload at a sane pace is not.
   Only time spent waiting on the client counts, not time the upstream takes
-  to read what it was sent.
+  to read what it was sent. A body the answer did not wait for (a refusal
+  before it was read) may drain for ``GATEWAY_BODY_TIMEOUT_SECONDS``; then the
+  connection is closed.
 """
 
 from __future__ import annotations
@@ -174,24 +176,78 @@ def _raw_problem(problem: ProblemError) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + response.body
 
 
+# How long a connection closed while its client may still be sending is read and dropped.
+LINGER_SECONDS = 2.0
+
+
+class _LingeringTransport:
+    """The connection's transport, closing gently while the client may still be sending.
+
+    Closing a socket with the client's bytes unread resets the connection, and the
+    client can lose the answer it was sent (a 408, a 413). So the answer is followed by
+    a half close, and what the client still sends is read and dropped for a moment
+    (a lingering close), or until it closes its side.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._lingering = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.is_closing():
+            return
+        if not self._protocol.client_may_be_sending():
+            self._transport.close()
+            return
+        self._lingering = True
+        self._protocol.drop_input()
+        try:
+            self._transport.write_eof()
+            self._transport.resume_reading()
+        except (OSError, RuntimeError, NotImplementedError):
+            self._transport.close()
+            return
+        self._protocol.loop.call_later(LINGER_SECONDS, self._transport.close)
+
+    def close_now(self) -> None:
+        self._transport.close()
+
+
 class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header read timeout and head size limits."""
 
     header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
     max_url_bytes: int = 8 * 1024
     max_header_bytes: int = 32 * 1024
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_timer: TimerHandle | None = None
+        self._drain_timer: TimerHandle | None = None
         self._head_bytes = 0  # of the request whose head is being read
         self._reading_head = True
         self._parsed_head_bytes = 0
         self._refused = False
-        super().connection_made(transport)
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._arm_header_timer()  # a connection that never sends a request is closed too
+
+    def client_may_be_sending(self) -> bool:
+        """Part of a request's head, or of a body, has arrived and the rest may follow."""
+        return not self._reading_head or self._head_bytes > 0
+
+    def drop_input(self) -> None:
+        self._refused = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        self._disarm_drain_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -241,6 +297,25 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading_head = True
+        self._disarm_drain_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._reading_head and not self.transport.is_closing():
+            # Answered before the body was needed (a refusal): what is left of it is read and
+            # dropped for as long as a body may take, no longer; then the connection is closed.
+            self._drain_timer = self.loop.call_later(self.body_timeout_seconds, self._drain_timed_out)
+
+    def _disarm_drain_timer(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+
+    def _drain_timed_out(self) -> None:
+        self._drain_timer = None
+        if not self._reading_head and not self.transport.is_closing():
+            REQUESTS_CUT.labels("body-drain-timeout").inc()
+            self.transport.close_now()  # type: ignore[attr-defined]  # it has lingered long enough
 
     def timeout_keep_alive_handler(self) -> None:
         self._disarm_header_timer()
@@ -293,6 +368,7 @@ def edge_protocol(settings: GatewaySettings) -> type[EdgeProtocol]:
     """The protocol class for uvicorn's ``http=``, with the gateway's limits."""
     attributes: dict[str, Any] = {
         "header_timeout_seconds": settings.header_timeout_seconds,
+        "body_timeout_seconds": settings.body_timeout_seconds,
         "max_url_bytes": settings.max_url_bytes,
         "max_header_bytes": settings.max_header_bytes,
     }

@@ -82,6 +82,14 @@ class Connection:
             self._head = asyncio.ensure_future(self.reader.readuntil(b"\r\n\r\n"))
         return self._head
 
+    def close(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not head.done():
+            head.cancel()
+        elif head is not None and not head.cancelled():
+            head.exception()  # retrieved: a connection closed before an answer is no error here
+        self.writer.close()
+
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
@@ -139,7 +147,7 @@ async def connect(gateway_port) -> AsyncIterator:
 
     yield make
     for connection in opened:
-        connection.writer.close()
+        connection.close()
 
 
 def bearer(token_for) -> bytes:
@@ -235,6 +243,17 @@ class TestSlowBodies:
         await connection.send(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
         assert (await connection.answer())[0] == 200
 
+    async def test_a_body_the_answer_did_not_wait_for_may_not_trickle_on(self, connect):
+        """Refused before its body was read (no token), the rest of it drains within the body
+        timeout: the connection does not stay open for as long as bytes keep coming."""
+        connection = await connect()
+        head = b"POST %s HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n" % ECHO.encode()
+        await connection.send(head + b"Content-Length: 1000\r\n\r\n{")
+        status, _, problem = await connection.answer()
+        assert (status, problem["type"]) == (401, "/problems/unauthorized")
+        assert not await connection.trickle(b"x" * 100)
+        assert await connection.closed()
+
 
 class TestHeadLimits:
     async def test_a_url_too_long_is_refused_414(self, connect):
@@ -291,7 +310,7 @@ class TestTheGatewayProcess:
             assert (status, problem["type"]) == (408, "/problems/request-timeout")
             assert await connection.closed()
         finally:
-            writer.close()
+            connection.close()
 
     async def test_idle_keep_alive_connections_are_closed(self, gateway_process):
         reader, writer = await asyncio.open_connection("127.0.0.1", gateway_process.gateway_port)
@@ -301,4 +320,4 @@ class TestTheGatewayProcess:
             assert (await connection.answer(timeout=10))[0] == 200
             assert await connection.closed()
         finally:
-            writer.close()
+            connection.close()
