@@ -59,6 +59,7 @@ ENV = {
     "LOG_LEVEL": "WARNING",
     "REDIS_URL": "redis://127.0.0.1:6379/14",
     "JWKS_PATH": str(BENCH_DIR / "keys" / "jwks.json"),
+    "GATEWAY_SIGNING_KEY_DIR": str(BENCH_DIR / "keys" / "signing"),
     "GATEWAY_PRIVATE_KEY_PATH": str(BENCH_DIR / "keys" / "signing-key.pem"),
     **{
         # Named per run: benchmarks started from other checkouts drop only their own databases.
@@ -69,7 +70,7 @@ ENV = {
 os.environ.update(ENV)
 
 from gateway.config import GatewaySettings  # noqa: E402
-from gateway.keys import ensure_keys  # noqa: E402
+from gateway.keys import active_signing_pem, ensure_keys  # noqa: E402
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner  # noqa: E402
 from tools.platform import (  # noqa: E402
     Platform,
@@ -752,7 +753,7 @@ Goal: p95 ≤ 5 s.
 def _signer() -> TokenSigner:
     settings = GatewaySettings()
     return TokenSigner(
-        settings.private_key_path.read_bytes(),
+        active_signing_pem(settings),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime_seconds=6 * 3600,

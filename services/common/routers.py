@@ -63,7 +63,8 @@ def principal_router(service: str) -> APIRouter:
 
 
 def audit_router(service: str) -> APIRouter:
-    """``GET /api/v1/<service>/audit/verify``: recompute the chain.
+    """``GET /api/v1/<service>/audit/verify``: recompute the chain, compare it with the newest
+    checkpoint of its head (a truncation shows), and checkpoint it when valid.
 
     The whole service's log size and head hash: for the national regulator's
     administrators and legal-affairs officers, not for every bureau's.
@@ -79,7 +80,8 @@ def audit_router(service: str) -> APIRouter:
         responses=problem_responses(403),
     )
     async def verify_audit_chain(request: Request, session: SessionDep) -> ChainReport:
-        return await request.app.state.audit.verify(session)
+        checkpoints = getattr(request.app.state, "audit_checkpoints", None)
+        return await request.app.state.audit.verify(session, checkpoints=checkpoints)
 
     return router
 

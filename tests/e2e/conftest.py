@@ -19,6 +19,7 @@ E2E_ENV = {
     **TEST_ENV,
     "LOG_LEVEL": "INFO",
     "ARQ_QUEUE_PREFIX": f"arq:{RUN_ID}:e2e:",
+    "AUDIT_CHECKPOINT_KEY_PREFIX": f"audit-checkpoint:{RUN_ID}:e2e:",
     **{
         f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_e2e_{p}"
         for p in PARTS
