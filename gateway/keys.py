@@ -17,8 +17,9 @@ restart:
 
 1. ``rotate``: the new key is published; services fetch it when they first see its
    key id (or on their periodic refresh).
-2. ``activate NEW``: new tokens carry the new key id; tokens of the old one stay
-   valid, its key still being published.
+2. ``activate NEW``, once every gateway replica has re-read the directory (refused
+   within one reload interval of ``rotate`` unless ``--force``): new tokens carry
+   the new key id; tokens of the old one stay valid, its key still being published.
 3. ``retire OLD``, once every token it signed has expired (one token lifetime plus
    one reload interval after ``activate``); refused earlier unless ``--force``.
 
@@ -209,12 +210,23 @@ def rotate(settings: GatewaySettings) -> dict[str, Any]:
     return {"kid": kid, "file": str(path), "state": "published", "signing": ring.active}
 
 
-def activate(settings: GatewaySettings, kid: str) -> dict[str, Any]:
+def activate(settings: GatewaySettings, kid: str, force: bool = False) -> dict[str, Any]:
     ring = KeyRing.load(settings)
     if kid not in ring.keys:
         raise SystemExit(f"No key {kid} in {settings.signing_key_dir}.")
     directory = settings.signing_key_dir
     state = read_state(directory)
+    created = state.get("created", {}).get(kid)
+    if created and not force:
+        # Every gateway replica must publish (and verify with) the key before one signs with it.
+        published_at = datetime.fromisoformat(created) + timedelta(
+            seconds=settings.signing_key_reload_seconds
+        )
+        if published_at > _now():
+            raise SystemExit(
+                f"{kid} was added less than GATEWAY_SIGNING_KEY_RELOAD_SECONDS ago; every gateway "
+                f"publishes it by {published_at.isoformat()}: activate it after that (or with --force)."
+            )
     previous = state.get("active") if state.get("active") in ring.keys else ring.active
     now = _now().isoformat()
     if previous != kid:
@@ -314,7 +326,9 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("create", help="create a key when there is none (the default)")
     commands.add_parser("rotate", help="add a new key: published, not yet signing")
-    commands.add_parser("activate", help="sign with this key from now on").add_argument("kid")
+    activating = commands.add_parser("activate", help="sign with this key from now on")
+    activating.add_argument("kid")
+    activating.add_argument("--force", action="store_true", help="even before every gateway publishes it")
     retiring = commands.add_parser("retire", help="remove a key whose tokens have expired")
     retiring.add_argument("kid")
     retiring.add_argument("--force", action="store_true", help="even if its tokens may still be valid")
@@ -333,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "rotate":
         out = rotate(settings)
     elif args.command == "activate":
-        out = activate(settings, args.kid)
+        out = activate(settings, args.kid, args.force)
     elif args.command == "retire":
         out = retire(settings, args.kid, args.force)
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ def settings_in(directory: Path, **overrides) -> GatewaySettings:
         signing_key_dir=directory / "signing",
         private_key_path=directory / "signing" / "first.pem",
         jwks_path=directory / "jwks.json",
-        **overrides,
+        **{"signing_key_reload_seconds": 0, **overrides},
     )
 
 
@@ -76,6 +77,17 @@ class TestKeyTool:
         assert keys.KeyRing.load(settings).active == new
         assert published(settings) == [new, old]  # the signing key first
 
+    def test_a_new_key_signs_only_once_every_gateway_publishes_it(self, tmp_path):
+        settings = settings_in(tmp_path, signing_key_reload_seconds=60)
+        keys.ensure_keys(settings)
+        old = keys.KeyRing.load(settings).active
+        new = keys.rotate(settings)["kid"]
+        with pytest.raises(SystemExit, match="activate it after that"):
+            keys.activate(settings, new)
+        assert keys.KeyRing.load(settings).active == old
+        assert keys.activate(settings, new, force=True)["kid"] == new
+        assert keys.KeyRing.load(settings).active == new
+
     def test_the_signing_kid_setting_wins(self, tmp_path):
         settings = settings_in(tmp_path)
         keys.ensure_keys(settings)
@@ -93,8 +105,6 @@ class TestKeyTool:
         for path, age in ((older, 100), (newer, 0)):
             path.write_bytes(generate_private_key_pem())
             stamp = time.time() - age
-            import os
-
             os.utime(path, (stamp, stamp))
         ring = keys.KeyRing.load(settings_in(tmp_path))
         assert ring.active == public_jwk(newer.read_bytes())["kid"]
@@ -104,6 +114,9 @@ class TestKeyTool:
         keys.ensure_keys(settings)
         old = keys.KeyRing.load(settings).active
         new = keys.rotate(settings)["kid"]
+        state = keys.read_state(settings.signing_key_dir)
+        state["created"][new] = (datetime.now(UTC) - timedelta(seconds=6)).isoformat()  # published by all
+        keys.write_state(settings.signing_key_dir, state)
         with pytest.raises(SystemExit, match="signs tokens now"):
             keys.retire(settings, old)
         keys.activate(settings, new)
@@ -142,11 +155,16 @@ class TestKeyTool:
             "GATEWAY_SIGNING_KEY_DIR": str(tmp_path / "signing"),
             "GATEWAY_PRIVATE_KEY_PATH": str(tmp_path / "none.pem"),
             "JWKS_PATH": str(tmp_path / "jwks.json"),
+            "GATEWAY_SIGNING_KEY_RELOAD_SECONDS": "0",
         }
 
         def run(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(
-                [sys.executable, "-m", "gateway.keys", *args], env=env, capture_output=True, text=True, timeout=60
+                [sys.executable, "-m", "gateway.keys", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
 
         created = json.loads(run().stdout)
@@ -189,7 +207,7 @@ async def rotating(platform_databases):
         "GATEWAY_SIGNING_KEY_DIR": str(directory / "signing"),
         "GATEWAY_PRIVATE_KEY_PATH": str(directory / "signing" / "first.pem"),
         "JWKS_PATH": str(directory / "jwks.json"),
-        "GATEWAY_SIGNING_KEY_RELOAD_SECONDS": "0.5",
+        "GATEWAY_SIGNING_KEY_RELOAD_SECONDS": "0.5",  # and `activate` waits as long after `rotate`
         # An unknown key id fetches the set at once (after a second); no periodic fetch in the test.
         "JWKS_MIN_REFRESH_SECONDS": "1",
         "JWKS_REFRESH_SECONDS": "3600",
@@ -265,7 +283,9 @@ async def test_rotation_with_no_restart_of_the_service(rotating, make_account):
         assert new in [k["kid"] for k in json.loads(Path(rotating.env["JWKS_PATH"]).read_text())["keys"]]
         assert kid_of(await login()) == old
 
-        # Activate: tokens issued from now on carry the new key id, with no restart.
+        # Activate (one reload interval after rotate, as the tool asks): tokens issued from
+        # now on carry the new key id, with no restart.
+        await asyncio.sleep(0.6)
         run("activate", new)
         token_b = await eventually(lambda: _login_with(login, new))
         # The registry has not restarted: it fetches the set when it first sees the new kid.
