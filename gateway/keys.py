@@ -160,9 +160,16 @@ def write_jwks(ring: KeyRing, jwks_path: Path) -> bool:
 def _new_key(directory: Path, name: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (name or f"key-{_now():%Y%m%dT%H%M%S%fZ}.pem")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(generate_private_key_pem())
+    # Written aside, then linked in whole (refused if the name exists): a gateway re-reading
+    # the directory never sees half a key.
+    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(generate_private_key_pem())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

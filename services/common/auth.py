@@ -284,8 +284,11 @@ class TokenVerifier:
         keys = _construct_keys(jwks)
         if not keys:
             return False
-        if keys.keys() != self._keys.keys():
-            log.info("token signing keys changed", extra={"kids": sorted(keys)})
+        if keys.keys() == self._keys.keys() and all(
+            keys[kid].to_dict() == self._keys[kid].to_dict() for kid in keys
+        ):
+            return True  # the same keys: nothing changed
+        log.info("token signing keys changed", extra={"kids": sorted(keys)})
         self._keys = keys
         gone = [token for token, (_, _, kid) in self._cache.items() if kid not in keys]
         for token in gone:
