@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -84,6 +85,8 @@ class PlatformAPI(FastAPI):
         super().__init__(**kwargs)
 
     def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:  # built once: the steps below change the document in place
+            return self.openapi_schema
         doc = super().openapi()
         # Error responses refer to Problem by $ref only, so FastAPI does not list it itself.
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -281,8 +284,9 @@ def problem_example(slug: str) -> dict[str, Any]:
     return example
 
 
+@functools.lru_cache(maxsize=64)
 def problem_examples(status: int) -> dict[str, Any]:
-    """An example of each mechanism's problem ``type`` answered with ``status``."""
+    """An example of each mechanism's problem ``type`` answered with ``status`` (shared: read only)."""
     return {
         slug: {"summary": PROBLEM_TYPES[slug], "value": problem_example(slug)}
         for slug in PROBLEM_TYPES
