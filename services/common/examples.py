@@ -163,9 +163,20 @@ def _number(schema: dict[str, Any], integer: bool) -> int | float:
 def _complete(example: Any, schema: dict[str, Any], components: dict[str, Any], depth: int) -> Any:
     """A model's own example, with the required fields it lacks: FastAPI drops the ``None``
     values of examples from the document (``exclude_none``), so ``null`` comes back here."""
+    schema, _ = _resolve(schema, components)
+    options = [o for o in [*schema.get("anyOf", ()), *schema.get("oneOf", ())] if o.get("type") != "null"]
+    if len(options) == 1:
+        schema, _ = _resolve(options[0], components)
+    if isinstance(example, list) and "items" in schema:
+        return [_complete(item, schema["items"], components, depth + 1) for item in example]
     if not isinstance(example, dict) or "properties" not in schema:
         return example
-    completed = dict(example)
+    completed = {
+        key: _complete(value, schema["properties"][key], components, depth + 1)
+        if key in schema["properties"] and depth < MAX_DEPTH
+        else value
+        for key, value in example.items()
+    }
     for key in schema.get("required", ()):
         if key not in completed:
             sub, _ = _resolve(schema["properties"].get(key, {}), components)
