@@ -176,7 +176,7 @@ def scan() -> dict[str, ProblemType]:
                     add(
                         f"oauth-{error.replace('_', '-')}",
                         code,
-                        f"OAuth `{error}`: " + _text(node.args[1]),
+                        f"OAuth `{error}` — " + _text(node.args[1]),
                         where,
                     )
                     continue
