@@ -169,6 +169,10 @@ class TestEveryOperation:
         for path, method, operation in merged_operations:
             assert CJK.search(operation["description"]), f"{method} {path}"
             assert "429" in operation["responses"], f"{method} {path}"
+            if not path.startswith(("/api/v1/auth", "/.well-known")):  # through the gateway's proxy
+                assert {"503", "504"} <= set(operation["responses"]), f"{method} {path}"
+                examples = operation["responses"]["504"]["content"][PROBLEM_MEDIA_TYPE]["examples"]
+                assert list(examples) == ["upstream-timeout"]
 
 
 class Thing(BaseModel):
