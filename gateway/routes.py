@@ -305,8 +305,8 @@ async def create_system_account(
     tags=["accounts"],
     summary="Disable or enable an account, change its roles or password (If-Match required)",
     description=(
-        "Changes an account (账号): `active` false stops its tokens at every service at once "
-        "(停用), `roles`, `password` (officers) or `display_name`. Send the ETag read in `If-Match`."
+        "Changes an account (账号): `active` false disables it (停用), and the gateway refuses its "
+        "tokens at once; `roles`, `password` (officers) or `display_name`. Send the ETag read in `If-Match`."
     ),
     responses=problem_responses(400, 403, 404, 409, 412, 428),
 )
@@ -333,7 +333,8 @@ async def update_account(
     tags=["accounts"],
     summary="Bring an officer's login in line with the registry now (services only)",
     description=(
-        "A resync on demand of an officer's login (执法人员账号同步). The registry itself tells the gateway of every deactivation or move "
+        "A resync on demand of an officer's login (执法人员账号同步). "
+        "The registry itself tells the gateway of every deactivation or move "
         "through its `registry.officer.changed` event, which the gateway's worker applies; this "
         "endpoint does the same for one officer at once, for a service or an operator's script. "
         "The gateway reads the officer from the registry itself and brings the officer's login in "

@@ -81,7 +81,8 @@ def audit_router(service: str) -> APIRouter:
         summary="Verify the hash chain of this service's audit log",
         description=(
             "Recomputes the hash chain of this service's audit log (审计日志) from the first entry and "
-            "reports its length, head hash and the first entry that does not match, if any. For the "
+            "reports whether it holds, the entries verified, the head hash, or the first entry that does "
+            "not match. For the "
             "national regulator's administrators and legal-affairs officers."
         ),
         operation_id=f"verify_{service}_audit_chain",
