@@ -21,7 +21,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.common.client import TOKEN_PATH
-from services.common.openapi import check_operation_ids, operation_ids
+from services.common.openapi import RETRY_AFTER_HEADER, check_operation_ids, operation_ids, problem_examples
+from services.common.problems import PROBLEM_MEDIA_TYPE, problem_doc
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
@@ -64,6 +65,7 @@ def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> d
             for operation in item.values():
                 if isinstance(operation, dict):
                     operation["tags"] = [f"{service}: {t}" for t in operation.get("tags", [service])]
+                    operation["responses"] = _through_the_gateway(operation.get("responses", {}))
             if path in merged["paths"]:
                 raise ValueError(f"{service} serves {path}, which the document already has")
             merged["paths"][path] = item
@@ -77,6 +79,25 @@ def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> d
         "flows": {"password": {"tokenUrl": TOKEN_PATH, "scopes": {}}},
     }
     return merged
+
+
+# What the gateway itself answers for a service that is down or slow (gateway/proxy.py).
+PROXY_ERRORS = {
+    "503": "The service is unavailable: retry after `Retry-After` seconds",
+    "504": "The service did not answer in time",
+}
+
+
+def _through_the_gateway(responses: dict[str, Any]) -> dict[str, Any]:
+    responses = dict(responses)
+    for status, description in PROXY_ERRORS.items():
+        if status not in responses:
+            response = problem_doc(description)
+            response["content"][PROBLEM_MEDIA_TYPE]["examples"] = problem_examples(int(status))
+            if status == "503":
+                response["headers"] = RETRY_AFTER_HEADER
+            responses[status] = response
+    return dict(sorted(responses.items()))
 
 
 class MergedOpenAPI:

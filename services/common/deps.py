@@ -72,6 +72,7 @@ def require_roles(*roles: str):
         check_roles(principal, roles)
         return principal
 
+    check.problem_statuses = (403,)  # type: ignore[attr-defined]  # for the OpenAPI document
     return Depends(check)
 
 
@@ -131,6 +132,7 @@ def scoped_loader(
         ]
     )
     load.__name__ = f"load_{name.removesuffix('_id')}"
+    load.problem_statuses = (403, 404) if roles else (404,)  # type: ignore[attr-defined]
     return load
 
 
@@ -145,4 +147,5 @@ def require_national_roles(*roles: str):
             )
         return principal
 
+    check.problem_statuses = (403,)  # type: ignore[attr-defined]
     return Depends(check)
