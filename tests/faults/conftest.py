@@ -279,3 +279,22 @@ async def write_lead(client: httpx.AsyncClient, county: County, summary: str) ->
 
 
 __all__ = ["County", "auth"]
+
+
+async def lead_figures(postgres: Postgres, county: County) -> tuple[int, int]:
+    """The county's leads as the enforcement service holds them, and as statistics counts them
+    (the year's ``leads_received`` figure, moved by each lead's first event)."""
+    async with database(postgres, "enforcement") as conn:
+        source = await conn.fetchval("SELECT count(*) FROM lead WHERE bureau_id = $1", county.county["id"])
+    async with database(postgres, "statistics") as conn:
+        counted = await conn.fetchval(
+            "SELECT coalesce(sum(amount), 0) FROM aggregate WHERE bureau_id = $1 AND period = '2026'"
+            " AND dimension = 'all' AND value = '' AND measure = 'leads_received'",
+            county.county["id"],
+        )
+    return source, int(counted)
+
+
+def direct(platform: Platform, part: str) -> httpx.AsyncClient:
+    """A client of one service, reached without the gateway."""
+    return httpx.AsyncClient(base_url=platform.service_url(part), timeout=30)
