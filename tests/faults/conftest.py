@@ -34,7 +34,7 @@ from tools.platform import Platform, free_port
 PG_BIN = Path(os.environ.get("FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 # Seconds an event job may run; a worker killed mid-job leaves its job marked in progress
 # this long plus arq's 10 s, after which a worker takes it again.
-JOB_TIMEOUT_SECONDS = 10
+JOB_TIMEOUT_SECONDS = 5
 
 
 def _as_postgres(args: list[str]) -> list[str]:
