@@ -14,7 +14,7 @@ from tests.factories import unique
 from tests.faults.conftest import (
     JOB_TIMEOUT_SECONDS,
     all_counted,
-    counted_leads,
+    database,
     lead_events,
     lead_figures,
     write_lead,
@@ -39,15 +39,18 @@ async def test_a_worker_killed_mid_job_counts_nothing_twice(platform, client, co
     platform.start_worker("statistics")
     worker = platform.processes["statistics-worker"]
 
-    async def started():
-        counted = await counted_leads(postgres, ids)
-        return counted if counted["facts"] else None
+    async with database(postgres, "statistics") as conn:  # one connection: polled closely
 
-    at_kill = await eventually(started, timeout=60, interval=0.01)
-    os.killpg(worker.pid, signal.SIGKILL)
+        async def started():
+            return await conn.fetchval(
+                "SELECT count(*) FROM lead_fact WHERE lead_id = ANY($1::bigint[])", ids
+            )
+
+        at_kill = await eventually(started, timeout=60, interval=0.005)
+        os.killpg(worker.pid, signal.SIGKILL)
     await asyncio.to_thread(worker.wait)
     assert worker.returncode == -signal.SIGKILL
-    assert at_kill["facts"] < LEADS, "the worker had done every job before it was killed"
+    assert at_kill < LEADS, "the worker had done every job before it was killed"
 
     # Supervision starts it again; a job it was running is taken again once its mark expires.
     counted = await all_counted(postgres, ids, timeout=JOB_TIMEOUT_SECONDS + 60)
