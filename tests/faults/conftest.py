@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import PARTS, RUN_DIR, RUN_ID, TEST_ENV, auth
+from tests.conftest import PARTS, RUN_DIR, RUN_ID, TEST_ENV
 from tests.e2e.test_enforcement import Person, admin_of, bureau, person, post_with_steps
 from tests.e2e.test_events import eventually
 from tests.factories import create_enterprise
@@ -120,7 +120,7 @@ class RedisServer:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> AsyncIterator[Postgres]:
+def postgres() -> Iterator[Postgres]:
     root = Path(tempfile.mkdtemp(prefix=f"faults-pg-{RUN_ID}-"))
     server = Postgres(root)
     try:
@@ -134,7 +134,7 @@ def postgres() -> AsyncIterator[Postgres]:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> AsyncIterator[RedisServer]:
+def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
@@ -276,9 +276,6 @@ async def write_lead(client: httpx.AsyncClient, county: County, summary: str) ->
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-__all__ = ["County", "auth"]
 
 
 async def lead_figures(postgres: Postgres, county: County) -> tuple[int, int]:
