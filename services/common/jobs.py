@@ -22,7 +22,7 @@ import orjson
 import redis.exceptions
 from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import func
+from arq.worker import Worker, create_worker, func
 from sqlalchemy.exc import DBAPIError
 
 from services.common.audit import AuditLog, CheckpointStore, CheckpointUnavailable
@@ -289,8 +289,25 @@ def worker_settings(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "poll_delay": settings.worker_poll_delay,
+        "job_timeout": settings.worker_job_timeout_seconds,
         "job_completion_wait": 30,
         "health_check_interval": 30,
         "keep_result": 3600,
         **overrides,
     }
+
+
+def run_worker(settings_cls: Any) -> Worker:
+    """arq's ``run_worker``, but a job's in-progress mark lasts the job timeout
+    (``WORKER_JOB_TIMEOUT_SECONDS``) plus 10 s, not the longest timeout of any function.
+
+    The mark keeps other workers off a running job; a worker killed mid-job (SIGKILL, out of
+    memory) leaves it behind, and no worker takes the job again before it expires. arq sizes it
+    by its longest function, the scheduled runs' 15-minute lease: an event would wait a quarter
+    of an hour. Running a job twice is harmless here: an event applies once (the inbox), and a
+    scheduled run takes its tick under a lease in the database.
+    """
+    worker = create_worker(settings_cls)
+    worker.in_progress_timeout_s = getattr(settings_cls, "job_timeout", 300) + 10
+    worker.run()
+    return worker

@@ -52,7 +52,7 @@ def serve_http(part: str, host: str, port: int) -> None:
 
 
 def serve_worker(part: str) -> None:
-    from arq.worker import run_worker
+    from services.common.jobs import run_worker
 
     settings = importlib.import_module(WORKERS[part]).WorkerSettings
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -84,6 +84,9 @@ class ServiceSettings(BaseSettings):
     client_secret: str = PLACEHOLDER_SECRET
     # arq: a short poll keeps a worker well above 200 jobs/s.
     worker_poll_delay: float = 0.05
+    # A job running longer is cancelled. A worker killed mid-job (SIGKILL, out of memory) leaves
+    # its job marked in progress this long plus 10 s; then another worker takes it again.
+    worker_job_timeout_seconds: int = shared("WORKER_JOB_TIMEOUT_SECONDS", 300)
 
     @property
     def part(self) -> str:
