@@ -8,6 +8,7 @@ and ReDoc load their scripts from the gateway itself, never from a CDN.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ from services.common.problems import PROBLEM_MEDIA_TYPE, problem_doc
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
 CACHE_SECONDS = 30.0
+# A service builds its document once, on the first request: seconds on a loaded machine.
+DOCUMENT_TIMEOUT_SECONDS = 20.0
 
 
 def _rename_schemas(doc: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
@@ -110,23 +113,28 @@ class MergedOpenAPI:
     async def document(self) -> dict[str, Any]:
         if self._cached is not None and time.monotonic() - self._cached_at < CACHE_SECONDS:
             return self._cached
-        parts: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
-        for service, client in self.clients.items():
-            try:
-                response = await client.get(f"/api/v1/{service}/openapi.json", timeout=5.0)
-                response.raise_for_status()
-                doc = response.json()
-                if not isinstance(doc, dict) or "openapi" not in doc or "paths" not in doc:
-                    raise ValueError("not an OpenAPI document")
-                parts[service] = doc
-            except (httpx.HTTPError, ValueError):
-                missing.append(service)
+        # Fetched side by side: a service builds its document once, which takes seconds on a
+        # loaded machine, and the three builds should not add up.
+        answers = await asyncio.gather(*(self._fetch(s, c) for s, c in self.clients.items()))
+        parts = {service: doc for service, doc in zip(self.clients, answers, strict=True) if doc}
+        missing = [service for service, doc in zip(self.clients, answers, strict=True) if not doc]
         doc = merge_documents(self.app.openapi(), parts)
         if missing:
             doc["x-unavailable-services"] = missing
         else:  # cache only a complete document
             self._cached, self._cached_at = doc, time.monotonic()
+        return doc
+
+    @staticmethod
+    async def _fetch(service: str, client: httpx.AsyncClient) -> dict[str, Any] | None:
+        try:
+            response = await client.get(f"/api/v1/{service}/openapi.json", timeout=DOCUMENT_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            doc = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(doc, dict) or "openapi" not in doc or "paths" not in doc:
+            return None
         return doc
 
 
