@@ -289,7 +289,7 @@ def worker_settings(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "poll_delay": settings.worker_poll_delay,
-        "job_completion_wait": 30,
+        "job_completion_wait": settings.worker_drain_seconds,
         "health_check_interval": 30,
         "keep_result": 3600,
         **overrides,

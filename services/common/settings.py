@@ -84,6 +84,11 @@ class ServiceSettings(BaseSettings):
     client_secret: str = PLACEHOLDER_SECRET
     # arq: a short poll keeps a worker well above 200 jobs/s.
     worker_poll_delay: float = 0.05
+    # On SIGTERM (a rolling update, a scale-down) the worker takes no new job and gives the
+    # running ones this long to finish; only those still running then are cancelled and run
+    # again elsewhere. Keep the orchestrator's grace period (Kubernetes'
+    # terminationGracePeriodSeconds, Compose's stop_grace_period) above it.
+    worker_drain_seconds: int = 30
 
     @property
     def part(self) -> str:
