@@ -238,11 +238,14 @@ def test_secrets_and_config_maps_used_are_defined_with_their_keys(objects):
             assert has("Secret", tls["secretName"])
 
 
-def test_the_signing_key_is_mounted_only_where_tokens_are_signed(objects):
+def test_the_signing_key_is_mounted_only_where_tokens_are_signed_and_readable_there(objects):
     for where, template, _ in containers(objects):
         secrets = {v["secret"]["secretName"] for v in template["spec"].get("volumes", []) if "secret" in v}
         if "gateway-signing-keys" in secrets:
             assert where in {"Deployment/gateway", "Job/seed"}, where
+            # Mounted owner-read-only as root: the non-root user reads it through its group.
+            pod = template["spec"]["securityContext"]
+            assert pod["fsGroup"] == pod["runAsGroup"], where
 
 
 def test_the_settings_set_are_read_by_the_platform(objects):

@@ -71,8 +71,8 @@ async def run_until_sigterm(queue, drain_seconds: int) -> tuple[int, Job, str, o
     try:
         job = await pool.enqueue_job("slow_job", SLOW_JOB_SECONDS, mark, _queue_name=name)
         await wait_for(pool, f"{mark}:started", proc)
-        # Enqueued while the first runs: a draining worker must leave it for another.
-        later = await pool.enqueue_job("slow_job", 0.0, f"{mark}:later", _queue_name=name)
+        # Due a moment after the signal: a draining worker must leave it for another.
+        later = await pool.enqueue_job("slow_job", 0.0, f"{mark}:later", _queue_name=name, _defer_by=1.0)
         os.killpg(proc.pid, signal.SIGTERM)
         returncode = await wait_exit(proc)
     finally:
@@ -90,7 +90,7 @@ async def test_a_running_job_finishes_after_sigterm_and_the_worker_exits_0(queue
     assert await pool.exists(f"{mark}:finished")
     info = await job.result_info()
     assert info is not None and info.success and info.result == "finished"
-    # The job queued after the signal was not taken: it waits for the next worker.
+    # The job due after the signal was not taken: it waits for the next worker.
     assert await later.status() == JobStatus.queued
     assert not await pool.exists(f"{mark}:later:started")
     await forget(pool, queue[1], later)
