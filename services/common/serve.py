@@ -9,7 +9,8 @@ and the one-shot parts, each run to completion before (or beside) the others:
     python -m services.common.serve migrate        # alembic upgrade head, all four databases
     python -m services.common.serve seed           # reference data and the administrators' logins
     python -m services.common.serve seed --demo    # ... and the demo data
-    python -m services.common.serve keys           # development signing keys (never in production)
+    python -m services.common.serve keys           # development signing key (never in production)
+    python -m services.common.serve keys rotate    # ... or any command of gateway.keys
 
 This module is the container image's entrypoint: its first argument selects the part.
 uvicorn and arq are run programmatically so that neither installs its own
@@ -133,11 +134,12 @@ def seed(demo: bool) -> None:
         statistics_seed.main()
 
 
-def keys() -> None:
-    """Development signing keys, made if absent (the gateway's own command)."""
+def keys(command: list[str]) -> None:
+    """The gateway's key tool: with no command, a development signing key made if there is
+    none (refused in production); else ``rotate``, ``activate KID``, ``retire KID``, ``list``."""
     from gateway.keys import main as keys_main
 
-    keys_main()
+    keys_main(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,15 +167,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:  # the rest is the key tool's own command line
+        configure_logging("keys", os.environ.get("LOG_LEVEL", "INFO"))
+        keys(argv[1:])
+        return
     args = parse_args(argv)
     if args.part in ONE_SHOT:
         configure_logging(args.part, os.environ.get("LOG_LEVEL", "INFO"))
         if args.part == "migrate":
             migrate()
-        elif args.part == "seed":
-            seed(args.demo)
         else:
-            keys()
+            seed(args.demo)
         sys.stdout.flush()
     elif args.worker:
         configure_logging(f"{args.part}-worker")

@@ -86,10 +86,22 @@ def deployed_env(tmp_path_factory):
 
 def test_keys_migrate_and_seed_on_empty_databases(deployed_env):
     env, keys = deployed_env
-    run_part(["keys"], env)
+    made = run_part(["keys"], env)
     jwks = json.loads((keys / "jwks.json").read_text())
-    assert jwks["keys"] and all(key["kty"] for key in jwks["keys"])
-    assert not any(os.stat(p).st_mode & 0o077 for p in keys.rglob("*.pem"))  # private keys: owner only
+    assert [key["kid"] for key in jwks["keys"]] == [made["kid"]]
+    (pem,) = (keys / "signing").glob("*.pem")
+    assert not os.stat(pem).st_mode & 0o077  # the private key: its owner's only
+    # The key tool's own commands pass through.
+    listed = subprocess.run(
+        [sys.executable, "-m", "services.common.serve", "keys", "list"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert made["kid"] in listed.stdout
 
     migrated = run_part(["migrate"], env)["migrate"]
     assert sorted(migrated["created"]) == sorted(urlsplit(u).path.lstrip("/") for u in DATABASES.values())
