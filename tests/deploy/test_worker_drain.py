@@ -99,8 +99,8 @@ async def test_a_running_job_finishes_after_sigterm_and_the_worker_exits_0(queue
 async def test_without_a_drain_period_the_running_job_is_cancelled(queue):
     """The contrast: arq's own SIGTERM handling (no completion wait) cancels the job."""
     pool, name = queue
-    returncode, job, mark, later = await run_until_sigterm(queue, drain_seconds=0)
-    assert returncode == 0
+    _, job, mark, later = await run_until_sigterm(queue, drain_seconds=0)
+    # (Its exit status is not checked: arq's close may re-raise the cancellation, exit 1.)
     assert not await pool.exists(f"{mark}:finished")
     assert await job.result_info() is None
     await forget(pool, name, job, later)
