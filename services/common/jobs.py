@@ -290,7 +290,7 @@ def worker_settings(
         "on_shutdown": on_shutdown,
         "poll_delay": settings.worker_poll_delay,
         "job_timeout": settings.worker_job_timeout_seconds,
-        "job_completion_wait": 30,
+        "job_completion_wait": settings.worker_drain_seconds,
         "health_check_interval": 30,
         "keep_result": 3600,
         **overrides,

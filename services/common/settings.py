@@ -87,6 +87,11 @@ class ServiceSettings(BaseSettings):
     # A job running longer is cancelled. A worker killed mid-job (SIGKILL, out of memory) leaves
     # its job marked in progress this long plus 10 s; then another worker takes it again.
     worker_job_timeout_seconds: int = shared("WORKER_JOB_TIMEOUT_SECONDS", 300)
+    # On SIGTERM (a rolling update, a scale-down) the worker takes no new job and gives the
+    # running ones this long to finish; only those still running then are cancelled and run
+    # again elsewhere. Keep the orchestrator's grace period (Kubernetes'
+    # terminationGracePeriodSeconds, Compose's stop_grace_period) above it.
+    worker_drain_seconds: int = 30
 
     @property
     def part(self) -> str:
