@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import accounts
+from gateway import accounts, keys
 from gateway.config import IMPORTS_PATH, SERVICES, GatewaySettings, get_settings
 from gateway.edge import BodyDeadline, RateLimits
 from gateway.models import AUDIT, INBOX, OUTBOX
@@ -28,7 +28,7 @@ from gateway.routes import router
 from gateway.throttle import LoginThrottle
 from services.common.app import platform_state
 from services.common.asgi import RequestContextMiddleware
-from services.common.auth import Principal, TokenSigner
+from services.common.auth import Principal, TokenSigner, TokenVerifier
 from services.common.client import ServiceClient, SignedTokens, pooled_client, pooled_transport
 from services.common.db import utcnow
 from services.common.health import router as health_router
@@ -114,16 +114,34 @@ class Revocations:
 def build_api(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.private_key_path.exists():
-            raise RuntimeError(f"The signing key {settings.private_key_path} is missing: run `make keys`.")
-        async with platform_state(app, "gateway", settings, AUDIT, CONSTRAINT_PROBLEMS, OUTBOX, INBOX):
+        try:
+            ring = keys.KeyRing.load(settings)
+        except keys.NoSigningKey as exc:
+            raise RuntimeError(f"{exc} (`make keys`)") from exc
+        # The gateway holds the keys: its verifier takes them from the directory, never over HTTP.
+        own_verifier = TokenVerifier(
+            ring.jwks(), issuer=settings.token_issuer, audience=settings.token_audience
+        )
+        async with platform_state(
+            app, "gateway", settings, AUDIT, CONSTRAINT_PROBLEMS, OUTBOX, INBOX, verifier=own_verifier
+        ):
             app.state.signer = TokenSigner(
-                settings.private_key_path.read_bytes(),
+                ring.active_pem,
                 issuer=settings.token_issuer,
                 audience=settings.token_audience,
                 lifetime_seconds=settings.token_lifetime_seconds,
             )
-            app.state.jwks_bytes = settings.jwks_path.read_bytes()
+            app.state.jwks_bytes = ring.jwks_bytes()
+
+            def use_keys(ring: keys.KeyRing) -> None:
+                # Published first, then signing: a token of the new key is never issued before
+                # its key is in the set this gateway serves and verifies with.
+                own_verifier.set_keys(ring.jwks())
+                app.state.jwks_bytes = ring.jwks_bytes()
+                app.state.signer.use(ring.active_pem)
+
+            with contextlib.suppress(OSError):  # a read-only mount: the key tool writes it
+                keys.write_jwks(ring, settings.jwks_path)
             app.state.login_throttle = LoginThrottle.connect(settings)
             app.state.rate_limits = RateLimits.connect(settings)
             verifier, revocations = app.state.verifier, Revocations()
@@ -159,6 +177,7 @@ def build_api(settings: GatewaySettings) -> FastAPI:
             app.state.registry_officers = accounts.RegistryOfficers(app.state.registry)
             app.state.openapi = MergedOpenAPI(app, app.state.upstreams)
             background = [
+                asyncio.create_task(keys.watch(settings, use_keys, settings.signing_key_reload_seconds)),
                 asyncio.create_task(
                     revocations.watch(
                         app.state.sessionmaker,

@@ -17,6 +17,13 @@ class GatewaySettings(ServiceSettings):
 
     port: int = 8000
     db_pool_size: int = 10  # logins and account administration only
+    # Signing keys: every *.pem here is published; GATEWAY_SIGNING_KID (else the key
+    # `python -m gateway.keys activate` chose, else the only or newest one) signs. The directory
+    # is re-read every signing_key_reload_seconds, so a rotation needs no restart.
+    signing_key_dir: Path = VAR_DIR / "keys" / "signing"
+    signing_kid: str = ""
+    signing_key_reload_seconds: float = 5.0
+    # The one-key fallback when the directory holds no key (taken over by `gateway.keys`).
     private_key_path: Path = VAR_DIR / "keys" / "signing-key.pem"
     token_lifetime_seconds: int = 900
     # How often the gateway re-reads which accounts are disabled (their tokens stop at once here).

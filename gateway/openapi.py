@@ -8,6 +8,7 @@ and ReDoc load their scripts from the gateway itself, never from a CDN.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -21,11 +22,14 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.common.client import TOKEN_PATH
-from services.common.openapi import check_operation_ids, operation_ids
+from services.common.openapi import RETRY_AFTER_HEADER, check_operation_ids, operation_ids, problem_examples
+from services.common.problems import PROBLEM_MEDIA_TYPE, problem_doc
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
 CACHE_SECONDS = 30.0
+# A service builds its document once, on the first request: seconds on a loaded machine.
+DOCUMENT_TIMEOUT_SECONDS = 20.0
 
 
 def _rename_schemas(doc: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
@@ -64,6 +68,7 @@ def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> d
             for operation in item.values():
                 if isinstance(operation, dict):
                     operation["tags"] = [f"{service}: {t}" for t in operation.get("tags", [service])]
+                    operation["responses"] = _through_the_gateway(operation.get("responses", {}))
             if path in merged["paths"]:
                 raise ValueError(f"{service} serves {path}, which the document already has")
             merged["paths"][path] = item
@@ -79,6 +84,25 @@ def merge_documents(base: dict[str, Any], parts: dict[str, dict[str, Any]]) -> d
     return merged
 
 
+# What the gateway itself answers for a service that is down or slow (gateway/proxy.py).
+PROXY_ERRORS = {
+    "503": "The service is unavailable: retry after `Retry-After` seconds",
+    "504": "The service did not answer in time",
+}
+
+
+def _through_the_gateway(responses: dict[str, Any]) -> dict[str, Any]:
+    responses = dict(responses)
+    for status, description in PROXY_ERRORS.items():
+        if status not in responses:
+            response = problem_doc(description)
+            response["content"][PROBLEM_MEDIA_TYPE]["examples"] = problem_examples(int(status))
+            if status == "503":
+                response["headers"] = RETRY_AFTER_HEADER
+            responses[status] = response
+    return dict(sorted(responses.items()))
+
+
 class MergedOpenAPI:
     def __init__(self, app: FastAPI, clients: dict[str, httpx.AsyncClient]) -> None:
         self.app = app
@@ -89,23 +113,28 @@ class MergedOpenAPI:
     async def document(self) -> dict[str, Any]:
         if self._cached is not None and time.monotonic() - self._cached_at < CACHE_SECONDS:
             return self._cached
-        parts: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
-        for service, client in self.clients.items():
-            try:
-                response = await client.get(f"/api/v1/{service}/openapi.json", timeout=5.0)
-                response.raise_for_status()
-                doc = response.json()
-                if not isinstance(doc, dict) or "openapi" not in doc or "paths" not in doc:
-                    raise ValueError("not an OpenAPI document")
-                parts[service] = doc
-            except (httpx.HTTPError, ValueError):
-                missing.append(service)
+        # Fetched side by side: a service builds its document once, which takes seconds on a
+        # loaded machine, and the three builds should not add up.
+        answers = await asyncio.gather(*(self._fetch(s, c) for s, c in self.clients.items()))
+        parts = {service: doc for service, doc in zip(self.clients, answers, strict=True) if doc}
+        missing = [service for service, doc in zip(self.clients, answers, strict=True) if not doc]
         doc = merge_documents(self.app.openapi(), parts)
         if missing:
             doc["x-unavailable-services"] = missing
         else:  # cache only a complete document
             self._cached, self._cached_at = doc, time.monotonic()
+        return doc
+
+    @staticmethod
+    async def _fetch(service: str, client: httpx.AsyncClient) -> dict[str, Any] | None:
+        try:
+            response = await client.get(f"/api/v1/{service}/openapi.json", timeout=DOCUMENT_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            doc = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(doc, dict) or "openapi" not in doc or "paths" not in doc:
+            return None
         return doc
 
 

@@ -85,6 +85,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     tags=["auth"],
     summary="Obtain an access token (OAuth2 password or client_credentials grant)",
     description=(
+        "Issues an access token (访问令牌), a JWT signed by the gateway. "
         "Form-encoded (RFC 6749). Officers use `grant_type=password` with `username` and "
         "`password`; provincial systems and services use `grant_type=client_credentials` with "
         "`client_id` and `client_secret` (or HTTP Basic). Errors carry the OAuth `error` code "
@@ -161,7 +162,37 @@ async def issue_token(
     )
 
 
-@router.get("/.well-known/jwks.json", tags=["auth"], summary="The public keys tokens are signed with")
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["auth"],
+    summary="The public keys tokens are signed with",
+    description=(
+        "The JSON Web Key Set (公钥集, RFC 7517) of the gateway's signing keys, each by its `kid`: "
+        "the services verify tokens with it, and so may a provincial system. During a key rotation "
+        "it lists the new key beside the old one. Cacheable for five minutes; no token needed."
+    ),
+    responses={
+        200: {
+            "description": "The key set",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "keys": [
+                            {
+                                "kty": "RSA",
+                                "kid": "2026-03",
+                                "use": "sig",
+                                "alg": "RS256",
+                                "n": "…",
+                                "e": "AQAB",
+                            }
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
 async def jwks(request: Request) -> Response:
     return Response(
         request.app.state.jwks_bytes,
@@ -187,6 +218,10 @@ def _read(account) -> AccountRead:
     response_model=Page[AccountRead],
     tags=["accounts"],
     summary="List the accounts of the administrator's subtree",
+    description=(
+        "The accounts (账号) of the administrator's bureau subtree: officers' logins and provincial "
+        "systems' client credentials, by id; filter `kind`. Secrets are never shown."
+    ),
     responses=problem_responses(403),
 )
 async def list_accounts(
@@ -201,6 +236,7 @@ async def list_accounts(
     response_model=AccountRead,
     tags=["accounts"],
     summary="Read one account",
+    description="One account (账号) of the administrator's subtree, with its ETag for an update.",
     responses=problem_responses(403, 404),
 )
 async def get_account(
@@ -217,6 +253,10 @@ async def get_account(
     status_code=status.HTTP_201_CREATED,
     tags=["accounts"],
     summary="Create the login of a registry officer in scope",
+    description=(
+        "Creates the login (登录账号) of an officer (执法人员) the registry holds in the "
+        "administrator's subtree; the account follows the officer's bureau, body and standing."
+    ),
     responses=problem_responses(403, 404, 409, 503, 504),
 )
 async def create_officer_account(
@@ -245,6 +285,11 @@ async def create_officer_account(
     status_code=status.HTTP_201_CREATED,
     tags=["accounts"],
     summary="Create client credentials for a provincial information system",
+    description=(
+        "Creates the client credentials (客户端凭据) of a provincial information system (省级信息系统) "
+        "acting in a bureau's subtree: the answer shows `client_secret` once (not kept, not "
+        "replayed); the system then obtains tokens with `grant_type=client_credentials`."
+    ),
     responses=problem_responses(403, 404, 409, 503, 504),
 )
 async def create_system_account(
@@ -272,6 +317,10 @@ async def create_system_account(
     response_model=AccountRead,
     tags=["accounts"],
     summary="Disable or enable an account, change its roles or password (If-Match required)",
+    description=(
+        "Changes an account (账号): `active` false disables it (停用), and the gateway refuses its "
+        "tokens at once; `roles`, `password` (officers) or `display_name`. Send the ETag read in `If-Match`."
+    ),
     responses=problem_responses(400, 403, 404, 409, 412, 428),
 )
 async def update_account(
@@ -297,7 +346,8 @@ async def update_account(
     tags=["accounts"],
     summary="Bring an officer's login in line with the registry now (services only)",
     description=(
-        "A resync on demand. The registry itself tells the gateway of every deactivation or move "
+        "A resync on demand of an officer's login (执法人员账号同步). "
+        "The registry itself tells the gateway of every deactivation or move "
         "through its `registry.officer.changed` event, which the gateway's worker applies; this "
         "endpoint does the same for one officer at once, for a service or an operator's script. "
         "The gateway reads the officer from the registry itself and brings the officer's login in "

@@ -25,6 +25,7 @@ import httpx
 from gateway import passwords
 from gateway.accounts import find_by_username
 from gateway.config import SERVICES, GatewaySettings, get_settings
+from gateway.keys import active_signing_pem
 from gateway.models import AUDIT, Account, AccountKind
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
 from services.common.client import pooled_client
@@ -87,7 +88,7 @@ async def _registry_demo_logins(settings: GatewaySettings) -> list[DemoLogin]:
     """The demo logins to have: the demo administrator of the national regulator and of every
     pilot unit, and each pilot unit's demo enforcement officers the registry holds."""
     signer = TokenSigner(
-        settings.private_key_path.read_bytes(),
+        active_signing_pem(settings),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime_seconds=120,

@@ -33,7 +33,11 @@ TEST_ENV = {
     # Runs share that Redis database: each run's workers take only its own jobs.
     "ARQ_QUEUE_PREFIX": f"arq:{RUN_ID}:",
     "JWKS_PATH": str(RUN_DIR / "keys" / "jwks.json"),
-    "GATEWAY_PRIVATE_KEY_PATH": str(RUN_DIR / "keys" / "signing-key.pem"),
+    "GATEWAY_SIGNING_KEY_DIR": str(RUN_DIR / "keys" / "signing"),
+    # The run's first key (the tests that sign tokens by hand read it here).
+    "GATEWAY_PRIVATE_KEY_PATH": str(RUN_DIR / "keys" / "signing" / "signing-key.pem"),
+    # The audit chains' checkpoints of this run only, though runs share the Redis database.
+    "AUDIT_CHECKPOINT_KEY_PREFIX": f"audit-checkpoint:{RUN_ID}:",
     "LOG_LEVEL": "WARNING",
     # Failed logins counted by this run only, though runs share the Redis database.
     "GATEWAY_LOGIN_THROTTLE_KEY_PREFIX": f"login-throttle:{RUN_ID}:",
@@ -49,7 +53,7 @@ os.environ.update(TEST_ENV)
 
 # Imported after the environment is set.
 from gateway.config import GatewaySettings  # noqa: E402
-from gateway.keys import ensure_keys  # noqa: E402
+from gateway.keys import active_signing_pem, ensure_keys  # noqa: E402
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner  # noqa: E402
 from services.registry.models import NATIONAL_BUREAU_ID  # noqa: E402
 from tools.platform import create_databases, database_urls, drop_databases, migrate  # noqa: E402
@@ -106,7 +110,7 @@ async def platform_databases(database_urls_for_run) -> AsyncIterator[dict[str, s
 def signer() -> TokenSigner:
     settings = GatewaySettings()
     return TokenSigner(
-        settings.private_key_path.read_bytes(),
+        active_signing_pem(settings),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime_seconds=300,
@@ -253,9 +257,10 @@ async def gateway(registry_url) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextlib.asynccontextmanager
-async def scratch_registry(name: str) -> AsyncIterator[httpx.AsyncClient]:
+async def scratch_registry(name: str, **settings) -> AsyncIterator[httpx.AsyncClient]:
     """A registry app on a freshly migrated, empty database of its own (``name`` tells it
-    apart), for tests that tamper with what other tests must not see."""
+    apart), for tests that tamper with what other tests must not see. Its audit chain has
+    checkpoints of its own; ``settings`` override the registry's."""
     from services.common.migrations import upgrade
     from services.registry.app import create_app
     from services.registry.config import RegistrySettings
@@ -265,7 +270,9 @@ async def scratch_registry(name: str) -> AsyncIterator[httpx.AsyncClient]:
     await create_databases({"scratch": url})
     try:
         await asyncio.to_thread(upgrade, "registry", url)
-        async for client in _app_client(create_app(RegistrySettings(database_url=url)), "http://scratch"):
+        prefix = f"{TEST_ENV['AUDIT_CHECKPOINT_KEY_PREFIX']}scratch-{name}:"
+        settings = {"database_url": url, "audit_checkpoint_key_prefix": prefix, **settings}
+        async for client in _app_client(create_app(RegistrySettings(**settings)), "http://scratch"):
             yield client
     finally:
         await drop_databases({"scratch": url})

@@ -59,6 +59,7 @@ ENV = {
     "LOG_LEVEL": "WARNING",
     "REDIS_URL": "redis://127.0.0.1:6379/14",
     "JWKS_PATH": str(BENCH_DIR / "keys" / "jwks.json"),
+    "GATEWAY_SIGNING_KEY_DIR": str(BENCH_DIR / "keys" / "signing"),
     "GATEWAY_PRIVATE_KEY_PATH": str(BENCH_DIR / "keys" / "signing-key.pem"),
     # A benchmark drives a few clients far above any real one's rate: every request is still
     # counted (the Redis round trip is part of the gateway's cost per request), none refused.
@@ -72,7 +73,7 @@ ENV = {
 os.environ.update(ENV)
 
 from gateway.config import GatewaySettings  # noqa: E402
-from gateway.keys import ensure_keys  # noqa: E402
+from gateway.keys import active_signing_pem, ensure_keys  # noqa: E402
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner  # noqa: E402
 from tools.platform import (  # noqa: E402
     Platform,
@@ -755,7 +756,7 @@ Goal: p95 ≤ 5 s.
 def _signer() -> TokenSigner:
     settings = GatewaySettings()
     return TokenSigner(
-        settings.private_key_path.read_bytes(),
+        active_signing_pem(settings),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime_seconds=6 * 3600,

@@ -30,7 +30,7 @@ import orjson
 from stdnum.cn import uscc
 
 from gateway.config import GatewaySettings
-from gateway.keys import ensure_keys
+from gateway.keys import active_signing_pem, ensure_keys
 from services.common.auth import Principal, PrincipalKind, Role, TokenSigner
 from services.registry.certification.identifiers import org_code_check_character
 from tools.bench import BENCH_DIR, ENV, PARTS, cpu_seconds
@@ -259,7 +259,7 @@ def run(args) -> str:
     bureau, body_id = asyncio.run(prepare(urls["registry"]))
     settings = GatewaySettings()
     signer = TokenSigner(
-        settings.private_key_path.read_bytes(),
+        active_signing_pem(settings),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime_seconds=4 * 3600,

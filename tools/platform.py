@@ -199,6 +199,8 @@ class Platform:
 
     def process_env(self) -> dict[str, str]:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "GATEWAY_URL": self.gateway_url}
+        # Services take the signing keys from the gateway (JWKS_PATH while it is away).
+        env.setdefault("JWKS_URL", f"{self.gateway_url}/.well-known/jwks.json")
         for name in self.service_ports:
             env.setdefault(f"GATEWAY_{name.upper()}_URL", self.service_url(name))
         return env

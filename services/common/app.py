@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from services.common.asgi import RequestContextMiddleware
-from services.common.audit import AuditLog
-from services.common.auth import TokenVerifier, load_jwks
+from services.common.audit import AuditLog, CheckpointStore
+from services.common.auth import TokenVerifier, jwks_fetcher
 from services.common.client import ServiceClient
 from services.common.db import Database, make_engine, make_read_sessionmaker, make_sessionmaker
 from services.common.health import router as health_router
@@ -25,13 +27,21 @@ from services.common.settings import ServiceSettings
 
 
 def load_verifier(settings: ServiceSettings) -> TokenVerifier:
-    if not settings.jwks_path.exists():
+    """A verifier on the gateway's key set (``JWKS_URL``, else or failing that ``JWKS_PATH``),
+    fetched again for an unknown key id and by :meth:`TokenVerifier.refresh_periodically`."""
+    fetch = jwks_fetcher(settings.jwks_url or None, settings.jwks_path, settings.jwks_fetch_timeout_seconds)
+    try:
+        jwks = fetch()
+    except LookupError as exc:
         raise RuntimeError(
-            f"The gateway's public key set {settings.jwks_path} is missing: "
-            "run `make keys` (or set JWKS_PATH)."
-        )
+            f"The gateway's public key set is missing ({exc}): run `make keys` (or set JWKS_PATH / JWKS_URL)."
+        ) from exc
     return TokenVerifier(
-        load_jwks(settings.jwks_path), issuer=settings.token_issuer, audience=settings.token_audience
+        jwks,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        fetch=fetch,
+        min_refresh_seconds=settings.jwks_min_refresh_seconds,
     )
 
 
@@ -44,15 +54,19 @@ async def platform_state(
     constraint_problems: dict[str, tuple[str, str]] | None = None,
     outbox: Outbox | None = None,
     inbox: Inbox | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> AsyncIterator[None]:
-    """What every app keeps on its state: settings, token checks, database, job queue, events."""
+    """What every app keeps on its state: settings, token checks, database, job queue, events.
+
+    ``verifier``: one kept up to date by its owner (the gateway, which holds the keys);
+    otherwise one on the gateway's published key set, refreshed in the background."""
     configure_logging(name, settings.log_level)
     app.state.settings = settings
     app.state.audit = audit
     app.state.outbox = outbox
     app.state.inbox = inbox
     app.state.constraint_problems = constraint_problems or {}
-    app.state.verifier = load_verifier(settings)
+    app.state.verifier = verifier or load_verifier(settings)
     app.state.authorize = app.state.verifier.verify_authorization
     app.state.outages = OutageLog()
     app.state.engine = make_engine(
@@ -74,9 +88,20 @@ async def platform_state(
     app.state.read_sessionmaker = make_read_sessionmaker(app.state.engine)
     app.state.database = Database(app.state.engine)
     app.state.jobs = job_pool(settings.redis_url)
+    app.state.audit_checkpoints = CheckpointStore.for_service(settings, name)
+    refreshing = None
+    if verifier is None:
+        refreshing = asyncio.create_task(
+            app.state.verifier.refresh_periodically(settings.jwks_refresh_seconds)
+        )
     try:
         yield
     finally:
+        if refreshing is not None:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
+        await app.state.audit_checkpoints.aclose()
         await app.state.jobs.aclose()
         await app.state.idempotency_engine.dispose()
         await app.state.engine.dispose()

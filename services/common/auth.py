@@ -9,22 +9,28 @@ critical header extensions (``crit``), is a 401.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from services.common.problems import Unauthorized
+
+log = logging.getLogger("platform.auth")
 
 ALGORITHM = "RS256"
 # Far above any token the gateway issues; bigger ones are refused before parsing.
@@ -154,17 +160,66 @@ def load_jwks(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def jwks_fetcher(url: str | None, path: Path | None, timeout: float = 2.0) -> Callable[[], dict[str, Any]]:
+    """A function returning the current key set: the gateway's JWKS at ``url`` when set,
+    else (or when the gateway does not answer) the file at ``path``; raises when neither
+    gives a set with a key."""
+
+    def fetch() -> dict[str, Any]:
+        failures = []
+        if url:
+            try:
+                response = httpx.get(url, timeout=timeout, follow_redirects=False)
+                response.raise_for_status()
+                jwks = response.json()
+                if _construct_keys(jwks):
+                    return jwks
+                failures.append(f"{url}: no usable key")
+            except (httpx.HTTPError, JOSEError, ValueError, TypeError, AttributeError) as exc:
+                failures.append(f"{url}: {exc!r}")
+        if path is not None:
+            try:
+                jwks = load_jwks(path)
+                if _construct_keys(jwks):
+                    return jwks
+                failures.append(f"{path}: no usable key")
+            except (OSError, JOSEError, ValueError, TypeError, AttributeError) as exc:
+                failures.append(f"{path}: {exc!r}")
+        raise LookupError("no key set could be read: " + "; ".join(failures))
+
+    return fetch
+
+
+def _construct_keys(jwks: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k["kid"]: jwk.construct(k, ALGORITHM)
+        for k in jwks.get("keys", [])
+        if isinstance(k, dict) and k.get("kty") == "RSA" and isinstance(k.get("kid"), str)
+    }
+
+
 # --- signing --------------------------------------------------------------
 
 
 class TokenSigner:
+    """Signs with one key at a time; :meth:`use` switches the key (the gateway's key
+    rotation), and tokens signed before the switch carry the old key id."""
+
     def __init__(self, private_pem: bytes, *, issuer: str, audience: str, lifetime_seconds: int):
-        self.public = public_jwk(private_pem)
-        self.kid = self.public["kid"]
-        self._key = private_pem.decode()
+        self.use(private_pem)
         self.issuer = issuer
         self.audience = audience
         self.lifetime_seconds = lifetime_seconds
+
+    def use(self, private_pem: bytes) -> None:
+        public = public_jwk(private_pem)
+        # One assignment: a token being signed meanwhile gets a matching key and key id.
+        self._signing = (private_pem.decode(), public["kid"])
+        self.public = public
+
+    @property
+    def kid(self) -> str:
+        return self._signing[1]
 
     def issue(self, principal: Principal, *, lifetime_seconds: int | None = None) -> str:
         now = int(time.time())
@@ -176,7 +231,8 @@ class TokenSigner:
             "exp": now + (self.lifetime_seconds if lifetime_seconds is None else lifetime_seconds),
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        key, kid = self._signing
+        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
 
 
 # --- verification ---------------------------------------------------------
@@ -192,31 +248,103 @@ class TokenVerifier:
     of this verifier's checks. (Revocation is the gateway's business.)
     """
 
-    def __init__(self, jwks: dict[str, Any], *, issuer: str, audience: str, cache_size: int = 20000):
-        self._keys = {
-            k["kid"]: jwk.construct(k, ALGORITHM)
-            for k in jwks.get("keys", [])
-            if k.get("kty") == "RSA" and k.get("kid")
-        }
+    def __init__(
+        self,
+        jwks: dict[str, Any],
+        *,
+        issuer: str,
+        audience: str,
+        cache_size: int = 20000,
+        fetch: Callable[[], dict[str, Any]] | None = None,
+        min_refresh_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """``fetch`` returns the current key set (the gateway's JWKS); without it the
+        set given here is the only one. A token naming a key id not in the set makes
+        the verifier fetch again, at most once per ``min_refresh_seconds``."""
+        self._keys = _construct_keys(jwks)
         self.issuer = issuer
         self.audience = audience
-        self._cache: dict[str, tuple[Principal, int]] = {}
+        self._cache: dict[str, tuple[Principal, int, str]] = {}
         self._cache_size = cache_size
+        self._fetch = fetch
+        self.min_refresh_seconds = min_refresh_seconds
+        self._clock = clock
+        self._last_fetch: float | None = None  # the last fetch for an unknown key id
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    def set_keys(self, jwks: dict[str, Any]) -> bool:
+        """Replace the key set (a set without a usable key is refused: the last good one stays).
+
+        Tokens cached under a key that left the set are forgotten: they are checked again,
+        and refused. Returns whether the set was taken."""
+        keys = _construct_keys(jwks)
+        if not keys:
+            return False
+        if keys.keys() == self._keys.keys() and all(
+            keys[kid].to_dict() == self._keys[kid].to_dict() for kid in keys
+        ):
+            return True  # the same keys: nothing changed
+        log.info("token signing keys changed", extra={"kids": sorted(keys)})
+        self._keys = keys
+        gone = [token for token, (_, _, kid) in self._cache.items() if kid not in keys]
+        for token in gone:
+            self._cache.pop(token, None)
+        return True
+
+    def refresh(self) -> bool:
+        """Fetch the key set for a token naming an unknown key id, unless such a fetch was
+        made less than ``min_refresh_seconds`` ago (a flood of made-up key ids costs the
+        gateway one request per interval). On failure the last good set stays. Returns
+        whether a set was taken."""
+        if self._fetch is None:
+            return False
+        now = self._clock()
+        if self._last_fetch is not None and now - self._last_fetch < self.min_refresh_seconds:
+            return False
+        self._last_fetch = now
+        return self._take(self._fetch)
+
+    async def refresh_periodically(self, interval: float) -> None:
+        """Fetch the key set every ``interval`` seconds (the fetch in a thread, the new set
+        taken on the event loop), so keys retired at the gateway leave here too."""
+        fetch = self._fetch
+        if fetch is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                jwks = await asyncio.to_thread(fetch)
+            except Exception as exc:
+                log.warning("could not fetch the token signing keys; keeping the last good set: %r", exc)
+                continue
+            self.set_keys(jwks)
+
+    def _take(self, fetch: Callable[[], dict[str, Any]]) -> bool:
+        try:
+            jwks = fetch()
+        except Exception as exc:  # the gateway away, a bad answer: keep what we have
+            log.warning("could not fetch the token signing keys; keeping the last good set: %r", exc)
+            return False
+        return self.set_keys(jwks)
 
     def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
         if cached is not None:
-            principal, expires = cached
+            principal, expires, _ = cached
             if time.time() < expires:
                 return principal
             del self._cache[token]
             raise Unauthorized("The token has expired.")
-        principal, expires = self._verify_uncached(token)
+        principal, expires, kid = self._verify_uncached(token)
         if len(self._cache) >= self._cache_size:
             # Bounded: the oldest entry goes (dicts keep insertion order), not the whole cache,
             # so a full cache never turns into a burst of signature checks.
             del self._cache[next(iter(self._cache))]
-        self._cache[token] = (principal, expires)
+        self._cache[token] = (principal, expires, kid)
         return principal
 
     def verify_authorization(self, header: str | None) -> Principal:
@@ -227,7 +355,7 @@ class TokenVerifier:
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
         return self.verify(token.strip())
 
-    def _verify_uncached(self, token: str) -> tuple[Principal, int]:
+    def _verify_uncached(self, token: str) -> tuple[Principal, int, str]:
         if len(token) > MAX_TOKEN_BYTES:
             raise Unauthorized("The token is too large.")
         try:
@@ -238,7 +366,10 @@ class TokenVerifier:
             # and we understand none; a malformed crit is refused all the same.
             if "crit" in header:
                 raise Unauthorized("The token marks header extensions as critical; none are supported.")
-            key = self._keys.get(header.get("kid"))
+            kid = header.get("kid")
+            key = self._keys.get(kid) if isinstance(kid, str) else None
+            if key is None and isinstance(kid, str) and self.refresh():
+                key = self._keys.get(kid)  # a key published since the last fetch (a rotation)
             if key is None:
                 raise Unauthorized("The token was signed with an unknown key.")
             claims = jwt.decode(
@@ -258,4 +389,4 @@ class TokenVerifier:
         # jose compares whole seconds; a token is not valid at or after its exp.
         if claims["exp"] <= time.time():
             raise Unauthorized("The token has expired.")
-        return Principal.from_claims(claims), claims["exp"]
+        return Principal.from_claims(claims), claims["exp"], kid

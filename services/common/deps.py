@@ -76,6 +76,7 @@ def require_roles(*roles: str):
         check_roles(principal, roles)
         return principal
 
+    check.problem_statuses = (403,)  # type: ignore[attr-defined]  # for the OpenAPI document
     return Depends(check)
 
 
@@ -135,6 +136,7 @@ def scoped_loader(
         ]
     )
     load.__name__ = f"load_{name.removesuffix('_id')}"
+    load.problem_statuses = (403, 404) if roles else (404,)  # type: ignore[attr-defined]
     return load
 
 
@@ -149,4 +151,5 @@ def require_national_roles(*roles: str):
             )
         return principal
 
+    check.problem_statuses = (403,)  # type: ignore[attr-defined]
     return Depends(check)

@@ -15,6 +15,10 @@ of the body) and, once it is final, the answer (status, ``Location`` /
 * Only final answers are kept (below 500, but 429). After a 5xx or an error the
   row is deleted, so a retry runs again. A row left in progress by a crash is
   never run again: 409 until it expires.
+* The database away (its outage is what failed the request) cannot take the
+  deletion, nor an answer to keep: the process tries again, with backoff, until
+  it can (:func:`settle_later`). Retries are answered 409 in progress, then run
+  (or get the answer) once the database is back, not 24 hours later.
 * Keys expire ``idempotency_key_ttl_seconds`` (24 h by default) after first
   use; an expired key may be used again, and :func:`purge_expired_keys` (an arq
   job) deletes the rows.
@@ -33,9 +37,13 @@ request without a valid token goes through untouched, and its route answers 401.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -134,6 +142,35 @@ class AnswerNotKept(Conflict):
     slug, title = "idempotency-key-not-replayable", "The request was carried out; its answer was not kept"
 
 
+# A key row the database could not take (deleted, or completed with its answer) is tried
+# again after these waits, then every last one, for at most SETTLE_GIVE_UP_SECONDS.
+SETTLE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+SETTLE_GIVE_UP_SECONDS = 3600.0
+_settling: set[asyncio.Task] = set()  # held, so that they are not collected while they wait
+
+
+def settle_later(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    """Run ``attempt`` again in the background until it works (see the module docstring)."""
+    task = asyncio.get_running_loop().create_task(_keep_trying(what, attempt))
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
+async def _keep_trying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    started = time.monotonic()
+    for tries in itertools.count(1):
+        await asyncio.sleep(SETTLE_RETRY_SECONDS[min(tries, len(SETTLE_RETRY_SECONDS)) - 1])
+        try:
+            await attempt()
+        except Exception as exc:
+            if time.monotonic() - started > SETTLE_GIVE_UP_SECONDS:
+                log.error(f"idempotency key {what}: given up", extra={"error": type(exc).__name__})
+                return
+            continue
+        log.warning(f"idempotency key {what} once the database was back", extra={"tries": tries})
+        return
+
+
 def _expired_before(ttl_seconds: int):
     return utcnow() - timedelta(seconds=ttl_seconds)
 
@@ -152,6 +189,7 @@ class _Store:
         self.where = (KEYS.c.principal == principal) & (KEYS.c.key == key)
         self.principal = principal
         self.key = key
+        self.claimed_at = None  # when this request took the key: its row, and no later one
 
     async def claim(self, method: str, path: str, ttl_seconds: int) -> Any:
         """None if this request now holds the key (new, or expired and taken over);
@@ -179,6 +217,7 @@ class _Store:
         )
         async with self.engine.begin() as conn:
             if (await conn.execute(statement)).first() is not None:
+                self.claimed_at = now
                 return None
             return (await conn.execute(select(KEYS).where(self.where))).first()
 
@@ -186,7 +225,7 @@ class _Store:
         async with self.engine.begin() as conn:
             await conn.execute(
                 KEYS.update()
-                .where(self.where)
+                .where(self.where, KEYS.c.created_at == self.claimed_at)
                 .values(
                     body_sha256=digest,
                     status=status,
@@ -198,7 +237,7 @@ class _Store:
 
     async def release(self) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(delete(KEYS).where(self.where))
+            await conn.execute(delete(KEYS).where(self.where, KEYS.c.created_at == self.claimed_at))
 
 
 def _header(scope: Scope, name: bytes) -> list[bytes]:
@@ -387,13 +426,18 @@ class _Execution:
             for name, value in raw_headers
             if name.lower() in _KEPT_HEADERS
         ]
+        digest = self.digest.hexdigest()
         try:
-            await self.store.complete(self.digest.hexdigest(), status, headers, body)
-        except Exception as exc:  # the answer still goes out; the key stays in progress until it expires
-            log.warning("idempotent answer not kept", extra={"status": status, "error": type(exc).__name__})
+            await self.store.complete(digest, status, headers, body)
+        except Exception as exc:  # the answer still goes out; it is kept once the database is back
+            log.warning(
+                "idempotent answer not kept yet", extra={"status": status, "error": type(exc).__name__}
+            )
+            settle_later("completed", lambda: self.store.complete(digest, status, headers, body))
 
     async def release(self) -> None:
         try:
             await self.store.release()
-        except Exception as exc:  # the key stays in progress until it expires
-            log.warning("idempotency key not released", extra={"error": type(exc).__name__})
+        except Exception as exc:  # the key stays in progress until the database takes the deletion
+            log.warning("idempotency key not released yet", extra={"error": type(exc).__name__})
+            settle_later("released", self.store.release)

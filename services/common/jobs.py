@@ -22,10 +22,10 @@ import orjson
 import redis.exceptions
 from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import func
+from arq.worker import Worker, create_worker, func
 from sqlalchemy.exc import DBAPIError
 
-from services.common.audit import AuditLog
+from services.common.audit import AuditLog, CheckpointStore, CheckpointUnavailable
 from services.common.client import ServiceClient
 from services.common.db import make_engine, make_sessionmaker
 from services.common.events import Event, consumed_by, produced_by
@@ -78,16 +78,42 @@ def queue_name(service: str, settings: ServiceSettings) -> str:
 
 
 async def check_audit_chain(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Verify this service's audit chain and log the outcome (read-only, so idempotent)."""
+    """Verify this service's audit chain against its newest checkpoint and log the outcome
+    (it reads the chain and checkpoints a valid one, so idempotent)."""
     async with ctx["sessionmaker"]() as session:
-        report = await ctx["audit"].verify(session)
+        report = await ctx["audit"].verify(session, checkpoints=ctx.get("audit_checkpoints"))
     level = logging.INFO if report.valid else logging.ERROR
-    log.log(
-        level,
-        "audit chain checked",
-        extra={"valid": report.valid, "entries": report.entries, "broken_at": report.broken_at},
-    )
-    return {"valid": report.valid, "entries": report.entries, "broken_at": report.broken_at}
+    outcome = {
+        "valid": report.valid,
+        "entries": report.entries,
+        "broken_at": report.broken_at,
+        "truncated": report.truncated,
+        "checkpoint": report.checkpoint.status if report.checkpoint else None,
+    }
+    log.log(level, "audit chain checked", extra=outcome)
+    return outcome
+
+
+async def checkpoint_audit_chain(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoint the head of this service's audit chain in Redis (idempotent: the same head
+    only refreshes the newest checkpoint's time). A chain that no longer holds the newest
+    checkpoint is not checkpointed: the error is logged and the evidence kept."""
+    try:
+        async with ctx["sessionmaker"]() as session:
+            outcome = await ctx["audit"].checkpoint(session, ctx["audit_checkpoints"])
+    except CheckpointUnavailable as exc:
+        log.warning("audit chain not checkpointed: Redis unavailable", extra={"error": str(exc)})
+        return {"checkpointed": False, "error": str(exc)}
+    log.info("audit chain checkpointed", extra=outcome)
+    return outcome
+
+
+def checkpoint_cron(settings: ServiceSettings) -> Any:
+    """The checkpoint every ``audit_checkpoint_minutes`` (a divisor of 60) and at worker startup."""
+    every = settings.audit_checkpoint_minutes
+    if every < 1 or 60 % every:
+        raise ValueError(f"AUDIT_CHECKPOINT_MINUTES must divide 60, not {every}")
+    return cron(checkpoint_audit_chain, minute=set(range(0, 60, every)), unique=True, run_at_startup=True)
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> dict[str, int]:
@@ -100,8 +126,9 @@ async def purge_idempotency_keys(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 # Jobs every service's worker runs, added to its own: the audit chain checked nightly,
-# expired Idempotency-Keys purged hourly.
-COMMON_FUNCTIONS = (check_audit_chain, purge_idempotency_keys)
+# expired Idempotency-Keys purged hourly (and the audit chain's head checkpointed every few
+# minutes: checkpoint_cron, from the settings).
+COMMON_FUNCTIONS = (check_audit_chain, purge_idempotency_keys, checkpoint_audit_chain)
 COMMON_CRON_JOBS = (
     cron(check_audit_chain, hour={2}, minute={15}, unique=True),
     cron(purge_idempotency_keys, minute={40}, unique=True),
@@ -221,6 +248,7 @@ def worker_settings(
         ctx["engine"] = engine
         ctx["sessionmaker"] = make_sessionmaker(engine)
         ctx["audit"] = audit
+        ctx["audit_checkpoints"] = CheckpointStore.for_service(settings, service)
         ctx["settings"] = settings
         ctx["services"] = ServiceClient(settings)  # the same client the routes use
         ctx["inbox"] = inbox
@@ -244,10 +272,13 @@ def worker_settings(
                 await task
             await ctx["relay_engine"].dispose()
         await ctx["services"].aclose()
+        await ctx["audit_checkpoints"].aclose()
         await ctx["engine"].dispose()
 
     functions = _with_common(functions, COMMON_FUNCTIONS, lambda f: getattr(f, "name", None) or f.__name__)
-    cron_jobs = _with_common(overrides.pop("cron_jobs", None), COMMON_CRON_JOBS, lambda c: c.name)
+    cron_jobs = _with_common(
+        overrides.pop("cron_jobs", None), (*COMMON_CRON_JOBS, checkpoint_cron(settings)), lambda c: c.name
+    )
     return {
         "functions": functions,
         "cron_jobs": cron_jobs,
@@ -258,8 +289,25 @@ def worker_settings(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "poll_delay": settings.worker_poll_delay,
-        "job_completion_wait": 30,
+        "job_timeout": settings.worker_job_timeout_seconds,
+        "job_completion_wait": settings.worker_drain_seconds,
         "health_check_interval": 30,
         "keep_result": 3600,
         **overrides,
     }
+
+
+def run_worker(settings_cls: Any) -> Worker:
+    """arq's ``run_worker``, but a job's in-progress mark lasts the job timeout
+    (``WORKER_JOB_TIMEOUT_SECONDS``) plus 10 s, not the longest timeout of any function.
+
+    The mark keeps other workers off a running job; a worker killed mid-job (SIGKILL, out of
+    memory) leaves it behind, and no worker takes the job again before it expires. arq sizes it
+    by its longest function, the scheduled runs' 15-minute lease: an event would wait a quarter
+    of an hour. Running a job twice is harmless here: an event applies once (the inbox), and a
+    scheduled run takes its tick under a lease in the database.
+    """
+    worker = create_worker(settings_cls)
+    worker.in_progress_timeout_s = getattr(settings_cls, "job_timeout", 300) + 10
+    worker.run()
+    return worker

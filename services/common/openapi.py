@@ -3,23 +3,39 @@
 * Operation ids are the route function's name (``list_bureaus``), short and
   stable; an id used twice fails the document instead of being renamed.
 * Errors declare the ``Problem`` schema on ``application/problem+json``, the
-  media type actually sent (see ``problem_responses``).
+  media type actually sent (see ``problem_responses``), with an example of each
+  problem ``type`` the status stands for.
+* Every operation lists the statuses its dependencies can answer
+  (``standard_statuses``): a token 401, a role check 403, a path id 404, parameters
+  or a body 422, If-Match 412/428, Idempotency-Key 400/409/422, a body 413, the
+  gateway's rate limit 429, a store 503. A route adds the rules of its own domain.
+* Every request body and success answer has an example (``services.common.examples``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from services.common.concurrency import ETAG_HEADER_MAX_LENGTH
+from services.common.examples import example_of
 from services.common.idempotency import DEFAULT_TTL_SECONDS, IDEMPOTENCY_KEY_HEADER, KEY_PATTERN
-from services.common.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem, problem_doc
+from services.common.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_BASE,
+    PROBLEM_TYPES,
+    Problem,
+    ProblemError,
+    problem_doc,
+)
 
 OPERATION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -70,6 +86,8 @@ class PlatformAPI(FastAPI):
         super().__init__(**kwargs)
 
     def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:  # built once: the steps below change the document in place
+            return self.openapi_schema
         doc = super().openapi()
         # Error responses refer to Problem by $ref only, so FastAPI does not list it itself.
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -77,6 +95,8 @@ class PlatformAPI(FastAPI):
             schemas.setdefault(name, schema)
         _require_if_match(doc)
         _document_idempotency_key(doc)
+        _document_standard_statuses(doc, self.routes)
+        _document_examples(doc)
         check_operation_ids(operation_ids(doc))
         return doc
 
@@ -134,3 +154,191 @@ def _require_if_match(doc: dict[str, Any]) -> None:
                         "maxLength": parameter["schema"].get("maxLength", ETAG_HEADER_MAX_LENGTH),
                         "title": "If-Match",
                     }
+
+
+# --- the statuses an operation's dependencies can answer ---------------------------------
+
+# A dependency states the problems it raises with this attribute (``check.problem_statuses = (403,)``).
+PROBLEM_STATUSES_ATTRIBUTE = "problem_statuses"
+STORE_DEPENDENCIES = frozenset({"get_session", "get_read_session", "get_database", "get_audit", "get_outbox"})
+RETRY_AFTER_HEADER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+STANDARD_DESCRIPTIONS: dict[int, str] = {
+    400: "Idempotency-Key is not 1–255 printable ASCII characters",
+    401: "Missing, invalid or expired token",
+    403: "The principal's role does not allow this",
+    404: "Not found, or outside the principal's scope",
+    409: "A business rule is broken (the `type` names it), or a request with this Idempotency-Key "
+    "is still in progress",
+    412: "The resource changed since it was read (If-Match)",
+    413: "Request body too large",
+    422: "Malformed payload, with the field errors",
+    428: "If-Match is required",
+    429: "Too many requests from this client: retry after `Retry-After` seconds",
+    503: "A service or the database is unavailable or busy: retry after `Retry-After` seconds",
+}
+
+
+def _calls(dependant: Dependant) -> list[Any]:
+    found: list[Any] = []
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            found.append(sub.call)
+        found.extend(_calls(sub))
+    return found
+
+
+def _parameters(dependant: Dependant) -> list[Any]:
+    found = [*dependant.path_params, *dependant.query_params, *dependant.header_params]
+    found += [*dependant.cookie_params, *dependant.body_params]
+    for sub in dependant.dependencies:
+        found.extend(_parameters(sub))
+    return found
+
+
+def standard_statuses(route: Any, method: str) -> set[int]:
+    """The statuses ``route`` can answer by what it depends on, whatever its domain."""
+    calls = _calls(route.dependant)
+    names = {getattr(call, "__name__", "") for call in calls}
+    statuses = {429}  # the gateway limits every client (workstream edge: GATEWAY_RATE_LIMIT_*)
+    for call in calls:
+        statuses.update(getattr(call, PROBLEM_STATUSES_ATTRIBUTE, ()))
+    if "get_principal" in names:
+        statuses.add(401)
+    if names & STORE_DEPENDENCIES:
+        statuses.add(503)
+    parameters = _parameters(route.dependant)
+    if parameters or route.body_field is not None:
+        statuses.add(422)
+    if _all_path_params(route.dependant):
+        statuses.add(404)
+    headers = {(p.alias or p.name).lower().replace("_", "-") for p in _header_params(route.dependant)}
+    if "if-match" in headers:
+        statuses |= {412, 428}
+    if route.body_field is not None or method == "post":
+        statuses.add(413)
+    return statuses
+
+
+def _all_path_params(dependant: Dependant) -> list[Any]:
+    return [*dependant.path_params, *(p for sub in dependant.dependencies for p in _all_path_params(sub))]
+
+
+def _header_params(dependant: Dependant) -> list[Any]:
+    return [*dependant.header_params, *(p for sub in dependant.dependencies for p in _header_params(sub))]
+
+
+def _document_standard_statuses(doc: dict[str, Any], routes: list[Any]) -> None:
+    for route in iter_route_contexts(routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        item = doc.get("paths", {}).get(route.path_format, {})
+        for method in route.methods:
+            operation = item.get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in sorted(standard_statuses(route, method.lower())):
+                responses.setdefault(str(status), problem_doc(STANDARD_DESCRIPTIONS[status]))
+            operation["responses"] = dict(sorted(responses.items()))
+
+
+# --- examples ---------------------------------------------------------------------------
+
+# Types raised with ``slug=`` on a generic error rather than by a class of their own.
+_SLUG_STATUSES = {"role-required": 403, "method-not-allowed": 405, "invalid-value": 422}
+_EXAMPLE_EXTRAS: dict[str, dict[str, Any]] = {
+    "validation-error": {
+        "detail": "body.name: Field required",
+        "errors": [{"loc": "body.name", "message": "Field required", "type": "missing"}],
+    },
+    "invalid-transition": {"detail": "A closed case takes no step.", "state": "closed", "allowed": []},
+}
+EXAMPLE_REQUEST_ID = "9b2d4e6f8a0c4b1d"
+
+
+def problem_classes() -> dict[str, type[ProblemError]]:
+    """Every typed error by its ``type`` slug (the classes imported so far)."""
+    found: dict[str, type[ProblemError]] = {ProblemError.slug: ProblemError}
+    pending = [ProblemError]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.setdefault(sub.slug, sub)
+            pending.append(sub)
+    return found
+
+
+def problem_status(slug: str) -> int | None:
+    if slug in _SLUG_STATUSES:
+        return _SLUG_STATUSES[slug]
+    cls = problem_classes().get(slug)
+    return cls.status if cls else None
+
+
+def problem_example(slug: str) -> dict[str, Any]:
+    cls = problem_classes().get(slug)
+    status = problem_status(slug) or 500
+    example: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": cls.title if cls else PROBLEM_TYPES.get(slug, slug),
+        "status": status,
+        "detail": PROBLEM_TYPES.get(slug, ""),
+        "request_id": EXAMPLE_REQUEST_ID,
+    }
+    example.update(_EXAMPLE_EXTRAS.get(slug, {}))
+    return example
+
+
+@functools.lru_cache(maxsize=64)
+def problem_examples(status: int) -> dict[str, Any]:
+    """An example of each mechanism's problem ``type`` answered with ``status`` (shared: read only)."""
+    return {
+        slug: {"summary": PROBLEM_TYPES[slug], "value": problem_example(slug)}
+        for slug in PROBLEM_TYPES
+        if problem_status(slug) == status
+    }
+
+
+BINARY_MEDIA_TYPES = ("application/vnd.", "application/octet-stream", "application/pdf")
+TEXT_EXAMPLES = {
+    "text/csv": "id,name\n1,Example\n",
+    "application/x-ndjson": '{"id": 1}\n',
+}
+
+
+def _media_example(media_type: str, content: dict[str, Any], components: dict[str, Any]) -> Any:
+    if media_type.startswith(BINARY_MEDIA_TYPES):
+        return None
+    schema = content.get("schema")
+    if media_type in TEXT_EXAMPLES and (not schema or schema.get("type") == "string"):
+        return TEXT_EXAMPLES[media_type]
+    if schema is None:
+        return None
+    return example_of(schema, components)
+
+
+def _document_examples(doc: dict[str, Any]) -> None:
+    components = doc.get("components", {}).get("schemas", {})
+    for item in doc.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            bodies = [operation.get("requestBody", {})]
+            for status, response in list(operation.get("responses", {}).items()):
+                if status.startswith("2"):
+                    bodies.append(response)
+                elif status[0] in "45" and PROBLEM_MEDIA_TYPE in response.get("content", {}):
+                    response = operation["responses"][status] = copy.deepcopy(response)
+                    examples = problem_examples(int(status))
+                    if examples:
+                        response["content"][PROBLEM_MEDIA_TYPE].setdefault("examples", examples)
+                    if status in ("429", "503"):
+                        response.setdefault("headers", RETRY_AFTER_HEADER)
+            for body in bodies:
+                for media_type, content in body.get("content", {}).items():
+                    if "example" in content or "examples" in content:
+                        continue
+                    example = _media_example(media_type, content, components)
+                    if example is not None:
+                        content["example"] = example

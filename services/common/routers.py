@@ -44,6 +44,11 @@ def principal_router(service: str) -> APIRouter:
         "/me",
         response_model=PrincipalRead,
         summary="The principal of the presented token",
+        description=(
+            "Who this service takes the caller to be (主体): the account, its kind (officer or "
+            "provincial system), its bureau and that bureau's path in the network, its roles and, "
+            "for an officer, the body (监督/执法/法制) and officer id. Useful to check a token."
+        ),
         # Every service has this route: the id names the service so the merged document stays unique.
         operation_id=f"{service}_me",
         responses=problem_responses(),
@@ -63,7 +68,8 @@ def principal_router(service: str) -> APIRouter:
 
 
 def audit_router(service: str) -> APIRouter:
-    """``GET /api/v1/<service>/audit/verify``: recompute the chain.
+    """``GET /api/v1/<service>/audit/verify``: recompute the chain, compare it with the newest
+    checkpoint of its head (a truncation shows), and checkpoint it when valid.
 
     The whole service's log size and head hash: for the national regulator's
     administrators and legal-affairs officers, not for every bureau's.
@@ -74,12 +80,19 @@ def audit_router(service: str) -> APIRouter:
         "/verify",
         response_model=ChainReport,
         summary="Verify the hash chain of this service's audit log",
+        description=(
+            "Recomputes the hash chain of this service's audit log (审计日志) from the first entry and "
+            "reports whether it holds, the entries verified, the head hash, or the first entry that does "
+            "not match. For the "
+            "national regulator's administrators and legal-affairs officers."
+        ),
         operation_id=f"verify_{service}_audit_chain",
         dependencies=[require_national_roles(Role.ADMIN, Role.LEGAL)],
         responses=problem_responses(403),
     )
     async def verify_audit_chain(request: Request, session: SessionDep) -> ChainReport:
-        return await request.app.state.audit.verify(session)
+        checkpoints = getattr(request.app.state, "audit_checkpoints", None)
+        return await request.app.state.audit.verify(session, checkpoints=checkpoints)
 
     return router
 
@@ -99,7 +112,8 @@ def events_router(service: str) -> APIRouter:
         response_model=EventCatalogue,
         summary="The event catalogue as JSON Schema",
         description=(
-            "Every event type of the platform: which service produces it, which consume it, its "
+            "The event catalogue (事件目录): every event type of the platform, which service "
+            "produces it, which consume it, its "
             "payload's schema version and JSON Schema, and the envelope every event travels in. "
             "The same document on every service."
         ),
@@ -114,7 +128,8 @@ def events_router(service: str) -> APIRouter:
         response_model=Page[OutboxEventRead],
         summary="Events this service sent (its outbox), newest first",
         description=(
-            "Each event written with the change it reports, and how far it got: `pending` (not "
+            "The outbox (发件箱): each event written with the change it reports, and how far it got: "
+            "`pending` (not "
             "yet handed to the queue), `enqueued` (handed to every consumer, not yet confirmed) "
             "or `delivered` (every consumer processed it). `attempts` counts hand-overs; "
             "`last_error` says why the last one was repeated."
@@ -145,7 +160,8 @@ def events_router(service: str) -> APIRouter:
         response_model=Page[InboxEventRead],
         summary="Events this service received (its inbox), newest first",
         description=(
-            "Each event this service processed, once, with what it made of it: `applied`, "
+            "The inbox (收件箱): each event this service processed, once, with what it made of it: "
+            "`applied`, "
             "`rejected` (refused by a rule of this service; `reason` says which) or `stale` "
             "(older than a version of the same object already applied, so it changed nothing)."
         ),

@@ -41,6 +41,20 @@ class ServiceSettings(BaseSettings):
     token_issuer: str = shared("TOKEN_ISSUER", "cert-platform-gateway")
     token_audience: str = shared("TOKEN_AUDIENCE", "cert-platform")
     jwks_path: Path = shared("JWKS_PATH", VAR_DIR / "keys" / "jwks.json")
+    # The gateway's published key set; when set, services fetch it (else they read JWKS_PATH,
+    # which is also the fallback while the gateway is away). Fetched again when a token names
+    # an unknown key id (at most once per JWKS_MIN_REFRESH_SECONDS) and every
+    # JWKS_REFRESH_SECONDS; the last good set is kept when neither answers.
+    jwks_url: str = shared("JWKS_URL", "")
+    jwks_min_refresh_seconds: float = shared("JWKS_MIN_REFRESH_SECONDS", 30.0)
+    jwks_refresh_seconds: float = shared("JWKS_REFRESH_SECONDS", 300.0)
+    jwks_fetch_timeout_seconds: float = shared("JWKS_FETCH_TIMEOUT_SECONDS", 2.0)
+    # The audit chain's head is checkpointed in Redis under this prefix + the service's name
+    # (a list, newest first, AUDIT_CHECKPOINT_HISTORY long), every AUDIT_CHECKPOINT_MINUTES by
+    # the service's worker and after each successful verification.
+    audit_checkpoint_key_prefix: str = shared("AUDIT_CHECKPOINT_KEY_PREFIX", "audit-checkpoint:")
+    audit_checkpoint_minutes: int = shared("AUDIT_CHECKPOINT_MINUTES", 5)
+    audit_checkpoint_history: int = shared("AUDIT_CHECKPOINT_HISTORY", 288)
     gateway_url: str = shared("GATEWAY_URL", "http://127.0.0.1:8000")
     log_level: str = shared("LOG_LEVEL", "INFO")
     # Bodies above this size are refused with 413 before they are read in full.
@@ -70,6 +84,14 @@ class ServiceSettings(BaseSettings):
     client_secret: str = PLACEHOLDER_SECRET
     # arq: a short poll keeps a worker well above 200 jobs/s.
     worker_poll_delay: float = 0.05
+    # A job running longer is cancelled. A worker killed mid-job (SIGKILL, out of memory) leaves
+    # its job marked in progress this long plus 10 s; then another worker takes it again.
+    worker_job_timeout_seconds: int = shared("WORKER_JOB_TIMEOUT_SECONDS", 300)
+    # On SIGTERM (a rolling update, a scale-down) the worker takes no new job and gives the
+    # running ones this long to finish; only those still running then are cancelled and run
+    # again elsewhere. Keep the orchestrator's grace period (Kubernetes'
+    # terminationGracePeriodSeconds, Compose's stop_grace_period) above it.
+    worker_drain_seconds: int = 30
 
     @property
     def part(self) -> str:

@@ -65,7 +65,10 @@ def pilot_units() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-async def seed(settings: RegistrySettings) -> dict[str, object]:
+async def seed(settings: RegistrySettings, demo: bool | None = None) -> dict[str, object]:
+    """``demo``: whether to make the demo data too; left out, in development only."""
+    if demo is None:
+        demo = settings.environment == Environment.DEVELOPMENT
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
     maker = make_sessionmaker(engine)
     summary: dict[str, object] = {}
@@ -144,7 +147,7 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
                         {"bureau_id": bureau.id, "name": DEMO_ADMIN_NAME},
                     )
                 admins += 1
-            if settings.environment == Environment.DEVELOPMENT:
+            if demo:
                 today = datetime.now(SHANGHAI).date()
                 summary.update(await seed_demo_chain(session, AUDIT, national, bureaus[1:], today))
                 summary.update(await seed_demo_officers(session, AUDIT, bureaus[1:]))
@@ -157,8 +160,8 @@ async def seed(settings: RegistrySettings) -> dict[str, object]:
     return summary
 
 
-def main() -> None:
-    print(json.dumps({"registry_seed": asyncio.run(seed(get_settings()))}, ensure_ascii=False))
+def main(demo: bool | None = None) -> None:
+    print(json.dumps({"registry_seed": asyncio.run(seed(get_settings(), demo))}, ensure_ascii=False))
 
 
 if __name__ == "__main__":

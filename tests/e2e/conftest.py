@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +22,7 @@ E2E_ENV = {
     **TEST_ENV,
     "LOG_LEVEL": "INFO",
     "ARQ_QUEUE_PREFIX": f"arq:{RUN_ID}:e2e:",
+    "AUDIT_CHECKPOINT_KEY_PREFIX": f"audit-checkpoint:{RUN_ID}:e2e:",
     **{
         f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_e2e_{p}"
         for p in PARTS
@@ -28,12 +32,21 @@ E2E_ENV = {
 
 @pytest.fixture(scope="session")
 async def platform(platform_databases):
-    urls = database_urls(E2E_ENV)
+    async with running_platform(E2E_ENV, RUN_DIR / "logs") as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_platform(env: dict[str, str], log_dir: Path, **options) -> AsyncIterator[Platform]:
+    """The whole platform as processes under ``env``: its databases made afresh and migrated,
+    the registry seeded, the services, the gateway and their workers started and ready, the
+    gateway's accounts seeded. ``options`` go to :class:`Platform`."""
+    urls = database_urls(env)
     await drop_databases(urls)
     await create_databases(urls)
     await asyncio.to_thread(migrate, urls)
     ports = {name: free_port() for name in ("registry", "enforcement", "statistics")}
-    running = Platform(env=E2E_ENV, gateway_port=free_port(), service_ports=ports, log_dir=RUN_DIR / "logs")
+    running = Platform(env=env, gateway_port=free_port(), service_ports=ports, log_dir=log_dir, **options)
     try:
         await seed_part(running, "services.registry.seed")
         running.start_services()

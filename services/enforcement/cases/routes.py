@@ -314,7 +314,8 @@ async def get_timeline(session: ReadSessionDep, case: CaseToRead) -> list[Timeli
     tags=["cases"],
     summary="The case's running deadlines, each explained",
     description=(
-        "The deadlines running in the case's state (decision, review, the party's answer window, service, "
+        "The statutory time limits (办案期限) "
+        "running in the case's state (decision, review, the party's answer window, service, "
         "payment, closing, publication), each with its rule, start, days counted, excluded intervals and "
         "the non-working days skipped. A deadline in a year the calendar does not cover is refused "
         "(`/problems/calendar-not-covered`) until an administrator loads that year."
@@ -464,7 +465,8 @@ async def list_payments(session: ReadSessionDep, case: CaseToRead) -> list[Payme
     tags=["cases"],
     summary="Record a payment",
     description=(
-        "Records a payment of the fine or of the late surcharge (3 % of the fine a day after the payment "
+        "Records a payment (缴纳罚款) "
+        "of the fine or of the late surcharge (加处罚款, 3 % of the fine a day after the payment "
         "deadline, capped at the fine); more than is owed is refused (`/problems/overpayment`)."
     ),
     responses=problem_responses(403, 404, 409),

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.common.dates import LegalDate, PastDate
 from services.common.types import EntityId, Flag, InputModel, Money, PositiveMoney
@@ -53,6 +53,21 @@ ServiceMethod = Literal[
 
 
 class LeadCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "complaint",
+                    "source_ref": "浙投诉〔2026〕38号",
+                    "subject_type": "enterprise",
+                    "subject_id": 42,
+                    "summary": "投诉称该企业销售的电饭锅未获强制性产品认证",
+                    "received_on": "2026-03-02",
+                }
+            ]
+        }
+    )
+
     source: LeadSource
     source_ref: Annotated[str, StringConstraints(max_length=128)] | None = Field(
         default=None, description="The complaint's or transfer's own reference"
@@ -103,6 +118,24 @@ class CaseOpening(InputModel):
 
 
 class LeadTransition(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "step": "open_case",
+                    "occurred_on": "2026-03-09",
+                    "case": {
+                        "title": "杭州某某电器有限公司未经认证出厂销售电饭锅案",
+                        "party_name": "杭州某某电器有限公司",
+                        "party_kind": "organisation",
+                        "officer_ids": [101, 102],
+                        "certificate_ids": [],
+                    },
+                }
+            ]
+        }
+    )
+
     step: Literal["extend_lead_deadline", "open_case", "decline_lead"]
     reason: Text | None = None
     legal_basis: Text | None = None
@@ -124,6 +157,22 @@ class PenaltyIn(InputModel):
 
 class CaseTransition(InputModel):
     """A step of the procedure: ``step`` names it, the other fields are what it records."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "step": "decide",
+                    "occurred_on": "2026-05-20",
+                    "facts": "当事人未经强制性产品认证出厂销售电饭锅 1200 台",
+                    "legal_basis": "《中华人民共和国认证认可条例》第六十六条",
+                    "violation_code": "uncertified-ccc-product",
+                    "goods_value": "96000.00",
+                    "penalties": [{"kind": "fine", "amount": "80000.00"}],
+                }
+            ]
+        }
+    )
 
     step: Literal[
         "start_investigation",
@@ -175,6 +224,27 @@ class CaseTransition(InputModel):
 class SimpleCaseCreate(InputModel):
     """A case decided on the spot (简易程序): a warning or a small fine."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "procedure": "simple",
+                    "title": "杭州某某电器有限公司未按规定使用认证标志案",
+                    "party_name": "杭州某某电器有限公司",
+                    "party_kind": "organisation",
+                    "subject_type": "enterprise",
+                    "subject_id": 42,
+                    "facts": "检查中发现当事人产品铭牌上的认证标志未按规定加施",
+                    "legal_basis": "《强制性产品认证管理规定》",
+                    "violation_code": "misused-marks",
+                    "violation_regulation": "ccc-rules-2022",
+                    "penalties": [{"kind": "warning"}],
+                    "officer_ids": [101, 102],
+                }
+            ]
+        }
+    )
+
     procedure: Literal["simple"]
     title: ShortText
     party_name: ShortText
@@ -215,6 +285,19 @@ class EvidenceCreate(InputModel):
 
 
 class PaymentCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount": "80000.00",
+                    "paid_on": "2026-06-10",
+                    "kind": "fine",
+                    "reference": "非税收入缴款书 3301202606100012",
+                }
+            ]
+        }
+    )
+
     amount: PositiveMoney
     paid_on: PastDate
     kind: Literal["fine", "surcharge"] = "fine"

@@ -80,7 +80,7 @@ async def list_certification_bodies(
     bureau_id: Annotated[IdQuery, Query(description="Bodies recorded by this bureau")] = None,
     approval_number: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[BodyRead]:
-    """Certification bodies approved by the regulator, by id; readable by every principal."""
+    """Certification bodies (认证机构) approved by the regulator, by id; readable by every principal."""
     filters = {
         "status": status,
         "scheme": scheme,

@@ -215,6 +215,10 @@ async def create_import(
     "/imports",
     response_model=Page[ImportBatchRead],
     summary="List the imports of the principal's subtree, newest first",
+    description=(
+        "The bulk-sync imports (批量同步) of the principal's bureau subtree, newest first; filters "
+        "`kind` and `status`. Each with its counts of rows created, updated, unchanged and refused."
+    ),
     responses=problem_responses(),
 )
 async def list_imports(
@@ -234,6 +238,10 @@ async def list_imports(
     "/imports/{import_id}",
     response_model=ImportBatchRead,
     summary="Read one import: its status and what its rows did",
+    description=(
+        "One bulk-sync import (批量同步): its kind, format, status (`running`, `completed`, "
+        "`failed`) and what its rows did; the refused rows are at `…/errors`."
+    ),
     responses=problem_responses(404),
 )
 async def get_import(session: ReadSessionDep, principal: PrincipalDep, import_id: IdPath) -> ImportBatchRead:
@@ -246,7 +254,8 @@ async def get_import(session: ReadSessionDep, principal: PrincipalDep, import_id
     response_model=Page[ImportRowErrorRead],
     summary="The refused rows of an import, in row order",
     description=(
-        "Each refused row by its number with its errors (the `type` names the rule). Keyset "
+        "The refused rows of a bulk sync (批量同步): "
+        "each refused row by its number with its errors (the `type` names the rule). Keyset "
         "pages as JSON; with `Accept: application/x-ndjson`, every refused row at once as NDJSON, "
         "streamed (one `ImportRowErrorRead` a line; `cursor` and `limit` do not apply)."
     ),

@@ -51,6 +51,10 @@ PageDep = Annotated[PageParams, Depends(page_params)]
     response_model=Page[DivisionRead],
     tags=["divisions"],
     summary="List administrative divisions (行政区划, GB/T 2260)",
+    description=(
+        "The administrative divisions (行政区划) by their GB/T 2260 six-digit code: provinces, cities and "
+        "counties; filters `parent_code` and `level`. Reference data, readable by every principal."
+    ),
     responses=problem_responses(),
 )
 async def list_divisions(
@@ -69,6 +73,7 @@ async def list_divisions(
     response_model=DivisionRead,
     tags=["divisions"],
     summary="Read one division",
+    description=("One administrative division (行政区划) by its GB/T 2260 code, with its level and parent."),
     responses=problem_responses(404),
 )
 async def get_division(
@@ -85,6 +90,10 @@ async def get_division(
     response_model=Page[BureauRead],
     tags=["bureaus"],
     summary="List the bureaus of the principal's subtree",
+    description=(
+        "The bureaus (质量技术监督局) of the principal's subtree of the network — provincial, city, "
+        "branch and county — by id; filters `parent_id`, `level`, `system`, `pilot` and `under` (a subtree)."
+    ),
     responses=problem_responses(404),
 )
 async def list_bureaus(
@@ -112,6 +121,10 @@ async def list_bureaus(
     response_model=BureauRead,
     tags=["bureaus"],
     summary="Read one bureau",
+    description=(
+        "One bureau (质量技术监督局) of the principal's subtree, with its path in the network and "
+        "its pilot designation (试点); the ETag is for If-Match."
+    ),
     responses=problem_responses(404),
 )
 async def get_bureau(db: DatabaseDep, principal: PrincipalDep, bureau_id: IdPath) -> Response:
@@ -126,6 +139,10 @@ async def get_bureau(db: DatabaseDep, principal: PrincipalDep, bureau_id: IdPath
     status_code=status.HTTP_201_CREATED,
     tags=["bureaus"],
     summary="Create a city, branch or county bureau (or a provincial unit) under a bureau in scope",
+    description=(
+        "Creates a bureau (质量技术监督局) under a parent in the administrator's subtree, with its three "
+        "bodies (监督/执法/法制); the answer carries `Location` and the ETag."
+    ),
     responses=problem_responses(403, 404, 409),
 )
 async def create_bureau(
@@ -143,6 +160,10 @@ async def create_bureau(
     response_model=BureauRead,
     tags=["bureaus"],
     summary="Rename a bureau or change its pilot designation (If-Match required)",
+    description=(
+        "Renames a bureau (质量技术监督局) or changes its pilot role (试点单位); send the ETag read in "
+        "`If-Match`. An administrator of the bureau's subtree."
+    ),
     responses=problem_responses(403, 404, 409, 412, 428),
 )
 async def update_bureau(
@@ -165,6 +186,10 @@ async def update_bureau(
     response_model=list[BodyRead],
     tags=["bureaus"],
     summary="The three bodies of a bureau (supervision, enforcement, legal affairs)",
+    description=(
+        "The bodies of a bureau: certification supervision (认证监督), enforcement (稽查执法) and legal "
+        "affairs (法制), each with its id."
+    ),
     responses=problem_responses(404),
 )
 async def list_bodies(session: ReadSessionDep, principal: PrincipalDep, bureau_id: IdPath) -> list[BodyRead]:
@@ -177,6 +202,10 @@ async def list_bodies(session: ReadSessionDep, principal: PrincipalDep, bureau_i
     response_model=Page[PostRead],
     tags=["posts"],
     summary="List the posts (岗位) of a bureau",
+    description=(
+        "The posts (岗位) of a bureau in the principal's subtree, with their duties and the "
+        "penalty-procedure steps their holders may take (执法责任制)."
+    ),
     responses=problem_responses(404),
 )
 async def list_posts(
@@ -264,6 +293,10 @@ async def update_post(
     response_model=Page[OfficerRead],
     tags=["officers"],
     summary="List the officers of the principal's subtree",
+    description=(
+        "The officers (执法人员) of the principal's subtree, by id; filters `bureau_id`, `body`, "
+        "`active` and `name` (part of it)."
+    ),
     responses=problem_responses(),
 )
 async def list_officers(
@@ -285,6 +318,10 @@ async def list_officers(
     response_model=OfficerRead,
     tags=["officers"],
     summary="Read one officer",
+    description=(
+        "One officer (执法人员): bureau, body, post, enforcement credential (执法证) and whether "
+        "active; the ETag is for If-Match."
+    ),
     responses=problem_responses(404),
 )
 async def get_officer(
@@ -301,6 +338,10 @@ async def get_officer(
     status_code=status.HTTP_201_CREATED,
     tags=["officers"],
     summary="Register an officer of a bureau in scope",
+    description=(
+        "Registers an officer (执法人员) of a bureau in the administrator's subtree, with the post held "
+        "and the enforcement credential number (执法证号), unique across the registry."
+    ),
     responses=problem_responses(403, 404, 409),
 )
 async def create_officer(
@@ -318,6 +359,10 @@ async def create_officer(
     response_model=OfficerRead,
     tags=["officers"],
     summary="Change an officer's post, credential or active flag (If-Match required)",
+    description=(
+        "Changes an officer's (执法人员) post, credential (执法证) or active flag; a deactivation or a "
+        "move is sent as `registry.officer.changed`, and the gateway follows it. Send the ETag in `If-Match`."
+    ),
     responses=problem_responses(403, 404, 409, 412, 428),
 )
 async def update_officer(

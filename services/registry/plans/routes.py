@@ -90,7 +90,8 @@ async def list_plans(
     response_model=PlanRead,
     summary="Read one inspection plan",
     description=(
-        "The plan with, once drawn, its seed, the frozen pools' sizes and digests, and the allocation."
+        "An inspection plan (抽查计划) with, once drawn, its seed, the frozen pools' sizes and "
+        "digests, and the allocation."
     ),
     responses=problem_responses(404),
 )
@@ -104,6 +105,7 @@ async def get_plan(plan: PlanToRead, response: Response) -> PlanRead:
     response_model=PlanRead,
     summary="Draw the plan (once)",
     description=(
+        'The draw (随机抽取) of a "double random" plan. '
         "Freezes the subject pool (its members, order and strata, with a digest) and the officer pool, "
         "records a new random seed, draws the subjects per stratum and two officers for each (never one "
         "who inspected the subject under the previous plan, declared a conflict with it, or — if the "
@@ -127,7 +129,8 @@ async def draw_plan(
     response_model=DrawVerification,
     summary="Re-run the draw and compare",
     description=(
-        "Re-runs the draw from the frozen pools, the frozen recusals and the recorded seed, and compares "
+        "Verification of the draw (抽取复核): "
+        "re-runs the draw from the frozen pools, the frozen recusals and the recorded seed, and compares "
         "it with the tasks drawn. The algorithm: in each stratum, members in ascending order of "
         "`md5(seed || ':' || subject_id)` (hex text), the first n_h, where n_h is the plan's count "
         "shared over the strata in proportion to size × weight by largest remainder; for each drawn "
@@ -144,7 +147,10 @@ async def verify_draw(session: ReadSessionDep, plan: PlanToRead) -> DrawVerifica
     "/inspection-plans/{plan_id}/pool",
     response_model=Page[PoolMemberRead],
     summary="The frozen pool, in its recorded order",
-    description="The members of the pool as frozen at the draw (position, subject, stratum), keyset pages.",
+    description=(
+        "The subject pool (抽查对象名录库) as frozen at the draw: each member's position, subject "
+        "and stratum, keyset pages."
+    ),
     responses=problem_responses(404),
 )
 async def list_plan_pool(session: ReadSessionDep, plan: PlanToRead, page: PageDep) -> Page[PoolMemberRead]:

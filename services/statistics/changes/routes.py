@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from services.common.db import like_prefix
@@ -53,6 +53,50 @@ class ChangeRead(BaseModel):
 
 
 class ChangePage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "kind": "aggregate",
+                            "bureau_id": 8,
+                            "bureau_path": "1.8.",
+                            "period": "2026-Q1",
+                            "period_kind": "quarter",
+                            "dimension": "all",
+                            "value": "",
+                            "measure": "cases_opened",
+                            "amount": "12",
+                            "removed": False,
+                            "revision": None,
+                            "supersedes_id": None,
+                            "changed_at": "2026-04-01T02:00:00Z",
+                        },
+                        {
+                            "kind": "report",
+                            "bureau_id": 8,
+                            "bureau_path": "1.8.",
+                            "period": "2026-Q1",
+                            "period_kind": "quarter",
+                            "dimension": None,
+                            "value": None,
+                            "measure": None,
+                            "amount": None,
+                            "removed": False,
+                            "report_id": 31,
+                            "revision": 1,
+                            "supersedes_id": None,
+                            "changed_at": "2026-04-10T06:30:00Z",
+                        },
+                    ],
+                    "next_cursor": "WzIsMTI4LDAsIiIsIiIsIiIsIiJd",
+                    "more": False,
+                }
+            ]
+        }
+    )
+
     items: list[ChangeRead] = Field(description="`report_id` is left out of aggregate changes")
     next_cursor: str | None = Field(
         description=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from services.common.types import EntityId, InputModel
@@ -23,11 +23,15 @@ ReportStatus = Literal["draft", "submitted", "provisional"]
 
 
 class ReportCreate(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"bureau_id": 8, "period": "2026-Q1"}]})
+
     bureau_id: EntityId = Field(description="The reporting bureau: the principal's own")
     period: PeriodKey
 
 
 class ReportCorrection(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "第一季度立案数漏报 2 件"}]})
+
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
         description="Why the submitted figures are corrected (更正原因)"
     )

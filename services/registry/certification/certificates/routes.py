@@ -149,7 +149,7 @@ PageDep = Annotated[PageParams, Depends(certificate_page)]
     response_model=Page[CertificateSummary],
     summary="List or look up certificates (认证证书)",
     description=(
-        "Certificates of every scheme, newest first (keyset by id descending), readable by every "
+        "Certificates (认证证书) of every scheme, newest first (keyset by id descending), readable by every "
         "authenticated principal. Filters combine with AND: `status`, `scheme`, `body_id`, "
         "`holder_id`, `bureau_id` (the keeping bureau), `division_code` (province / city / county "
         "prefix), `expires_from` / `expires_to` (expiry window), `q` (part of the holder's name), "
@@ -218,7 +218,8 @@ async def _csv_chunks(request: Request, filters: CertificateFilters, bom: bool) 
     "/certificates.csv",
     summary="Export a filtered certificate list as CSV (证书清单导出)",
     description=(
-        "The certificates matching the same filters as the list, all of them (no limit), newest "
+        "The certificate list export (证书清单导出): "
+        "the certificates matching the same filters as the list, all of them (no limit), newest "
         "first, streamed from a server-side cursor in chunks of "
         f"{EXPORT_CHUNK} rows so no export sits in memory. RFC 4180 CSV (CRLF line ends) with a "
         "header row, UTF-8 starting with a byte-order mark so spreadsheet programs read the Chinese "
@@ -252,7 +253,8 @@ async def export_certificates(
     status_code=status.HTTP_201_CREATED,
     summary="Register a certificate (登记认证证书)",
     description=(
-        "Registers a certificate issued by an approved certification body to an active enterprise, "
+        "Registers a certificate (登记认证证书) "
+        "issued by an approved certification body to an active enterprise, "
         "for products of that enterprise, with the auditors who audited. The number is checked per "
         "scheme (422 naming the rule); a scheme's number is registered once "
         "(`/problems/certificate-number-taken`). The holder's name and division are copied from the "
@@ -281,7 +283,8 @@ async def create_certificate(
     response_model=CertificateRead,
     summary="Read one certificate (认证证书) with its products and auditors",
     description=(
-        "Readable by every authenticated principal. `status` is the stored state (valid, suspended, "
+        "One certificate (认证证书), "
+        "readable by every authenticated principal. `status` is the stored state (valid, suspended, "
         "revoked, cancelled); `exchange_status` is the exchange vocabulary (active, suspended, "
         "withdrawn, cancelled, expired); `expired`, `surveillance_overdue` and `renewal_window_open` "
         "are computed from the dates as of today (Asia/Shanghai). The ETag is the version to send "
@@ -366,7 +369,8 @@ async def change_certificate_status(
     response_model=Page[StatusChangeRead],
     summary="A certificate's status history (证书状态变更记录), oldest first",
     description=(
-        "Every status step from the registration (nothing → valid) on: who (actor kind, id and "
+        "The status history (证书状态变更记录): "
+        "every status step from the registration (nothing → valid) on: who (actor kind, id and "
         "bureau), when, why, the enforcement case and the decision event if one caused it, and the "
         "request id. Readable by every authenticated principal; keyset pages by id ascending."
     ),
