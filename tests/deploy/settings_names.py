@@ -9,18 +9,10 @@ from services.common.serve import SETTINGS, _load
 
 # Read straight from the environment, not through a settings class.
 READ_DIRECTLY = {"DEMO_ADMIN_PASSWORD"}
-# Named by the issue 9 contract (notes/issue9-contract.md) for the gateway's edge limits; the
-# deployment files may set them before the settings that read them land.
-CONTRACT = {
-    "GATEWAY_RATE_LIMIT_REQUESTS",
-    "GATEWAY_RATE_LIMIT_WINDOW_SECONDS",
-    "GATEWAY_HEADER_TIMEOUT_SECONDS",
-    "GATEWAY_BODY_TIMEOUT_SECONDS",
-}
 
 
 def setting_names() -> set[str]:
-    names = set(READ_DIRECTLY | CONTRACT)
+    names = set(READ_DIRECTLY)
     for target in SETTINGS.values():
         cls = _load(target)
         prefix = str(cls.model_config.get("env_prefix", ""))
