@@ -812,6 +812,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-accounts", type=int, default=8, help="load: officer accounts per body")
     parser.add_argument("--load-certificates", type=int, default=200_000, help="load: certificates")
     parser.add_argument("--load-cases", type=int, default=160_000, help="load: cases (all provinces)")
+    parser.add_argument(
+        "--load-compare", default="bulk_sync", help="load: operations left out in alternating rounds"
+    )
     parser.add_argument("--load-transition-cases", type=int, default=100, help="load: cases stepped")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SECTIONS)

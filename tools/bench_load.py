@@ -27,7 +27,6 @@ import math
 import os
 import platform as host
 import random
-import resource
 import statistics
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -99,7 +99,9 @@ MIX: tuple[Operation, ...] = (
         "subtree) about every 100 s",
         50, "issue 7: case list, overdue in my subtree, p99 < 50 ms",
     ),
-    Operation("case_read", 2.0, "a case opened from about every list", 50, "issue 7: a case read, p99 < 50 ms"),
+    Operation(
+        "case_read", 2.0, "a case opened from about every list", 50, "issue 7: a case read, p99 < 50 ms"
+    ),
     Operation(
         "case_transition", 0.2,
         "about 10,000 cases a year in the province, about 15 recorded steps each: 600 steps a "
@@ -237,7 +239,7 @@ async def drive(
     *,
     seed: int = 20261130,
     expected: dict[str, frozenset[int]] | None = None,
-    timeout: float = 30.0,
+    patience: float = 30.0,
 ) -> RunResult:
     """Send each operation at its rate, open loop, for ``seconds``; latencies from the planned moment."""
     plan = timeline(rates, seconds, seed)
@@ -246,7 +248,7 @@ async def drive(
     late = 0
     cpu_before = time.process_time()
     async with aiohttp.ClientSession(
-        base, connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+        base, connector=connector, timeout=aiohttp.ClientTimeout(total=patience)
     ) as http:
         tasks: set[asyncio.Task] = set()
 
@@ -448,11 +450,10 @@ class Senders:
         self.case_ids: list[int] = seeded["transitions"]["case_ids"]
         self.batch = itertools.count(1)
         self.received_on = (date.today() - timedelta(days=1)).isoformat()
-        soon = date.today()
+        soon, later = date.today(), date.today() + timedelta(days=90)
         self.certificate_queries = [
             f"{API}/registry/certificates?status=valid&scheme=ccc&limit=50",
-            f"{API}/registry/certificates?status=valid&expires_from={soon}&expires_to={soon + timedelta(days=90)}"
-            "&limit=50",
+            f"{API}/registry/certificates?status=valid&expires_from={soon}&expires_to={later}&limit=50",
             f"{API}/registry/certificates?scheme=qms&limit=50",
         ]
         year_ago = (date.today() - timedelta(days=365)).isoformat()
@@ -626,10 +627,14 @@ def run(bench) -> str:
     gateway = running.gateway_url
     asyncio.run(probe(gateway, senders))
     rates = scaled(MIX, args.load_factor)
+    left_out = [n.strip() for n in args.load_compare.split(",") if n.strip()]
+    unknown = set(left_out) - set(rates)
+    if unknown:
+        raise SystemExit(f"--load-compare names no operation of the mix: {', '.join(sorted(unknown))}")
     asyncio.run(run_round(gateway, senders, {n: r / 2 for n, r in rates.items()}, 5, seed=1))  # warm
-    names = ("gateway", "registry", "enforcement", "statistics")
-    pids = {n: bench.pid(n) for n in names}
+    pids = {name: proc.pid for name, proc in running.processes.items()}  # services, gateway, workers
     rounds: list[RunResult] = []
+    without: list[RunResult] = []
     platform_cpu: list[dict[str, float]] = []
     with MachineLoad(pids) as load:
         for i in range(args.load_rounds):
@@ -638,10 +643,36 @@ def run(bench) -> str:
             platform_cpu.append({n: cpu_seconds(p) - before[n] for n, p in pids.items()})
             rounds.append(result)
             t = totals(result.tallies)
-            print(f"load round {i + 1}: {t['requests'] / result.seconds:.0f} req/s, 5xx {t['server_errors']}, "
-                  f"other {t['other_errors']}, generator {result.cpu_seconds / result.seconds:.0%} of a core, "
-                  f"late {result.late}", flush=True)  # fmt: skip
-    return markdown(args, seeded, rates, rounds, platform_cpu, load.describe())
+            print(f"load round {i + 1}: {t['requests'] / result.seconds:.0f} req/s, "
+                  f"5xx {t['server_errors']}, other {t['other_errors']}, generator "
+                  f"{result.cpu_seconds / result.seconds:.0%} of a core, late {result.late}",
+                  flush=True)  # fmt: skip
+            if left_out:
+                rest = {n: r for n, r in rates.items() if n not in left_out}
+                without.append(
+                    asyncio.run(run_round(gateway, senders, rest, args.load_seconds, seed=20261130 + i))
+                )
+    comparison = compared(rounds, without, left_out) if left_out else ""
+    return markdown(args, seeded, rates, rounds, platform_cpu, load.describe(), comparison)
+
+
+def compared(rounds: list[RunResult], without: list[RunResult], left_out: list[str]) -> str:
+    """The p99 of the other operations with and without ``left_out``, rounds alternating."""
+    kept = [op.name for op in MIX if op.name not in left_out]
+    lines = []
+    for name in kept:
+        p99 = statistics.median(r.tallies[name].summary(r.seconds)["p99"] for r in rounds)
+        p99_without = statistics.median(r.tallies[name].summary(r.seconds)["p99"] for r in without)
+        lines.append(f"| `{name}` | {p99:.1f} | {p99_without:.1f} |")
+    named = ", ".join(f"`{n}`" for n in left_out)
+    return f"""
+The same run without {named} (rounds alternating with the whole mix's, same seeds), to see what
+{named} costs the rest:
+
+| operation | p99 with the whole mix (ms) | p99 without {named} (ms) |
+| --- | ---: | ---: |
+{chr(10).join(lines)}
+"""
 
 
 def round_figures(rounds: list[RunResult]) -> dict[str, dict[str, float]]:
@@ -657,7 +688,9 @@ def round_figures(rounds: list[RunResult]) -> dict[str, dict[str, float]]:
     return figures
 
 
-def markdown(args, seeded, rates, rounds: list[RunResult], platform_cpu, machine: str) -> str:
+def markdown(
+    args, seeded, rates, rounds: list[RunResult], platform_cpu, machine: str, comparison: str
+) -> str:
     figures = round_figures(rounds)
     all_totals = [totals(r.tallies) for r in rounds]
     throughput = statistics.median(t["requests"] / r.seconds for t, r in zip(all_totals, rounds, strict=True))
@@ -695,16 +728,33 @@ def markdown(args, seeded, rates, rounds: list[RunResult], platform_cpu, machine
     flags = (
         f"--only load --load-seconds {args.load_seconds} --load-rounds {args.load_rounds} "
         f"--load-factor {args.load_factor:g} --load-accounts {args.load_accounts}"
+        + (f" --load-compare {args.load_compare}" if args.load_compare else "")
     )
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        host.processor(),
-    )
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
     five = "met" if server_share < 0.001 else "**not met**"
+    run_line = (
+        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
+        f"Python {host.python_version()};"
+    )
+    callers = (
+        f"{args.load_accounts} supervision, {args.load_accounts} enforcement and {args.load_accounts} "
+        "legal-affairs officer accounts and 12 provincial system accounts"
+    )
+    data = (
+        f"{len(seeded['rows']['certificates']):,} certificates, {len(seeded['rows']['enterprises']):,} "
+        f"enterprises and {len(seeded['rows']['cases']):,} cases of the province's subtree read at random "
+        f"(of {args.load_certificates:,} certificates and {args.load_cases:,} cases of all provinces)"
+    )
+    header = (
+        "| operation | done (req/s) | p50 (ms) | p99 (ms) | worst p99 (ms) | 5xx, none | other | p99 goal |"
+    )
+    goals = f"p99 goals met by {len(met)} of {len(met) + len(missed)} operations"
+    goals += f"; not by {', '.join(missed)}" if missed else ""
     return f"""## Load: a provincial day at 10× peak
 
 Command: `make bench BENCH_ARGS="{flags}"`
-Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), Python {host.python_version()};
+{run_line}
 the platform's real processes as `make run` starts them (gateway, three services, their arq workers
 with the outbox relay), PostgreSQL and Redis, and the load generator, all on this one machine.
 {machine}
@@ -713,32 +763,29 @@ The mix: one province's busiest hour (tools/bench_load.py `MIX`, with the reason
 scaled ×{args.load_factor:g}, offered **open loop** (Poisson arrivals, seeded; every request sent at its
 planned moment whatever the earlier ones are doing; latency from the planned moment) through the
 gateway for {args.load_seconds} s a round, {args.load_rounds} rounds after a 5 s warm-up at half the rate;
-figures are medians of the rounds (worst p99: the highest round's). Callers: {args.load_accounts} supervision,
-{args.load_accounts} enforcement and {args.load_accounts} legal-affairs officer accounts and 12 provincial system
-accounts of the province, in turn; the gateway's per-client limits raised for the run.
+figures are medians of the rounds (worst p99: the highest round's). Callers: {callers} of the
+province, in turn; the gateway's per-client limits raised for the run.
 
 | operation | peak (req/s) | ×{args.load_factor:g} (req/s) | where the peak comes from |
 | --- | ---: | ---: | --- |
 {mix_rows}
 
-Data: {seeded["rows"]["certificates"].__len__():,} certificates, {len(seeded["rows"]["enterprises"]):,} enterprises
-and {len(seeded["rows"]["cases"]):,} cases of the province's subtree read at random (of
-{args.load_certificates:,} certificates and {args.load_cases:,} cases of all provinces); the province's
-monthly report with its 11 cities' (tools/bench_reports.py); {args.load_transition_cases} investigating cases
-each taken to suspended and back (a step takes a free case of the pool, If-Match); bulk sync: NDJSON
-imports of 100 of the province's enterprises (an address changed) by the provincial systems; leads
-registered against the province's enterprises. Seeding took {seeded["seconds"]:.0f} s.
+Data: {data}; the province's monthly report with its 11 cities' (tools/bench_reports.py) and two
+years of the real measures' aggregates; {args.load_transition_cases} investigating cases each taken to
+suspended and back (a step takes a free case of the pool, If-Match); bulk sync: NDJSON imports of
+100 of the province's enterprises (an address changed) by the provincial systems; leads registered
+against the province's enterprises. Seeding took {seeded["seconds"]:.0f} s.
 
-| operation | done (req/s) | p50 (ms) | p99 (ms) | worst p99 (ms) | 5xx or no answer | other non-2xx | p99 goal |
+{header}
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 {chr(10).join(rows)}
 
-Throughput: **{throughput:.0f} req/s** done of {offered:.0f} req/s offered. Errors: **{server_share:.3%} 5xx**
-(goal < 0.1 %: {five}; {server_sum:.0f} of {requests_sum:.0f} requests over all rounds), {other_share:.3%} other
-non-2xx ({other_sum:.0f}; 304 counts as expected for the revalidating pull only). p99 goals met by
-{len(met)} of {len(met) + len(missed)} operations{": not by " + ", ".join(missed) if missed else ""}.
+Throughput: **{throughput:.0f} req/s** done of {offered:.0f} req/s offered. Errors:
+**{server_share:.3%} 5xx** (goal < 0.1 %: {five}; {server_sum:.0f} of {requests_sum:.0f} requests
+over all rounds), {other_share:.3%} other non-2xx ({other_sum:.0f}; a 304 is expected for the
+revalidating pull only). {goals}.
 
-The generator: {gen_share:.0%} of one core ({gen_per_request:.2f} ms CPU a request, aiohttp, one process);
-{late:.2%} of the requests left more than 10 ms after their planned moment. The platform's processes'
-CPU over a round (share of one core): {cpu_lines}.
-"""
+The generator: {gen_share:.0%} of one core ({gen_per_request:.2f} ms CPU a request, aiohttp, one
+process); {late:.2%} of the requests left more than 10 ms after their planned moment. The
+platform's processes' CPU over a round (share of one core): {cpu_lines}.
+{comparison}"""
