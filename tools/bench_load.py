@@ -617,6 +617,52 @@ async def run_round(
 # --- the section --------------------------------------------------------------------------
 
 
+def postgres_cpu(urls: dict[str, str]) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the bench's databases (by pid)."""
+    from tools.bench import cpu_seconds
+
+    names = [url.rsplit("/", 1)[1] for url in urls.values()]
+
+    async def backends() -> list[int]:
+        conn = await asyncpg.connect(raw_url(next(iter(urls.values()))))
+        try:
+            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = ANY($1)", names)
+            return [r["pid"] for r in rows if r["pid"] != conn.get_server_pid()]
+        finally:
+            await conn.close()
+
+    spent = {}
+    for pid in asyncio.run(backends()):
+        try:
+            spent[pid] = cpu_seconds(pid)
+        except OSError:  # gone meanwhile
+            continue
+    return spent
+
+
+def postgres_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the backends spent between two readings (a backend born meanwhile: all of its CPU)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def gateway_refusals(log: Path, offset: int) -> Counter:
+    """The gateway's "upstream unavailable" log lines since ``offset``, by upstream and error."""
+    found: Counter = Counter()
+    if not log.exists():
+        return found
+    with log.open("rb") as f:
+        f.seek(offset)
+        for line in f:
+            if b"upstream unavailable" not in line:
+                continue
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            found[f"{entry.get('upstream')} {entry.get('error')}"] += 1
+    return found
+
+
 def run(bench) -> str:
     """The section's markdown (``bench`` is tools.bench.Bench)."""
     from tools.bench import MachineLoad, cpu_seconds
@@ -636,11 +682,15 @@ def run(bench) -> str:
     rounds: list[RunResult] = []
     without: list[RunResult] = []
     platform_cpu: list[dict[str, float]] = []
+    gateway_log = running.log_dir / "gateway.log" if running.log_dir else Path("/nonexistent")
+    log_offset = gateway_log.stat().st_size if gateway_log.exists() else 0
     with MachineLoad(pids) as load:
         for i in range(args.load_rounds):
             before = {n: cpu_seconds(p) for n, p in pids.items()}
+            database_before = postgres_cpu(bench.urls)
             result = asyncio.run(run_round(gateway, senders, rates, args.load_seconds, seed=20261130 + i))
             platform_cpu.append({n: cpu_seconds(p) - before[n] for n, p in pids.items()})
+            platform_cpu[-1]["PostgreSQL"] = postgres_spent(database_before, postgres_cpu(bench.urls))
             rounds.append(result)
             t = totals(result.tallies)
             print(f"load round {i + 1}: {t['requests'] / result.seconds:.0f} req/s, "
@@ -653,6 +703,15 @@ def run(bench) -> str:
                     asyncio.run(run_round(gateway, senders, rest, args.load_seconds, seed=20261130 + i))
                 )
     comparison = compared(rounds, without, left_out) if left_out else ""
+    refusals = gateway_refusals(gateway_log, log_offset)
+    if refusals:
+        comparison += (
+            '\nThe gateway\'s 503s over the section (its log, "upstream unavailable", all rounds): '
+            + ", ".join(f"{what} {n}" for what, n in refusals.most_common())
+            + ". A connect timeout includes the wait for a free connection of the gateway's pool "
+            "to that service (`GATEWAY_UPSTREAM_MAX_CONNECTIONS`, 200): the service's answers fell so "
+            "far behind that 200 requests were waiting on it.\n"
+        )
     return markdown(args, seeded, rates, rounds, platform_cpu, load.describe(), comparison)
 
 
@@ -705,6 +764,9 @@ def markdown(
         r.cpu_seconds * 1000 / max(t["requests"], 1) for r, t in zip(rounds, all_totals, strict=True)
     )
     late = statistics.median(r.late / max(r.planned, 1) for r in rounds)
+    cpu_per_request = statistics.median(
+        sum(c.values()) * 1000 / max(t["requests"], 1) for c, t in zip(platform_cpu, all_totals, strict=True)
+    )
     cpu_lines = ", ".join(
         f"{name} {statistics.median(c[name] for c in platform_cpu) / args.load_seconds:.0%}"
         for name in platform_cpu[0]
@@ -787,5 +849,7 @@ revalidating pull only). {goals}.
 
 The generator: {gen_share:.0%} of one core ({gen_per_request:.2f} ms CPU a request, aiohttp, one
 process); {late:.2%} of the requests left more than 10 ms after their planned moment. The
-platform's processes' CPU over a round (share of one core): {cpu_lines}.
+platform's CPU over a round (share of one core; PostgreSQL: the backends serving the bench's
+databases): {cpu_lines}; in all **{cpu_per_request:.1f} ms of CPU a request** of the mix, so two
+cores given to the platform alone would carry at most about {2000 / cpu_per_request:.0f} req/s of it.
 {comparison}"""
