@@ -708,9 +708,9 @@ def run(bench) -> str:
         comparison += (
             '\nThe gateway\'s 503s over the section (its log, "upstream unavailable", all rounds): '
             + ", ".join(f"{what} {n}" for what, n in refusals.most_common())
-            + ". A connect timeout includes the wait for a free connection of the gateway's pool "
-            "to that service (`GATEWAY_UPSTREAM_MAX_CONNECTIONS`, 200): the service's answers fell so "
-            "far behind that 200 requests were waiting on it.\n"
+            + ". On the gateway's aiohttp transport a connect timeout (`GATEWAY_UPSTREAM_CONNECT_TIMEOUT`"
+            ", 2 s) includes the wait for a free connection of its pool to that service (200): the "
+            "service's answers had fallen so far behind that 200 requests were waiting on it.\n"
         )
     return markdown(args, seeded, rates, rounds, platform_cpu, load.describe(), comparison)
 
@@ -813,7 +813,7 @@ def markdown(
     )
     goals = f"p99 goals met by {len(met)} of {len(met) + len(missed)} operations"
     goals += f"; not by {', '.join(missed)}" if missed else ""
-    return f"""## Load: a provincial day at 10× peak
+    return f"""## Load: a provincial day at {args.load_factor:g}× peak
 
 Command: `make bench BENCH_ARGS="{flags}"`
 {run_line}
