@@ -850,6 +850,7 @@ revalidating pull only). {goals}.
 The generator: {gen_share:.0%} of one core ({gen_per_request:.2f} ms CPU a request, aiohttp, one
 process); {late:.2%} of the requests left more than 10 ms after their planned moment. The
 platform's CPU over a round (share of one core; PostgreSQL: the backends serving the bench's
-databases): {cpu_lines}; in all **{cpu_per_request:.1f} ms of CPU a request** of the mix, so two
-cores given to the platform alone would carry at most about {2000 / cpu_per_request:.0f} req/s of it.
+databases): {cpu_lines}; in all **{cpu_per_request:.1f} ms of CPU a request** of the mix (the workers' steady
+background work included, so it is higher at low rates); two cores given to the platform alone
+would carry at most about {2000 / cpu_per_request:.0f} req/s of it.
 {comparison}"""
