@@ -425,6 +425,8 @@ def seed(bench) -> dict[str, Any]:
     return {
         "province": province,
         "rows": rows,
+        "certificates": asyncio.run(_count(urls["registry"], "certificate")),
+        "cases": asyncio.run(_count(urls["enforcement"], "case")),
         "transitions": transitions,
         "report_path": report_path,
         "seconds": time.perf_counter() - started,
@@ -806,7 +808,7 @@ def markdown(
     data = (
         f"{len(seeded['rows']['certificates']):,} certificates, {len(seeded['rows']['enterprises']):,} "
         f"enterprises and {len(seeded['rows']['cases']):,} cases of the province's subtree read at random "
-        f"(of {args.load_certificates:,} certificates and {args.load_cases:,} cases of all provinces)"
+        f"(of {seeded['certificates']:,} certificates and {seeded['cases']:,} cases of all provinces)"
     )
     header = (
         "| operation | done (req/s) | p50 (ms) | p99 (ms) | worst p99 (ms) | 5xx, none | other | p99 goal |"
