@@ -183,6 +183,24 @@ def _item_path(path: str) -> str | None:
     return None
 
 
+def _created_item(
+    path: str, ref: str | None, paths: dict[str, Any], reads: dict[str, tuple[str, str | None] | None]
+) -> tuple[str, str] | None:
+    """Where the object a create makes is read, and its identifier's name: ``/cases/{case_id}``
+    for ``POST /cases``; ``/accounts/{account_id}`` for ``POST /accounts/officers``, whose answer
+    is the object that read answers with."""
+    new = [m.group(1) for p in paths if (m := re.fullmatch(re.escape(path) + r"/\{([^}/]+)\}", p))]
+    if len(new) == 1:
+        return f"{path}/{{{new[0]}}}", new[0]
+    parent = path.rsplit("/", 1)[0]
+    for p in paths:
+        m = re.fullmatch(re.escape(parent) + r"/\{([^}/]+)\}", p)
+        read = reads.get(p)
+        if m is not None and read is not None and ref is not None and read[1] == ref:
+            return p, m.group(1)
+    return None
+
+
 def add_links(doc: dict[str, Any]) -> None:
     """Give every success answer naming an object (an ``id``) links to the operations on it.
 
@@ -214,10 +232,10 @@ def add_links(doc: dict[str, Any]) -> None:
             continue
         given = set(_PATH_PARAMETER.findall(path))
         if method == "post" and status == "201" and not path.endswith("}"):
-            new = [m.group(1) for p in paths if (m := re.fullmatch(re.escape(path) + r"/\{([^}/]+)\}", p))]
-            if len(new) != 1:
+            found = _created_item(path, ref, paths, reads)
+            if found is None:
                 continue
-            item, fresh = f"{path}/{{{new[0]}}}", new[0]
+            item, fresh = found
         else:
             found = _item_path(path)
             if found is None:
