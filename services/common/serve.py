@@ -34,6 +34,9 @@ WORKERS = {
 }
 
 
+SERVICE_KEEP_ALIVE_SECONDS = 75
+
+
 def serve_http(part: str, host: str, port: int) -> None:
     uvicorn.run(
         APPS[part],
@@ -47,6 +50,10 @@ def serve_http(part: str, host: str, port: int) -> None:
         # The gateway is the edge: its peer's address is the client's (login throttling counts
         # by it), never what an X-Forwarded-For header claims.
         proxy_headers=part != "gateway",
+        # A service keeps an idle connection open longer than its callers' pools keep one
+        # (services.common.client: 30 s), so a caller never sends a request on a connection the
+        # service is closing; with uvicorn's 5 s, a request after a pause met a reset (a 503).
+        timeout_keep_alive=5 if part == "gateway" else SERVICE_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=10,
     )
 
