@@ -39,6 +39,7 @@ from tests.factories import ccc_number, create_certification_body, create_enterp
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
+STATEFUL_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,12 @@ def run_schemathesis(gateway_url: str, token: str, phases: str) -> subprocess.Co
         "--phases",
         phases,
     ]
-    # Run from the test run's directory so nothing is written into the repository.
+    if phases == "stateful":
+        # A chain-only run repeats its scenarios for this long (a few runs stop early otherwise).
+        command += ["--max-time", str(STATEFUL_SECONDS)]
     plain_pages = "1" if phases == "stateful" else "0"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "SCHEMATHESIS_PLAIN_PAGES": plain_pages}
+    # Run from the test run's directory so nothing is written into the repository.
     return subprocess.run(
         command, capture_output=True, text=True, timeout=300, check=False, cwd=RUN_DIR, env=env
     )
