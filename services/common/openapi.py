@@ -98,6 +98,7 @@ class PlatformAPI(FastAPI):
         _document_standard_statuses(doc, self.routes)
         _document_examples(doc)
         check_operation_ids(operation_ids(doc))
+        add_links(doc)
         return doc
 
 
@@ -342,3 +343,176 @@ def _document_examples(doc: dict[str, Any]) -> None:
                     example = _media_example(media_type, content, components)
                     if example is not None:
                         content["example"] = example
+
+
+# OpenAPI links (https://spec.openapis.org/oas/v3.1.0#link-object), derived from the routes: what a
+# client may do next with the object an answer names. Clients and API tools (schemathesis's
+# stateful runs) follow them: a created case is read, its officers assigned, its steps taken.
+_PATH_PARAMETER = re.compile(r"\{([^}/]+)\}")
+_SUCCESS = ("201", "200")
+
+
+def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in doc.get("paths", {}).items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and isinstance(operation, dict) and "operationId" in operation
+    ]
+
+
+def _success(operation: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The first success status an operation answers, and the schema its JSON body refers to."""
+    for status in _SUCCESS:
+        response = operation.get("responses", {}).get(status)
+        if response is not None:
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            return status, schema.get("$ref")
+    return None
+
+
+def _schema(doc: dict[str, Any], ref: str | None) -> dict[str, Any]:
+    if not ref or not ref.startswith("#/components/schemas/"):
+        return {}
+    return doc.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[1], {})
+
+
+def _has_id(doc: dict[str, Any], ref: str | None) -> bool:
+    return "id" in _schema(doc, ref).get("properties", {})
+
+
+def _needs_if_match(operation: dict[str, Any]) -> bool:
+    return any(
+        p.get("in") == "header" and p.get("name", "").lower() == "if-match"
+        for p in operation.get("parameters", [])
+    )
+
+
+def _item_path(path: str) -> str | None:
+    """``/cases/{case_id}`` of ``/cases/{case_id}/transitions``: the object an operation acts on."""
+    segments = path.split("/")
+    for index in range(len(segments) - 1, -1, -1):
+        if _PATH_PARAMETER.fullmatch(segments[index]):
+            return "/".join(segments[: index + 1])
+    return None
+
+
+def _created_item(
+    path: str, ref: str | None, paths: dict[str, Any], reads: dict[str, tuple[str, str | None] | None]
+) -> tuple[str, str] | None:
+    """Where the object a create makes is read, and its identifier's name: ``/cases/{case_id}``
+    for ``POST /cases``; ``/accounts/{account_id}`` for ``POST /accounts/officers``, whose answer
+    is the object that read answers with."""
+    new = [m.group(1) for p in paths if (m := re.fullmatch(re.escape(path) + r"/\{([^}/]+)\}", p))]
+    if len(new) == 1:
+        return f"{path}/{{{new[0]}}}", new[0]
+    parent = path.rsplit("/", 1)[0]
+    for p in paths:
+        m = re.fullmatch(re.escape(parent) + r"/\{([^}/]+)\}", p)
+        read = reads.get(p)
+        if m is not None and read is not None and ref is not None and read[1] == ref:
+            return p, m.group(1)
+    return None
+
+
+def add_links(doc: dict[str, Any]) -> None:
+    """Give every success answer naming an object (an ``id``) links to the operations on it.
+
+    A create (``POST /cases`` answered 201) links to the operations under ``/cases/{case_id}``
+    with the new ``id``; an answer about an object (``GET /cases/{case_id}``, a transition, an
+    update) links to the other operations under that object with the path it was given. An
+    operation that names the version it read (If-Match) gets the answer's ``ETag`` when the
+    answer is the object itself (its schema is the one its read answers with).
+    """
+    operations = _operations(doc)
+    reads = {path: _success(op) for path, method, op in operations if method == "get"}
+    paths = doc.get("paths", {})
+    # The read of one object by its own identifier: ``GET /cases/{case_id}``.
+    item_reads = {
+        params[0]: op
+        for path, method, op in operations
+        if method == "get" and len(params := _PATH_PARAMETER.findall(path)) == 1 and path.endswith("}")
+    }
+    for path, method, operation in operations:
+        success = _success(operation)
+        if success is None:
+            continue
+        status, ref = success
+        if method == "get" and not path.endswith("}"):
+            _link_page(doc, path, operation, ref, operations)
+        # A step on an object (``POST /cases/{case_id}/transitions``) links nowhere: a tool that
+        # starts its chains at any POST with links would start there, with an object that is not.
+        if not _has_id(doc, ref) or (method == "post" and _PATH_PARAMETER.search(path)):
+            continue
+        given = set(_PATH_PARAMETER.findall(path))
+        if method == "post" and status == "201" and not path.endswith("}"):
+            found = _created_item(path, ref, paths, reads)
+            if found is None:
+                continue
+            item, fresh = found
+        else:
+            found = _item_path(path)
+            if found is None:
+                continue
+            item, fresh = found, None
+        read = reads.get(item)
+        same_object = read is not None and read[1] == ref
+        links: dict[str, Any] = {}
+        for target_path, _target_method, target in operations:
+            if target is operation or not (target_path == item or target_path.startswith(item + "/")):
+                continue
+            parameters: dict[str, str] = {}
+            for name in _PATH_PARAMETER.findall(target_path):
+                if name == fresh:
+                    parameters[f"path.{name}"] = "$response.body#/id"
+                elif name in given:
+                    parameters[f"path.{name}"] = f"$request.path.{name}"
+                else:
+                    break
+            else:
+                if _needs_if_match(target):
+                    if not same_object:
+                        continue
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": parameters,
+                }
+        # An object naming another (``case_id`` on a lead once its case is opened) links to its read.
+        properties = _schema(doc, ref).get("properties", {})
+        for name in sorted(properties):
+            target = item_reads.get(name)
+            if name.endswith("_id") and target is not None and target["operationId"] not in links:
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {f"path.{name}": f"$response.body#/{name}"},
+                }
+        if links:
+            response = operation["responses"][status]
+            response["links"] = {**links, **response.get("links", {})}
+
+
+def _link_page(
+    doc: dict[str, Any],
+    path: str,
+    operation: dict[str, Any],
+    ref: str | None,
+    operations: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    """A page of objects (``GET /cases``: ``items`` of objects with an ``id``) links to the read
+    of its first object (``GET /cases/{case_id}``), from which the other links go on."""
+    items = _schema(doc, ref).get("properties", {}).get("items", {}).get("items", {})
+    if not _has_id(doc, items.get("$ref")):
+        return
+    given = set(_PATH_PARAMETER.findall(path))
+    links = {}
+    for target_path, target_method, target in operations:
+        match = re.fullmatch(re.escape(path) + r"/\{([^}/]+)\}", target_path)
+        if target_method != "get" or match is None:
+            continue
+        parameters = {f"path.{name}": f"$request.path.{name}" for name in given}
+        parameters[f"path.{match.group(1)}"] = "$response.body#/items/0/id"
+        links[target["operationId"]] = {"operationId": target["operationId"], "parameters": parameters}
+    if links:
+        response = operation["responses"]["200"]
+        response["links"] = {**links, **response.get("links", {})}

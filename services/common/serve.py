@@ -58,6 +58,11 @@ WORKERS = {
 ONE_SHOT = ("migrate", "seed", "keys")
 PARTS = (*APPS, *ONE_SHOT)
 
+# A service keeps an idle connection open longer than its callers' pools keep one
+# (services.common.client: 30 s), so a caller never sends a request on a connection the
+# service is closing; with uvicorn's 5 s, a request after a pause met a reset (a 503).
+SERVICE_KEEP_ALIVE_SECONDS = 75.0
+
 
 def _load(target: str):
     module, _, name = target.partition(":")
@@ -67,7 +72,7 @@ def _load(target: str):
 def serve_http(part: str, host: str | None, port: int | None) -> None:
     settings = _load(SETTINGS[part])()
     http: Any = "httptools"
-    keep_alive = 5.0  # uvicorn's default
+    keep_alive = SERVICE_KEEP_ALIVE_SECONDS
     if part == "gateway":
         # The edge: header read timeout and head size limits on top of httptools (gateway/edge.py).
         from gateway.edge import edge_protocol

@@ -8,12 +8,15 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import KEEP_DATABASES, PARTS, RUN_DIR, RUN_ID, TEST_ENV
+from tests.conftest import KEEP_DATABASES, PARTS, RUN_DIR, RUN_ID, TEST_ENV, auth
+from tests.factories import pilot_unit, unique
+from tests.world import LEGAL_STEPS, OFFICER_STEPS
 from tools.platform import Platform, create_databases, database_urls, drop_databases, free_port, migrate
 
 # The processes get databases and queues of their own: their workers relay and apply
@@ -100,6 +103,82 @@ async def provincial_admin_token(through_gateway):
             "username": "admin-330000-qs",
             "password": os.environ["DEMO_ADMIN_PASSWORD"],
         },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+# A county bureau under Zhejiang's quality-supervision bureau, with a login for an officer of each
+# body (certification supervision, enforcement, legal affairs): the grassroots users of the platform.
+# The enforcement officer holds a post with the officer's steps of the procedure, the legal-affairs
+# officer the reviewer's.
+COUNTY_DIVISION = "330102"  # 杭州市上城区
+COUNTY_BODIES = ("supervision", "enforcement", "legal")
+COUNTY_PASSWORD = "county-password-for-tests"
+
+
+@dataclass(frozen=True)
+class County:
+    bureau: dict
+    usernames: dict[str, str]  # by body
+
+
+@pytest.fixture(scope="session")
+async def county(through_gateway) -> County:
+    """Made by Zhejiang's administrator through the gateway, as a provincial system would."""
+    headers = auth(await login(through_gateway, "admin-330000-qs", os.environ["DEMO_ADMIN_PASSWORD"]))
+
+    async def created(url: str, payload: dict) -> dict:
+        response = await through_gateway.post(url, json=payload, headers=headers)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    province = await pilot_unit(
+        through_gateway, headers["Authorization"].split()[1], "quality_supervision", "330000"
+    )
+    bureau = await created(
+        "/api/v1/registry/bureaus",
+        {
+            "parent_id": province["id"],
+            "name": unique("县局"),
+            "level": "county",
+            "division_code": COUNTY_DIVISION,
+        },
+    )
+    steps = {"enforcement": OFFICER_STEPS, "legal": LEGAL_STEPS}
+    usernames = {}
+    for body in COUNTY_BODIES:
+        post = None
+        if body in steps:
+            payload = {
+                "body": body,
+                "name": unique("岗位")[:30],
+                "duties": "执法责任制",
+                "steps": steps[body],
+            }
+            post = await created(f"/api/v1/registry/bureaus/{bureau['id']}/posts", payload)
+        officer = await created(
+            "/api/v1/registry/officers",
+            {
+                "bureau_id": bureau["id"],
+                "body": body,
+                "name": unique("县局")[:20],
+                "post_id": post and post["id"],
+                "credential_number": unique("ZJ").upper() if body == "enforcement" else None,
+            },
+        )
+        username = unique(f"county-{body}").lower()
+        await created(
+            "/api/v1/auth/accounts/officers",
+            {"username": username, "password": COUNTY_PASSWORD, "officer_id": officer["id"], "roles": [body]},
+        )
+        usernames[body] = username
+    return County(bureau, usernames)
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> str:
+    response = await client.post(
+        "/api/v1/auth/token", data={"grant_type": "password", "username": username, "password": password}
     )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
