@@ -26,6 +26,9 @@ E2E_ENV = {
     "LOG_LEVEL": "INFO",
     "ARQ_QUEUE_PREFIX": f"arq:{RUN_ID}:e2e:",
     "AUDIT_CHECKPOINT_KEY_PREFIX": f"audit-checkpoint:{RUN_ID}:e2e:",
+    # The contract runs send one administrator's requests far faster than any client may
+    # (tests/gateway/test_rate_limits.py checks the limit on a gateway of its own).
+    "GATEWAY_RATE_LIMIT_REQUESTS": "1000000",
     **{
         f"{p.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/cert_{RUN_ID}_e2e_{p}"
         for p in PARTS
