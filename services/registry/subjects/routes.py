@@ -13,10 +13,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from services.common.concurrency import etag
 from services.common.pagination import Page, PageParams, page_params
 from services.common.problems import problem_responses
+from services.common.responses import fast_json
 from services.common.types import IdPath, IdQuery
 from services.registry.certification.identifiers import IdentifierError, credit_code, org_code
 from services.registry.deps import (
     AuditDep,
+    DatabaseDep,
     EnterpriseToMerge,
     EnterpriseToWrite,
     IfMatchDep,
@@ -116,14 +118,12 @@ async def list_enterprises(
     summary="Read one enterprise, with its certificate and product counts",
     responses=problem_responses(404),
 )
-async def get_enterprise(
-    session: ReadSessionDep, _: PrincipalDep, enterprise_id: IdPath, response: Response
-) -> EnterpriseRead:
+async def get_enterprise(db: DatabaseDep, _: PrincipalDep, enterprise_id: IdPath) -> Response:
     """A certified enterprise (获证企业). A merged record is still answered, with
     `merged_into_id` naming the record that carries the enterprise now."""
-    enterprise = await service.read_enterprise(session, enterprise_id, holdings=True)
-    response.headers["ETag"] = etag(enterprise.version)
-    return enterprise
+    # The hot read: one row on the driver connection, written as EnterpriseRead by fast_json.
+    row = await service.read_enterprise_record(db, enterprise_id)
+    return fast_json(EnterpriseRead, row, headers={"ETag": etag(row["version"])})
 
 
 @router.post(

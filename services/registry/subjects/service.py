@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.audit import AuditLog
 from services.common.auth import Principal
 from services.common.concurrency import check_if_match
+from services.common.db import Database
 from services.common.pagination import decode_cursor, make_page
 from services.common.problems import Conflict, NotFound
 from services.registry.certification.identifiers import org_code_of
@@ -115,6 +116,15 @@ async def read_enterprise(
     if holdings:
         row["certificate_count"], row["product_count"] = await repo.holdings(session, enterprise_id)
     return EnterpriseRead.model_validate(row)
+
+
+async def read_enterprise_record(db: Database, enterprise_id: int) -> dict[str, Any]:
+    """``read_enterprise`` with its holdings, on the driver connection: the row EnterpriseRead is
+    written from (for the item route's fast_json; the same fields and values)."""
+    row = await repo.enterprise_record(db, enterprise_id)
+    if row is None:
+        raise NotFound(f"Enterprise {enterprise_id} not found.")
+    return row
 
 
 async def list_enterprises(

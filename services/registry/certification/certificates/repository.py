@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common.db import Database, driver_query
 from services.registry.certification.certificates import rules
 from services.registry.certification.models import (
     Auditor,
@@ -139,23 +140,53 @@ async def certificate_row(session: AsyncSession, certificate_id: int) -> dict[st
 
 
 async def certified_products(session: AsyncSession, certificate_id: int) -> list[dict[str, Any]]:
-    query = (
+    query = _products_query(certificate_id)
+    return [dict(r) for r in (await session.exec(query)).mappings().all()]
+
+
+async def certifying_auditors(session: AsyncSession, certificate_id: int) -> list[dict[str, Any]]:
+    query = _auditors_query(certificate_id)
+    return [dict(r) for r in (await session.exec(query)).mappings().all()]
+
+
+def _products_query(certificate_id: Any) -> Select:
+    return (
         select(_product.c.id, _product.c.name, _product.c.category_code, _product.c.model)
         .join(_cert_product, _cert_product.c.product_id == _product.c.id)
         .where(_cert_product.c.certificate_id == certificate_id)
         .order_by(_product.c.id)
     )
-    return [dict(r) for r in (await session.exec(query)).mappings().all()]
 
 
-async def certifying_auditors(session: AsyncSession, certificate_id: int) -> list[dict[str, Any]]:
-    query = (
+def _auditors_query(certificate_id: Any) -> Select:
+    return (
         select(_auditor.c.id, _auditor.c.registration_number, _auditor.c.name)
         .join(_cert_auditor, _cert_auditor.c.auditor_id == _auditor.c.id)
         .where(_cert_auditor.c.certificate_id == certificate_id)
         .order_by(_auditor.c.id)
     )
-    return [dict(r) for r in (await session.exec(query)).mappings().all()]
+
+
+# The certificate read is the registry's hottest route: its three statements run on the
+# driver connection, compiled once (see services.common.db.Database).
+_CERTIFICATE_BY_ID = driver_query(select(_cert).where(_cert.c.id == bindparam("certificate_id")))
+_PRODUCTS_OF = driver_query(_products_query(bindparam("certificate_id")))
+_AUDITORS_OF = driver_query(_auditors_query(bindparam("certificate_id")))
+
+
+async def certificate_record(
+    db: Database, certificate_id: int
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The certificate's row, its products and its auditors (as ``certificate_row``,
+    ``certified_products`` and ``certifying_auditors``), on one pooled connection; None if absent."""
+    params = {"certificate_id": certificate_id}
+    async with db.driver() as conn:
+        row = await conn.fetchrow(_CERTIFICATE_BY_ID.sql, *_CERTIFICATE_BY_ID.args(params))
+        if row is None:
+            return None
+        products = await conn.fetch(_PRODUCTS_OF.sql, *_PRODUCTS_OF.args(params))
+        auditors = await conn.fetch(_AUDITORS_OF.sql, *_AUDITORS_OF.args(params))
+    return dict(row), [dict(r) for r in products], [dict(r) for r in auditors]
 
 
 async def get_certificate(

@@ -17,7 +17,7 @@ from services.common.audit import AuditLog
 from services.common.auth import Principal, Role
 from services.common.concurrency import check_if_match
 from services.common.context import current_request_id
-from services.common.db import utcnow
+from services.common.db import Database, utcnow
 from services.common.event_schemas import CertificateStatusChanged
 from services.common.outbox import Outbox
 from services.common.pagination import decode_cursor, make_page
@@ -95,6 +95,16 @@ async def read_certificate(session: AsyncSession, certificate_id: int) -> Certif
             "auditors": await repo.certifying_auditors(session, certificate_id),
         }
     )
+
+
+async def read_certificate_record(db: Database, certificate_id: int) -> dict[str, Any]:
+    """``read_certificate`` on the driver connection, as the row CertificateRead is written from
+    (for the item route's fast_json; the same fields and values)."""
+    found = await repo.certificate_record(db, certificate_id)
+    if found is None:
+        raise _not_found(certificate_id)
+    row, products, auditors = found
+    return {**row, **rules.conditions(row, rules.today()), "products": products, "auditors": auditors}
 
 
 async def list_certificates(
