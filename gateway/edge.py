@@ -49,7 +49,7 @@ from services.common.problems import (
     TooManyRequests,
     UriTooLong,
 )
-from services.common.ratelimit import Allowance, FixedWindowLimiter, address_bucket
+from services.common.ratelimit import Allowance, FixedWindowLimiter, address_bucket, guard_redis
 
 log = logging.getLogger("gateway.edge")
 
@@ -59,8 +59,6 @@ REQUESTS_LIMITED = Counter(
 REQUESTS_CUT = Counter(
     "gateway_requests_cut_total", "Requests refused at the edge as they arrived", ["reason"]
 )
-# A request waits at most this long for Redis before going on uncounted.
-REDIS_TIMEOUT_SECONDS = 0.5
 
 
 class RateLimits:
@@ -76,12 +74,7 @@ class RateLimits:
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> RateLimits:
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-        return cls(redis, settings)
+        return cls(guard_redis(settings.redis_url), settings)
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from gateway.accounts import OAuthError
 from gateway.config import GatewaySettings
 from services.common.problems import TooManyRequests
-from services.common.ratelimit import address_bucket
+from services.common.ratelimit import address_bucket, guard_redis
 
 log = logging.getLogger("gateway.throttle")
 
@@ -46,9 +46,6 @@ LOGINS_REFUSED = Counter("login_attempts_throttled_total", "Token requests refus
 THROTTLE_UNAVAILABLE = Counter(
     "login_throttle_unavailable_total", "Token requests let through because Redis could not be reached"
 )
-# A login waits at most this long for Redis before going on unthrottled.
-REDIS_TIMEOUT_SECONDS = 0.5
-
 # KEYS: account failures, account lock, address failures, address lock, account-at-address failures.
 # ARGV: window ms, slowdown after, slowdown ms, account max, lockout ms, address max.
 # Answers the milliseconds left of a lock (the attempt is refused), or 0 (counted and allowed).
@@ -126,12 +123,7 @@ class LoginThrottle:
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> LoginThrottle:
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-        return cls(redis, settings)
+        return cls(guard_redis(settings.redis_url), settings)
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import signal
+import subprocess
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,6 +17,36 @@ import uvicorn
 from tools.platform import free_port
 
 DOWNLOAD_CHUNK = 65536
+
+
+class RedisServer:
+    """A Redis without persistence on a port of its own: a restart forgets every key."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        ping = ["redis-cli", "-p", str(self.port), "ping"]
+        while subprocess.run(ping, capture_output=True, check=False).stdout != b"PONG\n":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop it: shut down (SIGTERM), or ``kill`` it as a crash would (SIGKILL)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 def download_body(size: int) -> bytes:

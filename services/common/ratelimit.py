@@ -30,6 +30,17 @@ from services.common.problems import TooManyRequests
 
 log = logging.getLogger("platform.ratelimit")
 
+# A guarded request waits at most this long for Redis before going on unguarded.
+GUARD_REDIS_TIMEOUT_SECONDS = 0.5
+
+
+def guard_redis(url: str) -> Redis:
+    """The Redis client of a guard (a limit, a throttle): it gives up quickly, since a request
+    is served unguarded rather than kept waiting when Redis is away."""
+    return Redis.from_url(
+        url, socket_timeout=GUARD_REDIS_TIMEOUT_SECONDS, socket_connect_timeout=GUARD_REDIS_TIMEOUT_SECONDS
+    )
+
 
 def address_bucket(host: str | None) -> str:
     """One IPv4 address, or the IPv6 /64 an address lies in (what one subscriber holds)."""

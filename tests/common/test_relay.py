@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import redis.asyncio as aioredis
 from arq.connections import RedisSettings
 from arq.constants import result_key_prefix
 from arq.jobs import Job, JobStatus
@@ -33,7 +31,8 @@ from services.common.outbox import Inbox, Outbox, Outcome
 from services.common.relay import HANDLE_EVENT, Relay, event_job_id
 from services.registry.models import InboxEvent, OutboxEvent
 from tests.conftest import RUN_ID
-from tools.platform import create_databases, drop_databases, free_port
+from tests.servers import RedisServer
+from tools.platform import create_databases, drop_databases
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
@@ -46,51 +45,6 @@ CONSUMERS = ("enforcement", "statistics")  # the catalogue's consumers of STATUS
 PREFIX = f"arq:{RUN_ID}:relay:"
 OUTBOX = Outbox(OutboxEvent, "registry")
 INBOX = Inbox(InboxEvent)
-
-
-class RedisServer:
-    """A redis-server process without persistence: a restart forgets every queued job."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = aioredis.from_url(self.url)
-        try:
-            for _ in range(100):
-                with contextlib.suppress(OSError, aioredis.RedisError):
-                    await client.ping()
-                    return
-                await asyncio.sleep(0.05)
-            raise RuntimeError("redis-server did not start")
-        finally:
-            await client.aclose()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            await asyncio.to_thread(self.process.wait, 10)
-        self.process = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
 
 class Consumer:
@@ -171,11 +125,11 @@ async def scratch_database(name: str) -> str:
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
     server = RedisServer()
-    await server.start()
+    await asyncio.to_thread(server.start)
     try:
         yield server
     finally:
-        await server.stop()
+        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +160,7 @@ async def databases(database_urls_for_run) -> AsyncIterator[dict[str, AsyncEngin
 async def ready(redis_server, databases) -> AsyncIterator[Setting]:
     """A clean slate: Redis up and empty, no events, no consumers running."""
     if redis_server.process is None:
-        await redis_server.start()
+        await asyncio.to_thread(redis_server.start)
     setting = await Setting(redis_server, databases).connect()
     await setting.pool.flushall()
     async with databases["producer"].begin() as conn:
@@ -461,7 +415,7 @@ class TestFaults:
         ready.start_consumers()
         for consumer in ready.consumers.values():  # connected first: the outage then reaches them
             await until(consumer.connected)
-        await ready.redis.stop()
+        await asyncio.to_thread(ready.redis.stop)
         events = await ready.committed(3)
 
         async def failing() -> bool:
@@ -470,7 +424,7 @@ class TestFaults:
         await until(failing)
         assert not ready.relay_task.done()  # it waits the outage out
         assert [(await ready.row(e.id))["enqueued_at"] for e in events] == [None] * 3
-        await ready.redis.start()
+        await asyncio.to_thread(ready.redis.start)
         await ready.wait_applied([e.id for e in events], timeout=30)
         for consumer in CONSUMERS:
             for event in events:
@@ -482,7 +436,7 @@ class TestFaults:
         relay = ready.relay()
         [event] = await ready.committed()
         await relay.relay_once()
-        await ready.redis.restart()  # the queue is gone with it
+        await asyncio.to_thread(ready.redis.restart)  # the queue is gone with it
         assert [await ready.job(c, event.id).status() for c in CONSUMERS] == [JobStatus.not_found] * 2
         await asyncio.sleep(relay.confirm_after)
         report = await relay.sweep_once()

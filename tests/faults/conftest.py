@@ -12,10 +12,8 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from tests.conftest import PARTS, RUN_DIR, RUN_ID, TEST_ENV
 from tests.e2e.test_enforcement import Person, admin_of, bureau, person, post_with_steps
 from tests.e2e.test_events import eventually
 from tests.factories import create_enterprise
+from tests.servers import RedisServer
 from tests.world import OFFICER_STEPS
 from tools.platform import Platform, free_port
 
@@ -75,48 +74,6 @@ class Postgres:
             _as_postgres([str(a) for a in args]), capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stdout + done.stderr
-
-
-class RedisServer:
-    """A Redis without persistence on a port of its own: a restart forgets every key."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout
-            != b"PONG\n"
-        ):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-        self.process = None
 
 
 @pytest.fixture(scope="session")

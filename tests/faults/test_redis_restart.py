@@ -23,7 +23,7 @@ async def test_events_committed_while_redis_is_away_reach_the_consumer_once(
 ):
     marker = unique("faults-redis")
     before = [await write_lead(client, county, f"{marker}-before-{i}") for i in range(BEFORE)]
-    redis_server.stop()
+    redis_server.stop(kill=True)
     try:
         # Straight to the service: what the gateway makes of Redis away is not the question here.
         async with direct(platform, "enforcement") as enforcement:
