@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from services.common.audit import Checkpoint, CheckpointStore, CheckpointUnavailable
 from services.common.auth import Principal, PrincipalKind
 from services.common.jobs import checkpoint_audit_chain
 from services.registry.models import AUDIT, AuditEntry
+from tests.common.test_audit import tamper
 from tests.conftest import auth, scratch_registry
 from tools.platform import free_port
 
@@ -30,15 +31,6 @@ async def scratch() -> AsyncIterator[httpx.AsyncClient]:
 
 def store_of(client: httpx.AsyncClient) -> CheckpointStore:
     return client.app.state.audit_checkpoints  # type: ignore[attr-defined]
-
-
-async def tamper(client: httpx.AsyncClient, *statements: str) -> None:
-    """Run statements with the append-only trigger switched off, as an attacker with DB rights."""
-    async with client.app.state.engine.begin() as conn:  # type: ignore[attr-defined]
-        await conn.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER audit_entry_append_only"))
-        for statement in statements:
-            await conn.execute(text(statement))
-        await conn.execute(text("ALTER TABLE audit_entry ENABLE TRIGGER audit_entry_append_only"))
 
 
 async def append(client: httpx.AsyncClient, count: int, start: int = 0) -> None:
