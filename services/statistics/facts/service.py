@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.dates import today
+from services.common.dates import CHINA, today
 from services.common.event_schemas import CaseChanged, CertificateStatusChanged, LeadChanged
 from services.statistics.aggregates.sql import apply_change, change_statement
 from services.statistics.facts import bureaus
@@ -59,6 +59,35 @@ CASE_UPSERT = text(
 )
 
 
+async def _changed(conn: Any, statement: Any, params: dict[str, Any]) -> bool:
+    """Run a fact's change statement with its aggregates' deltas; True if a fact changed."""
+    changed, _ = await apply_change(conn, statement, params, today=today())
+    return changed > 0
+
+
+async def _upsert_versioned(
+    session: AsyncSession,
+    statement: Any,
+    fields: dict[str, Any],
+    *,
+    version: int,
+    event_id: uuid.UUID,
+    bureau_id: int,
+    bureau_path: str,
+) -> bool:
+    """Upsert a lead's or a case's fact from its event (forward only, by aggregate version)."""
+    conn = await session.connection()
+    params = {
+        **fields,
+        "version": version,
+        "event_id": event_id,
+        "bureau_id": bureau_id,
+        "bureau_path": bureau_path,
+        "system": await bureaus.system_of(conn, bureau_id),
+    }
+    return await _changed(conn, statement, params)
+
+
 async def apply_case(
     session: AsyncSession,
     payload: CaseChanged,
@@ -69,19 +98,15 @@ async def apply_case(
     bureau_path: str,
 ) -> bool:
     """Upsert the case's fact (forward only) and its aggregates' deltas; True if it changed."""
-    conn = await session.connection()
-    params: dict[str, Any] = {
-        **payload.model_dump(
-            exclude={"violation_regulation", "transferred_to"},
-        ),
-        "version": version,
-        "event_id": event_id,
-        "bureau_id": bureau_id,
-        "bureau_path": bureau_path,
-        "system": await bureaus.system_of(conn, bureau_id),
-    }
-    changed, _ = await apply_change(conn, CASE_UPSERT, params, today=today())
-    return changed > 0
+    return await _upsert_versioned(
+        session,
+        CASE_UPSERT,
+        payload.model_dump(exclude={"violation_regulation", "transferred_to"}),
+        version=version,
+        event_id=event_id,
+        bureau_id=bureau_id,
+        bureau_path=bureau_path,
+    )
 
 
 _DELETE_CASE = text(
@@ -96,10 +121,7 @@ _DELETE_CASE = text(
 
 async def drop_case(session: AsyncSession, case_id: int) -> bool:
     """Remove a case's fact (its case vanished from enforcement), with its contributions."""
-    changed, _ = await apply_change(
-        await session.connection(), _DELETE_CASE, {"case_id": case_id}, today=today()
-    )
-    return changed > 0
+    return await _changed(await session.connection(), _DELETE_CASE, {"case_id": case_id})
 
 
 _CASE_FILING = text(
@@ -118,13 +140,11 @@ async def set_case_filing(
 ) -> bool:
     """For the legal-affairs domain: the filing's deadline and day on the case's fact, with the
     filing-timeliness figures moved accordingly. False when statistics has no fact of the case."""
-    changed, _ = await apply_change(
+    return await _changed(
         await session.connection(),
         _CASE_FILING,
         {"case_id": case_id, "filing_due": filing_due, "filed_on": filed_on},
-        today=today(),
     )
-    return changed > 0
 
 
 # --- lead ----------------------------------------------------------------------------------
@@ -162,17 +182,15 @@ async def apply_lead(
     bureau_id: int,
     bureau_path: str,
 ) -> bool:
-    conn = await session.connection()
-    params = {
-        **payload.model_dump(),
-        "version": version,
-        "event_id": event_id,
-        "bureau_id": bureau_id,
-        "bureau_path": bureau_path,
-        "system": await bureaus.system_of(conn, bureau_id),
-    }
-    changed, _ = await apply_change(conn, LEAD_UPSERT, params, today=today())
-    return changed > 0
+    return await _upsert_versioned(
+        session,
+        LEAD_UPSERT,
+        payload.model_dump(),
+        version=version,
+        event_id=event_id,
+        bureau_id=bureau_id,
+        bureau_path=bureau_path,
+    )
 
 
 # --- certificate status change ---------------------------------------------------------------
@@ -201,10 +219,8 @@ async def apply_certificate_status(
     bureau_path: str,
 ) -> bool:
     """One row per status change (the event id is its key): a duplicate adds nothing."""
-    from datetime import timedelta, timezone
-
     conn = await session.connection()
-    changed_on = payload.changed_at.astimezone(timezone(timedelta(hours=8))).date()
+    changed_on = payload.changed_at.astimezone(CHINA).date()
     params = {
         "event_id": event_id,
         "certificate_id": payload.certificate_id,
@@ -217,5 +233,4 @@ async def apply_certificate_status(
         "changed_on": changed_on,
         "system": await bureaus.system_of(conn, bureau_id),
     }
-    changed, _ = await apply_change(conn, CERTIFICATE_INSERT, params, today=today())
-    return changed > 0
+    return await _changed(conn, CERTIFICATE_INSERT, params)
