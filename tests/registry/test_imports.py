@@ -21,7 +21,7 @@ from services.common.auth import PrincipalKind, Role
 from services.registry.certification.identifiers import org_code_of
 from services.registry.config import RegistrySettings
 from tests.conftest import _app_client, auth
-from tests.factories import create_bureau, credit_code, org_code, pilot_unit, unique
+from tests.factories import approval_number, create_bureau, credit_code, org_code, pilot_unit, unique
 
 IMPORTS = "/api/v1/registry/imports"
 NDJSON = "application/x-ndjson"
@@ -43,7 +43,8 @@ async def insert_body(client, *, ccc_body_code: str | None = None) -> dict:
     """A certification body (认证机构), written straight to its table: the body API is another
     part's work."""
     for _ in range(50):
-        approval = f"CNCA-R-{random.randint(2002, 2025)}-{random.randint(0, 999):03d}"
+        # From the run's one sequence: a random number here could be one the factory hands out later.
+        approval = approval_number()
         result = await sql(
             client,
             """INSERT INTO certification_body (approval_number, name, ccc_body_code, approved_on,
