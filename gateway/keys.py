@@ -328,6 +328,15 @@ async def watch(settings: GatewaySettings, apply: Callable[[KeyRing], None], int
         log.info("signing keys reloaded", extra={"signing": ring.active, "kids": sorted(ring.keys)})
 
 
+def _kid_as_operand(argv: list[str]) -> list[str]:
+    """A kid is base64url and may begin with "-", which argparse would read as an option: the
+    words after ``activate``/``retire`` other than its flags go after ``--``."""
+    if not argv or argv[0] not in ("activate", "retire") or "--" in argv:
+        return argv
+    flags = [a for a in argv[1:] if a in ("--force", "-h", "--help")]
+    return [argv[0], *flags, "--", *(a for a in argv[1:] if a not in flags)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway.keys", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
@@ -340,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     retiring.add_argument("kid")
     retiring.add_argument("--force", action="store_true", help="even if its tokens may still be valid")
     commands.add_parser("list", help="the keys, the signing one and when each may be retired")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_kid_as_operand(sys.argv[1:] if argv is None else argv))
     settings = get_settings()
     if args.command in (None, "create"):
         created = ensure_keys(settings)
